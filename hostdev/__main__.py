@@ -1,0 +1,3 @@
+from hostdev.cli.app import main
+
+main()

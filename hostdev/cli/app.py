@@ -1,0 +1,46 @@
+"""The typer application and the entry point that renders errors once."""
+
+import sys
+from typing import Optional
+
+import typer
+
+from .. import __version__
+from . import check as check_cmd
+from . import devices as devices_cmd
+from . import iommu as iommu_cmd
+from .context import state
+
+app = typer.Typer(
+    name="hostdev",
+    help="Prepare Linux hosts for PCI and mediated-device passthrough (KubeVirt, libvirt).",
+    no_args_is_help=True,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"hostdev {__version__}\n")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    root: Optional[str] = typer.Option(None, "--root", envvar="HOSTDEV_ROOT", metavar="PATH",
+                                       help="Act on the tree under PATH instead of / (env HOSTDEV_ROOT)."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    state.root = root
+
+
+app.add_typer(devices_cmd.app, name="devices")
+app.add_typer(iommu_cmd.app, name="iommu")
+app.command("check")(check_cmd.check)
+
+
+def main() -> None:
+    """The console-script entry point."""
+    app(prog_name="hostdev")

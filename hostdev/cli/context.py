@@ -1,0 +1,61 @@
+"""State shared by the commands of one invocation, and the one place errors are rendered."""
+
+import functools
+import sys
+from typing import Callable, Optional
+
+import typer
+
+from ..errors import HostdevError
+from ..host import Host, host_from_env
+from ..render import Format, dump_json, message
+
+# Tests replace this to hand the CLI a Host with a simulated kernel.
+host_factory: Callable[[Optional[str]], Host] = host_from_env
+
+
+class State:
+    root: Optional[str] = None
+    output: Format = Format.table
+
+
+state = State()
+
+OutputOption = typer.Option(Format.table, "--output", "-o", help="Output format: table, json or yaml.",
+                            case_sensitive=False)
+
+
+def host() -> Host:
+    return host_factory(state.root)
+
+
+def set_output(fmt: Format) -> Format:
+    """Remember the format so that errors are rendered in it too."""
+    state.output = fmt
+    return fmt
+
+
+def render_error(exc: HostdevError) -> None:
+    """One line on stderr; with -o json also the error object on stdout (Ansible reads it)."""
+    if state.output == Format.json:
+        sys.stdout.write(dump_json(exc.to_dict()))
+    message(f"hostdev: error: {exc}", "error")
+
+
+def command(fn: Callable[..., Optional[int]]) -> Callable[..., None]:
+    """Wrap a command: its int result becomes the exit code; a HostdevError becomes one line
+    on stderr and the error's exit code (docs/exit-codes.md). No tracebacks for user errors."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            code = fn(*args, **kwargs)
+        except HostdevError as exc:
+            render_error(exc)
+            raise typer.Exit(exc.exit_code) from None
+        except BrokenPipeError:
+            raise typer.Exit(0) from None
+        if code:
+            raise typer.Exit(code)
+
+    return wrapper

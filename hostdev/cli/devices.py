@@ -1,0 +1,102 @@
+"""hostdev devices [list filters] / hostdev devices show ADDR."""
+
+from typing import Optional
+
+import typer
+
+from ..render import Format
+from .context import OutputOption, command, host, set_output
+
+app = typer.Typer(help="List PCI functions (like lspci -Dnnk, with IOMMU groups and SR-IOV).",
+                  invoke_without_command=True, no_args_is_help=False)
+
+PciIdsOption = typer.Option(None, "--pci-ids", metavar="FILE",
+                            help="Use this pci.ids instead of the host's (hwdata).")
+
+
+def _names(pci_ids: Optional[str]):
+    from .. import pciids
+
+    return pciids.load(host(), pci_ids)
+
+
+def _label(dev) -> str:
+    vendor = dev.vendor_name or dev.vendor_id
+    return f"{vendor} {dev.device_name or dev.device_id}"
+
+
+def _sriov(dev) -> str:
+    if not dev.sriov:
+        return "-"
+    if dev.sriov.role == "pf":
+        return f"PF {dev.sriov.num_vfs}/{dev.sriov.total_vfs}"
+    return f"VF of {dev.sriov.physfn}"
+
+
+@app.callback()
+@command
+def devices(
+    ctx: typer.Context,
+    vendor: Optional[str] = typer.Option(None, "--vendor", metavar="VVVV", help="Only this vendor ID (10de)."),
+    device: Optional[str] = typer.Option(None, "--device", metavar="VVVV:DDDD", help="Only this ID (10de:1eb8)."),
+    class_: Optional[str] = typer.Option(None, "--class", metavar="CLASS",
+                                         help="gpu, net, storage, accel, usb, or a hex class code."),
+    driver: Optional[str] = typer.Option(None, "--driver", metavar="NAME", help="Only devices on this driver ('none' for unbound)."),
+    iommu_group: Optional[int] = typer.Option(None, "--iommu-group", metavar="N", help="Only this IOMMU group."),
+    pci_ids: Optional[str] = PciIdsOption,
+    output: Format = OutputOption,
+) -> int:
+    """List every PCI function with IDs, names, driver, IOMMU group and SR-IOV role."""
+    if ctx.invoked_subcommand is not None:
+        return 0
+    from .. import pci
+    from ..render import emit, table
+
+    set_output(output)
+    wanted = pci.DeviceFilter.parse(vendor, device, class_, driver, iommu_group)
+    found = [d for d in pci.list_devices(host()) if wanted.matches(d)]
+    names = _names(pci_ids)
+    found = [pci.with_names(d, names) for d in found]
+    if not emit({"devices": [d.to_dict() for d in found]}, output):
+        table(["address", "id", "class", "name", "driver", "group", "sr-iov"],
+              [[d.address, d.pci_id, d.class_name or d.class_id, _label(d), d.driver, d.iommu_group, _sriov(d)]
+               for d in found])
+    return 0
+
+
+@app.command("show")
+@command
+def show(
+    address: str = typer.Argument(..., metavar="ADDR", help="PCI address, 0000:65:00.0 or 65:00.0."),
+    pci_ids: Optional[str] = PciIdsOption,
+    output: Format = OutputOption,
+) -> int:
+    """Everything about one device, including the other members of its IOMMU group."""
+    from .. import pci
+    from ..render import emit, table
+
+    set_output(output)
+    h = host()
+    names = _names(pci_ids)
+    dev = pci.get_device(h, address, names)
+    siblings = []
+    if dev.iommu_group is not None:
+        for member in pci.group_members(h, dev.iommu_group):
+            other = pci.read_device(h, member)
+            siblings.append({"address": member, "vendor_id": other.vendor_id if other else None,
+                             "device_id": other.device_id if other else None,
+                             "class_id": other.class_id if other else None,
+                             "driver": other.driver if other else h.link_name(f"/sys/bus/mdev/devices/{member}/driver")})
+    extra = pci.device_extras(h, dev.address)
+    data = {"device": dev.to_dict(), **extra,
+            "iommu_group": {"id": dev.iommu_group, "devices": siblings} if dev.iommu_group is not None else None}
+    if not emit(data, output):
+        rows = [[k, v] for k, v in dev.to_dict().items() if k != "sriov"]
+        rows.append(["sriov", _sriov(dev)])
+        rows.extend([k, v] for k, v in extra.items())
+        table(["field", "value"], rows)
+        if siblings:
+            table(["group member", "id", "class", "driver"],
+                  [[s["address"], f"{s['vendor_id']}:{s['device_id']}" if s["vendor_id"] else "-", s["class_id"],
+                    s["driver"]] for s in siblings])
+    return 0
