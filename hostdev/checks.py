@@ -38,7 +38,8 @@ def _enable_fix(cpu: kernel.CpuInfo) -> str:
 def check_cpu(host: Host, cpu: kernel.CpuInfo) -> Check:
     ext = cpu.virtualization
     kvm = host.exists("/dev/kvm")
-    detail = f"CPU vendor {cpu.vendor or 'unknown'}; extension {ext or 'none'}; /dev/kvm {'present' if kvm else 'absent'}"
+    detail = (f"CPU vendor {cpu.vendor or 'unknown'}; extension {ext or 'none'}; "
+              f"/dev/kvm {'present' if kvm else 'absent'}")
     if ext and kvm:
         return Check("cpu-virtualization", PASS, f"{ext} is on and /dev/kvm exists", detail)
     if kvm:
@@ -77,7 +78,8 @@ def check_iommu(cpu: kernel.CpuInfo, facts: kernel.IommuFacts, cmdline: List[str
                    else "VT-d is present but off: this kernel needs intel_iommu=on")
         return Check("iommu", FAIL, summary, detail, "reboot" if pending else _enable_fix(cpu))
     return Check("iommu", FAIL, f"{facts.acpi_table or 'an IOMMU'} is present but the kernel created no IOMMU groups",
-                 detail, "check dmesg for DMAR/AMD-Vi errors; a firmware update or enabling the IOMMU in setup may help")
+                 detail, "check dmesg for DMAR/AMD-Vi errors; a firmware update or enabling the IOMMU "
+                         "in setup may help")
 
 
 def check_kernel_args(cpu: kernel.CpuInfo, facts: kernel.IommuFacts, cmdline: List[str],

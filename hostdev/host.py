@@ -162,7 +162,8 @@ class Host:
         return os.path.basename(target.rstrip("/")) if target else None
 
     def scan_attrs(self, directory: str, names: Iterable[str], links: Iterable[str] = (),
-                   entries: Iterable[str] = ()) -> Tuple[Dict[str, Optional[str]], Dict[str, Optional[str]], Dict[str, bool]]:
+                   entries: Iterable[str] = ()
+                   ) -> Tuple[Dict[str, Optional[str]], Dict[str, Optional[str]], Dict[str, bool]]:
         """Read many small attributes of one directory quickly (the listing hot path).
 
         Uses one directory fd and ``os.open``/``os.read`` relative to it, and ``os.readlink``

@@ -1,6 +1,5 @@
 """hostdev check: is this host ready for passthrough? Exit 0 ready, 1 not ready."""
 
-import typer
 
 from ..render import Format
 from .context import OutputOption, command, host, set_output

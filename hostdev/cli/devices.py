@@ -41,7 +41,8 @@ def devices(
     device: Optional[str] = typer.Option(None, "--device", metavar="VVVV:DDDD", help="Only this ID (10de:1eb8)."),
     class_: Optional[str] = typer.Option(None, "--class", metavar="CLASS",
                                          help="gpu, net, storage, accel, usb, or a hex class code."),
-    driver: Optional[str] = typer.Option(None, "--driver", metavar="NAME", help="Only devices on this driver ('none' for unbound)."),
+    driver: Optional[str] = typer.Option(None, "--driver", metavar="NAME",
+                                         help="Only devices on this driver ('none' for unbound)."),
     iommu_group: Optional[int] = typer.Option(None, "--iommu-group", metavar="N", help="Only this IOMMU group."),
     pci_ids: Optional[str] = PciIdsOption,
     output: Format = OutputOption,
@@ -86,7 +87,8 @@ def show(
             siblings.append({"address": member, "vendor_id": other.vendor_id if other else None,
                              "device_id": other.device_id if other else None,
                              "class_id": other.class_id if other else None,
-                             "driver": other.driver if other else h.link_name(f"/sys/bus/mdev/devices/{member}/driver")})
+                             "driver": other.driver if other
+                             else h.link_name(f"/sys/bus/mdev/devices/{member}/driver")})
     extra = pci.device_extras(h, dev.address)
     data = {"device": dev.to_dict(), **extra,
             "iommu_group": {"id": dev.iommu_group, "devices": siblings} if dev.iommu_group is not None else None}

@@ -1,0 +1,99 @@
+import os
+
+import pytest
+
+from hostdev.errors import CommandError, HostEnvironmentError, OutsideRootError, SysfsWriteError
+from hostdev.host import Host
+
+
+def test_paths_join_under_the_root_never_by_prefix(tmp_path):
+    host = Host(str(tmp_path))
+    assert host.path("/sys/bus/pci") == os.path.join(str(tmp_path), "sys/bus/pci")
+    assert host.path(str(tmp_path) + "/sys") == os.path.join(str(tmp_path), str(tmp_path).lstrip("/"), "sys")
+    with pytest.raises(OutsideRootError):
+        host.path("/sys/../../etc/shadow")
+
+
+def test_resolve_keeps_links_inside_the_root(tmp_path):
+    (tmp_path / "sys/devices/pci0000:00/0000:00:01.0").mkdir(parents=True)
+    (tmp_path / "sys/bus/pci/devices").mkdir(parents=True)
+    os.symlink("../../../devices/pci0000:00/0000:00:01.0", tmp_path / "sys/bus/pci/devices/0000:00:01.0")
+    os.symlink("/etc", tmp_path / "sys/absolute")                 # absolute: restarts at the root
+    os.symlink("../../../../../../../../..", tmp_path / "sys/up")   # climbing stops at the root
+    host = Host(str(tmp_path))
+    assert host.resolve("/sys/bus/pci/devices/0000:00:01.0") == "/sys/devices/pci0000:00/0000:00:01.0"
+    assert host.resolve("/sys/absolute/passwd") == "/etc/passwd"
+    assert host.resolve("/sys/up/etc") == "/etc"
+    os.symlink("loop", tmp_path / "loop")
+    with pytest.raises(OutsideRootError):
+        host.resolve("/loop/x")
+
+
+def test_scan_attrs_reads_values_links_and_entries(tmp_path):
+    d = tmp_path / "sys/x"
+    d.mkdir(parents=True)
+    (d / "vendor").write_text("0x10de\n")
+    os.symlink("../../bus/pci/drivers/vfio-pci", d / "driver")
+    (d / "mdev_supported_types").mkdir()
+    values, links, entries = Host(str(tmp_path)).scan_attrs("/sys/x", ["vendor", "missing"], ["driver", "nolink"],
+                                                            ["mdev_supported_types", "nothing"])
+    assert values == {"vendor": "0x10de", "missing": None}
+    assert links == {"driver": "vfio-pci", "nolink": None}
+    assert entries == {"mdev_supported_types": True, "nothing": False}
+
+
+def test_write_file_is_atomic_keeps_a_backup_and_skips_unchanged(tmp_path):
+    host = Host(str(tmp_path))
+    (tmp_path / "etc/default").mkdir(parents=True)
+    grub = tmp_path / "etc/default/grub"
+    grub.write_text("OLD\n")
+    os.chmod(grub, 0o600)
+    assert host.write_file("/etc/default/grub", "NEW\n") is True
+    assert grub.read_text() == "NEW\n"
+    assert (tmp_path / "etc/default/grub.hostdev.bak").read_text() == "OLD\n"
+    assert oct(grub.stat().st_mode & 0o777) == "0o600"
+    assert host.write_file("/etc/default/grub", "NEW\n") is False
+    assert sorted(os.listdir(tmp_path / "etc/default")) == ["grub", "grub.hostdev.bak"]   # no temp files left
+
+
+def test_write_attr_reports_path_value_and_errno(tmp_path):
+    host = Host(str(tmp_path))
+    with pytest.raises(SysfsWriteError) as info:
+        host.write_attr("/sys/bus/pci/drivers/vfio-pci/bind", "0000:00:10.0")
+    assert info.value.errno == 2 and info.value.path == "/sys/bus/pci/drivers/vfio-pci/bind"
+    assert "ENOENT" in str(info.value) and "0000:00:10.0" in str(info.value)
+
+
+def test_commands_for_a_fake_root_are_refused_without_a_simulated_kernel(tmp_path):
+    with pytest.raises(HostEnvironmentError, match="would act on this machine"):
+        Host(str(tmp_path)).run(["modprobe", "vfio-pci"])
+
+
+def test_live_host_mutation_is_refused_under_the_test_suite(monkeypatch):
+    monkeypatch.setenv("HOSTDEV_TEST_GUARD", "1")
+    live = Host("/")
+    assert live.is_live
+    with pytest.raises(HostEnvironmentError, match="test suite"):
+        live.write_attr("/sys/bus/pci/drivers_probe", "0000:00:00.0")
+    with pytest.raises(HostEnvironmentError):
+        live.write_file("/etc/hostdev-should-never-exist", "x")
+    assert not os.path.exists("/etc/hostdev-should-never-exist")
+
+
+def test_live_host_mutation_needs_root(monkeypatch):
+    monkeypatch.delenv("HOSTDEV_TEST_GUARD", raising=False)
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    with pytest.raises(HostEnvironmentError, match="needs root") as info:
+        Host("/").require_mutable("hostdev bind")
+    assert info.value.exit_code == 4
+
+
+def test_read_only_commands_report_missing_programs_and_failures(tmp_path):
+    host = Host(str(tmp_path))
+    with pytest.raises(CommandError) as info:
+        host.run(["hostdev-no-such-program"], mutating=False)
+    assert info.value.rc is None and info.value.exit_code == 4
+    with pytest.raises(CommandError) as info:
+        host.run(["sh", "-c", "echo oops >&2; exit 3"], mutating=False)
+    assert info.value.rc == 3 and info.value.stderr == "oops\n" and "exited 3: oops" in str(info.value)
+    assert host.run(["sh", "-c", "echo $LC_ALL"], mutating=False).stdout == "C\n"

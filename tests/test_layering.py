@@ -1,0 +1,70 @@
+"""The dependency direction of STYLE.md: errors ← model ← host ← domain ← plan ← cli."""
+import ast
+import pathlib
+
+PKG = pathlib.Path(__file__).resolve().parent.parent / "hostdev"
+LAYER = {"errors": 0, "model": 1, "render": 2, "host": 2, "cli": 9}
+# domain modules sit between host and cli
+DEFAULT_DOMAIN_LAYER = 5
+
+
+def _imports(path):
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level >= 1:
+            mod = (node.module or "").split(".")[0]
+            if mod:
+                yield mod
+            else:
+                yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.startswith("hostdev."):
+                    yield alias.name.split(".")[1]
+
+
+def test_no_module_imports_upward_and_nothing_imports_cli():
+    problems = []
+    for path in PKG.rglob("*.py"):
+        rel = path.relative_to(PKG)
+        name = rel.parts[0].removesuffix(".py")
+        if name in ("__init__", "__main__"):
+            continue
+        mine = LAYER.get(name, DEFAULT_DOMAIN_LAYER)
+        for target in _imports(path):
+            if name == "cli" and len(rel.parts) > 1:
+                continue  # cli may import anything of ours
+            theirs = LAYER.get(target, DEFAULT_DOMAIN_LAYER)
+            if target == "cli" or theirs > mine or (name == "render" and target not in ("model",)):
+                problems.append(f"{rel} imports {target}")
+    assert problems == []
+
+
+def test_no_shell_true_and_no_print_or_sys_exit_below_cli():
+    for path in PKG.rglob("*.py"):
+        text = path.read_text()
+        assert "shell=True" not in text, path
+        if "cli" not in path.relative_to(PKG).parts and path.name != "__main__.py":
+            tree = ast.parse(text)
+            calls = [n.func for n in ast.walk(tree) if isinstance(n, ast.Call)]
+            names = {c.id for c in calls if isinstance(c, ast.Name)}
+            attrs = {f"{c.value.id}.{c.attr}" for c in calls
+                     if isinstance(c, ast.Attribute) and isinstance(c.value, ast.Name)}
+            assert "print" not in names, path
+            assert "sys.exit" not in attrs, path
+
+
+def test_only_host_opens_files_or_runs_commands():
+    for path in PKG.rglob("*.py"):
+        if path.name == "host.py":
+            continue
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call):
+                f = node.func
+                if isinstance(f, ast.Name) and f.id == "open":
+                    raise AssertionError(f"{path}: open() outside host.py")
+                if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) and \
+                        (f.value.id, f.attr) in {("os", "open"), ("os", "listdir"), ("os", "readlink"),
+                                                 ("subprocess", "run"), ("subprocess", "Popen"), ("os", "scandir")}:
+                    raise AssertionError(f"{path}: {f.value.id}.{f.attr} outside host.py")

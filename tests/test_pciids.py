@@ -1,0 +1,91 @@
+import os
+
+import pytest
+
+from hostdev import pciids
+from hostdev.errors import UsageError
+from hostdev.host import Host
+
+SAMPLE = b"""#
+# sample in the pci.ids format
+#
+1000  Broadcom / LSI
+\t0001  53c810
+10de  NVIDIA Corporation
+\t1eb8  TU104GL [Tesla T4]
+\t\t10de 12a2  Tesla T4
+\t1eb8  A later duplicate line that must not win
+\t25b6  GA107GL [A2 / A16]
+10df  Emulex Corporation
+\t1eb8  Not an NVIDIA device
+# List of known device classes, subclasses and programming interfaces
+C 02  Network controller
+\t00  Ethernet controller
+C 03  Display controller
+\t00  VGA compatible controller
+\t\t00  VGA controller
+\t02  3D controller
+C 0b  Processor
+"""
+
+
+def test_vendor_device_and_class_lookups():
+    db = pciids.PciIds(SAMPLE, "sample")
+    assert db.vendor("10de") == "NVIDIA Corporation"
+    assert db.vendor("10DE") == "NVIDIA Corporation"
+    assert db.device("10de", "1eb8") == "TU104GL [Tesla T4]"          # first line wins
+    assert db.device("10de", "25b6") == "GA107GL [A2 / A16]"
+    assert db.device("10df", "1eb8") == "Not an NVIDIA device"        # vendor blocks do not leak
+    assert db.device("1000", "1eb8") is None
+    assert db.device("10de", "ffff") is None
+    assert db.vendor("abcd") is None
+    assert db.class_name("030200") == "3D controller"
+    assert db.class_name("020000") == "Ethernet controller"
+    assert db.class_name("0b4000") == "Processor"                     # no subclass line: the class
+    assert db.class_name("ff0000") is None
+
+
+def test_empty_database_gives_no_names():
+    db = pciids.PciIds.empty()
+    assert db.vendor("10de") is None and db.device("10de", "1eb8") is None and db.class_name("030200") is None
+
+
+def test_load_searches_hwdata_paths_under_the_root(tmp_path):
+    target = tmp_path / "usr/share/misc/pci.ids"
+    target.parent.mkdir(parents=True)
+    target.write_bytes(SAMPLE)
+    db = pciids.load(Host(str(tmp_path)))
+    assert db.path == "/usr/share/misc/pci.ids"
+    assert db.device("10de", "1eb8") == "TU104GL [Tesla T4]"
+    assert pciids.load(Host(str(tmp_path / "nothing"))).path is None
+
+
+def test_load_override_and_unreadable_override(tmp_path):
+    f = tmp_path / "my.ids"
+    f.write_bytes(SAMPLE)
+    assert pciids.load(Host(str(tmp_path)), str(f)).vendor("10de") == "NVIDIA Corporation"
+    with pytest.raises(UsageError, match="--pci-ids"):
+        pciids.load(Host(str(tmp_path)), str(tmp_path / "missing.ids"))
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/share/misc/pci.ids"), reason="no system pci.ids")
+def test_real_pci_ids_matches_a_full_parse_for_every_entry():
+    """The lazy lookup agrees with a straightforward full parse of the real file."""
+    data = open("/usr/share/misc/pci.ids", "rb").read()
+    db = pciids.PciIds(data, "/usr/share/misc/pci.ids")
+    vendors, devices, vendor = {}, {}, None
+    for raw in data.decode("utf-8", "replace").splitlines():
+        if raw.startswith("C "):
+            break
+        if not raw or raw.startswith("#"):
+            continue
+        if not raw.startswith("\t"):
+            vendor, name = raw[:4], raw[6:].strip()
+            vendors[vendor] = name
+        elif not raw.startswith("\t\t") and vendor:
+            devices.setdefault((vendor, raw[1:5]), raw[7:].strip())
+    assert len(devices) > 10000
+    for v, name in vendors.items():
+        assert db.vendor(v) == name
+    for (v, d), name in devices.items():
+        assert db.device(v, d) == name, (v, d)
