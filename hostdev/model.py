@@ -156,3 +156,33 @@ class CheckReport:
 
     def to_dict(self) -> dict:
         return {"ready": self.ready, "checks": [c.to_dict() for c in self.checks]}
+
+
+@dataclass(frozen=True)
+class MdevType:
+    """A mediated-device type a parent offers (``mdev_supported_types/ID``)."""
+
+    parent: str
+    id: str                      # directory name, e.g. nvidia-226, mtty-1
+    name: Optional[str]          # the ``name`` file; Intel GVT-g types have none
+    available_instances: Optional[int]
+    device_api: Optional[str]
+    description: Optional[str]
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "name": self.name, "available_instances": self.available_instances,
+                "device_api": self.device_api, "description": self.description}
+
+
+@dataclass(frozen=True)
+class Mdev:
+    uuid: str
+    parent: str
+    type_id: Optional[str]
+    type_name: Optional[str]
+    iommu_group: Optional[int]
+    driver: Optional[str]
+
+    def to_dict(self) -> dict:
+        return {"uuid": self.uuid, "parent": self.parent, "type_id": self.type_id, "type_name": self.type_name,
+                "iommu_group": self.iommu_group, "driver": self.driver}

@@ -6,6 +6,7 @@ from typing import Optional
 import typer
 
 from .. import __version__
+from . import binding as binding_cmd
 from . import check as check_cmd
 from . import devices as devices_cmd
 from . import iommu as iommu_cmd
@@ -39,6 +40,10 @@ def _root(
 app.add_typer(devices_cmd.app, name="devices")
 app.add_typer(iommu_cmd.app, name="iommu")
 app.command("check")(check_cmd.check)
+app.command("bind")(binding_cmd.bind)
+app.command("unbind")(binding_cmd.unbind)
+app.command("restore")(binding_cmd.restore)
+app.command("bindings")(binding_cmd.bindings)
 
 
 def main() -> None:

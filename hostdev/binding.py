@@ -1,0 +1,405 @@
+"""Driver binding: vfio-pci bind, unbind and restore, group-aware and guarded.
+
+The sequence is the kernel's documented one (Documentation/ABI/testing/sysfs-bus-pci,
+driver_override): load the target driver, write ``driver_override``, unbind from the current
+driver, ``drivers_probe``, then read the ``driver`` link back — a bind that "succeeds" while the
+device stays on its old driver is an error here (ANCHORS.md: silent success). ``new_id`` is
+never used: it binds every device with that ID (dpdk-devbind's reason too).
+
+What hostdev changed is recorded in a journal (/var/lib/hostdev/bindings.json under the root)
+so that ``restore`` returns each device to the driver it had before hostdev touched it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence
+
+from . import pci
+from .errors import DeviceNotFoundError, HostdevError, HostEnvironmentError, RefusedError, UsageError
+from .host import Host
+from .model import PciAddress, PciDevice
+from .plan import Plan
+
+DRIVERS = "/sys/bus/pci/drivers"
+DRIVERS_PROBE = "/sys/bus/pci/drivers_probe"
+JOURNAL = "/var/lib/hostdev/bindings.json"
+VFIO = "vfio-pci"
+# Drivers that keep an IOMMU group viable (drivers/vfio/group.c vfio_dev_driver_allowed).
+GROUP_SAFE_DRIVERS = ("pci-stub", "pcieport")
+
+
+class VerifyError(HostdevError):
+    """The kernel accepted the writes but the device is not where it should be."""
+
+
+def _is_vfio(driver: Optional[str]) -> bool:
+    return bool(driver) and (driver == VFIO or "vfio" in driver)
+
+
+# ---------------------------------------------------------------- journal
+@dataclass
+class Journal:
+    """Original drivers of the devices hostdev re-bound: address → {driver, driver_override, …}."""
+
+    devices: Dict[str, dict] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, host: Host) -> Journal:
+        text = host.read_text(JOURNAL)
+        if not text:
+            return cls()
+        try:
+            data = json.loads(text)
+            return cls(dict(data.get("devices", {})))
+        except (ValueError, AttributeError):
+            raise HostEnvironmentError(f"{JOURNAL} is not valid JSON",
+                                       fix=f"inspect it; move it aside to start a new journal ({JOURNAL}.broken)")
+
+    def save(self, host: Host) -> None:
+        host.write_file(JOURNAL, json.dumps({"version": 1, "devices": self.devices}, indent=2, sort_keys=True) + "\n",
+                        backup=False)
+
+
+def _record(address: str, original_driver: Optional[str], original_override: Optional[str], target: Optional[str]):
+    def run(host: Host) -> None:
+        journal = Journal.load(host)
+        entry = journal.devices.get(address)
+        if entry is None:  # keep the FIRST original: a second bind must not forget it
+            entry = {"driver": original_driver, "driver_override": original_override}
+        entry.update({"bound_to": target, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+        journal.devices[address] = entry
+        journal.save(host)
+
+    def undo(host: Host) -> None:
+        journal = Journal.load(host)
+        if journal.devices.pop(address, None) is not None:
+            journal.save(host)
+
+    return run, undo
+
+
+def _forget(address: str):
+    def run(host: Host) -> None:
+        journal = Journal.load(host)
+        if journal.devices.pop(address, None) is not None:
+            journal.save(host)
+    return run
+
+
+# ---------------------------------------------------------------- primitive steps
+def _write_override(address: str, value: Optional[str]):
+    # An empty write ("\n") clears the override (drivers/pci/pci-sysfs.c driver_override_store).
+    return lambda host: host.write_attr(f"{pci.PCI_DEVICES}/{address}/driver_override", value or "\n")
+
+
+def _unbind(address: str, driver: str):
+    return lambda host: host.write_attr(f"{DRIVERS}/{driver}/unbind", address)
+
+
+def _probe(address: str):
+    return lambda host: host.write_attr(DRIVERS_PROBE, address)
+
+
+def _unbind_if_on(address: str, driver: str):
+    def run(host: Host) -> None:
+        if host.link_name(f"{pci.PCI_DEVICES}/{address}/driver") == driver:
+            host.write_attr(f"{DRIVERS}/{driver}/unbind", address)
+    return run
+
+
+def _rebind(address: str, driver: Optional[str], override: Optional[str]):
+    """Give the device back to ``driver`` with its old override (the rollback of an unbind)."""
+    def run(host: Host) -> None:
+        current = host.link_name(f"{pci.PCI_DEVICES}/{address}/driver")
+        if current and current != driver:
+            host.write_attr(f"{DRIVERS}/{current}/unbind", address)
+        host.write_attr(f"{pci.PCI_DEVICES}/{address}/driver_override", override or "\n")
+        if driver and host.link_name(f"{pci.PCI_DEVICES}/{address}/driver") != driver:
+            if host.exists(f"{DRIVERS}/{driver}"):
+                host.write_attr(f"{DRIVERS}/{driver}/bind", address)
+            else:
+                host.write_attr(DRIVERS_PROBE, address)
+    return run
+
+
+def _verify(address: str, driver: Optional[str], group: Optional[int]):
+    def run(host: Host) -> None:
+        now = host.link_name(f"{pci.PCI_DEVICES}/{address}/driver")
+        if now != driver:
+            raise VerifyError(f"{address} is on {now or 'no driver'} after the writes, not {driver or 'no driver'}",
+                              fix="see dmesg for the driver's probe error")
+        if _is_vfio(driver) and group is not None and not host.exists(f"/dev/vfio/{group}"):
+            raise VerifyError(f"{address} is on {driver} but /dev/vfio/{group} did not appear",
+                              fix="is the IOMMU on? run 'hostdev check'")
+    return run
+
+
+def _load_driver(driver: str):
+    def run(host: Host) -> None:
+        if host.exists(f"{DRIVERS}/{driver}"):
+            return
+        from .errors import CommandError
+
+        try:
+            host.run(["modprobe", driver])
+        except CommandError as exc:
+            raise HostEnvironmentError(f"driver {driver} is not available: {exc.message}",
+                                       fix=f"install the module that provides {driver} for this kernel") from None
+        if not host.exists(f"{DRIVERS}/{driver}"):
+            raise HostEnvironmentError(f"modprobe {driver} succeeded but {DRIVERS}/{driver} did not appear",
+                                       fix="check the driver name: 'ls /sys/bus/pci/drivers'")
+    return run
+
+
+# ---------------------------------------------------------------- interlocks
+def _block_devices_in_use(host: Host) -> Dict[str, str]:
+    """Whole-disk names → what uses them ("mounted at /", "swap"), through partitions and dm/md."""
+    users: Dict[str, str] = {}
+    for table, what in (("/proc/mounts", "mounted at {}"), ("/proc/swaps", "swap")):
+        for line in (host.read_text(table) or "").splitlines():
+            parts = line.split()
+            if len(parts) < 2 or not parts[0].startswith("/dev/"):
+                continue
+            name = host.resolve(parts[0]).rsplit("/", 1)[-1]
+            users.setdefault(name, what.format(parts[1]))
+    result: Dict[str, str] = {}
+    pending = list(users.items())
+    seen = set()
+    while pending:
+        name, use = pending.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        real = host.resolve(f"/sys/class/block/{name}")
+        if host.exists(f"{real}/partition"):  # a partition: its disk is the parent directory
+            name = real.rsplit("/", 2)[-2]
+            real = real.rsplit("/", 1)[0]
+        result.setdefault(name, use)
+        for slave in host.listdir(f"/sys/class/block/{name}/slaves"):
+            pending.append((slave, use))
+    return result
+
+
+def interlocks(host: Host, dev: PciDevice) -> List[str]:
+    """Why taking ``dev`` from its driver would hurt this host (empty when it would not)."""
+    reasons = []
+    if dev.boot_vga:
+        reasons.append(f"{dev.address} is the boot VGA device (the console is on it)")
+    marker = f"/{dev.address}/"
+    for disk, use in sorted(_block_devices_in_use(host).items()):
+        if marker in host.resolve(f"/sys/class/block/{disk}") + "/":
+            reasons.append(f"{dev.address} controls disk {disk}, {use}")
+    routes = set()
+    for table, column in (("/proc/net/route", 0), ("/proc/net/ipv6_route", -1)):
+        for line in (host.read_text(table) or "").splitlines()[(1 if column == 0 else 0):]:
+            parts = line.split()
+            if parts:
+                routes.add(parts[column])
+    for iface in host.listdir("/sys/class/net"):
+        if host.resolve(f"/sys/class/net/{iface}/device").rsplit("/", 1)[-1] == dev.address and iface in routes:
+            reasons.append(f"{dev.address} is network interface {iface}, which carries a route")
+    return reasons
+
+
+def vfio_group_holders(host: Host, group: int) -> List[str]:
+    """Processes holding /dev/vfio/GROUP open ("qemu-system-x86 (pid 123)").
+
+    A vfio-pci unbind blocks until the user closes the device (vfio_unregister_group_dev
+    waits), so we look first. Without root only our own processes are visible.
+    """
+    wanted = f"/dev/vfio/{group}"
+    found = []
+    for pid in host.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        for fd in host.listdir(f"/proc/{pid}/fd"):
+            if host.readlink(f"/proc/{pid}/fd/{fd}") == wanted:
+                comm = host.read_attr(f"/proc/{pid}/comm") or "?"
+                found.append(f"{comm} (pid {pid})")
+                break
+    return found
+
+
+# ---------------------------------------------------------------- plans
+@dataclass
+class DeviceChange:
+    address: str
+    before: Optional[str]
+    after: Optional[str]
+    changed: bool
+    note: Optional[str] = None
+
+    def to_dict(self) -> dict:
+        return {"address": self.address, "from": self.before, "to": self.after, "changed": self.changed,
+                "note": self.note}
+
+
+@dataclass
+class BindingPlan:
+    plan: Plan
+    devices: List[DeviceChange]
+
+    @property
+    def changed(self) -> bool:
+        return any(d.changed for d in self.devices)
+
+    def to_dict(self, dry_run: bool) -> dict:
+        return {"changed": self.changed, "dry_run": dry_run, "devices": [d.to_dict() for d in self.devices],
+                "actions": self.plan.describe(), "notes": list(self.plan.notes)}
+
+
+def resolve_addresses(host: Host, addresses: Sequence[str], device_ids: Sequence[str] = ()) -> List[PciDevice]:
+    """Devices named by address or by vendor:device ID, each once, in address order."""
+    wanted: Dict[str, PciDevice] = {}
+    for text in addresses:
+        dev = pci.get_device(host, text)
+        wanted[dev.address] = dev
+    if device_ids:
+        ids = {pci.parse_pci_id(i) for i in device_ids}
+        matched = [d for d in pci.list_devices(host) if d.pci_id in ids]
+        if not matched:
+            raise UsageError(f"no device with ID {', '.join(sorted(ids))} on this host",
+                             fix="run 'hostdev devices' to see the IDs")
+        for dev in matched:
+            wanted[dev.address] = dev
+    if not wanted:
+        raise UsageError("no device given", fix="name devices by address (0000:65:00.0) or --device VVVV:DDDD")
+    return [wanted[a] for a in sorted(wanted, key=PciAddress.parse)]
+
+
+def _with_group(host: Host, devices: List[PciDevice], force: bool, plan: Plan) -> List[PciDevice]:
+    """Add the other functions of the same card; refuse other host-driver devices in the group."""
+    chosen = {d.address: d for d in devices}
+    for dev in devices:
+        if dev.iommu_group is None:
+            continue
+        for member in pci.group_members(host, dev.iommu_group):
+            if member in chosen:
+                continue
+            other = pci.read_device(host, member)
+            if other is None:
+                continue  # an mdev or something that is not a PCI function
+            if other.is_bridge:
+                continue  # bridges and ports may stay on pcieport
+            if PciAddress.parse(member).slot_address == PciAddress.parse(dev.address).slot_address:
+                chosen[member] = other
+                plan.notes.append(f"also binding {member} ({other.pci_id}, on {other.driver or 'no driver'}): "
+                                  f"another function of the same card in IOMMU group {dev.iommu_group}")
+                continue
+            if other.driver is None or _is_vfio(other.driver) or other.driver in GROUP_SAFE_DRIVERS:
+                continue
+            if not force:
+                raise RefusedError(
+                    f"{member} ({other.pci_id}, on {other.driver}) shares IOMMU group {dev.iommu_group} with "
+                    f"{dev.address}: the group would not be viable",
+                    fix=f"bind it too (hostdev bind {dev.address} {member}) or pass --force")
+            plan.notes.append(f"--force: {member} stays on {other.driver}; IOMMU group {dev.iommu_group} "
+                              "will not be viable for VFIO")
+    return [chosen[a] for a in sorted(chosen, key=PciAddress.parse)]
+
+
+def plan_bind(host: Host, devices: List[PciDevice], driver: str = VFIO, force: bool = False) -> BindingPlan:
+    """The plan that puts every device (and its group siblings) on ``driver``.
+
+    Raises RefusedError (interlocks, partial group) before anything is planned.
+    """
+    plan = Plan()
+    devices = _with_group(host, devices, force, plan)
+    changes: List[DeviceChange] = []
+    todo = [d for d in devices if d.driver != driver]
+    for dev in devices:
+        if dev.driver == driver:
+            changes.append(DeviceChange(dev.address, dev.driver, driver, False, f"already on {driver}"))
+    for dev in todo:
+        reasons = interlocks(host, dev)
+        if reasons and not force:
+            raise RefusedError(f"refusing to take {reasons[0]}", fix="pass --force if you are sure")
+        plan.notes.extend(f"--force: {r}" for r in reasons)
+    if todo:
+        plan.add(f"load driver {driver} (modprobe {driver}) unless it is loaded", _load_driver(driver))
+    for dev in todo:
+        addr = dev.address
+        run, undo = _record(addr, dev.driver, dev.driver_override, driver)
+        plan.add(f"record {addr}'s driver ({dev.driver or 'none'}) in {JOURNAL}", run, undo, addr)
+        plan.add(f"write {driver} to {pci.PCI_DEVICES}/{addr}/driver_override",
+                 _write_override(addr, driver), _write_override(addr, dev.driver_override), addr)
+        if dev.driver:
+            plan.add(f"unbind {addr} from {dev.driver}", _unbind(addr, dev.driver),
+                     _rebind(addr, dev.driver, dev.driver_override), addr)
+        plan.add(f"probe {addr} (drivers_probe)", _probe(addr), _unbind_if_on(addr, driver), addr)
+        has_node = _is_vfio(driver) and dev.iommu_group is not None
+        dev_node = f" and /dev/vfio/{dev.iommu_group} exists" if has_node else ""
+        plan.add(f"verify {addr} is on {driver}{dev_node}",
+                 _verify(addr, driver, dev.iommu_group), None, addr)
+        changes.append(DeviceChange(addr, dev.driver, driver, True))
+    changes.sort(key=lambda c: PciAddress.parse(c.address))
+    return BindingPlan(plan, changes)
+
+
+def _refuse_if_held(host: Host, dev: PciDevice, force: bool) -> None:
+    if _is_vfio(dev.driver) and dev.iommu_group is not None:
+        holders = vfio_group_holders(host, dev.iommu_group)
+        if holders:
+            # never force this one: the kernel would block the unbind until the user lets go
+            raise RefusedError(f"{dev.address} is in use: /dev/vfio/{dev.iommu_group} is held by {', '.join(holders)}",
+                               fix="stop the VM or process first (virsh destroy …)")
+    if not _is_vfio(dev.driver):
+        reasons = interlocks(host, dev)
+        if reasons and not force:
+            raise RefusedError(f"refusing to take {reasons[0]}", fix="pass --force if you are sure")
+
+
+def plan_unbind(host: Host, devices: List[PciDevice], force: bool = False) -> BindingPlan:
+    """Leave each device without a driver (recording the one it had)."""
+    plan = Plan()
+    changes = []
+    for dev in devices:
+        if dev.driver is None:
+            changes.append(DeviceChange(dev.address, None, None, False, "no driver"))
+            continue
+        _refuse_if_held(host, dev, force)
+        run, undo = _record(dev.address, dev.driver, dev.driver_override, None)
+        plan.add(f"record {dev.address}'s driver ({dev.driver}) in {JOURNAL}", run, undo, dev.address)
+        plan.add(f"unbind {dev.address} from {dev.driver}", _unbind(dev.address, dev.driver),
+                 _rebind(dev.address, dev.driver, dev.driver_override), dev.address)
+        plan.add(f"verify {dev.address} has no driver", _verify(dev.address, None, None), None, dev.address)
+        changes.append(DeviceChange(dev.address, dev.driver, None, True))
+    return BindingPlan(plan, changes)
+
+
+def plan_restore(host: Host, addresses: Sequence[str], every: bool = False, force: bool = False) -> BindingPlan:
+    """Return devices to the driver (and override) the journal recorded before hostdev's change."""
+    journal = Journal.load(host)
+    if every:
+        targets = sorted(journal.devices, key=PciAddress.parse)
+    else:
+        targets = [str(PciAddress.parse(a)) for a in addresses]
+        if not targets:
+            raise UsageError("no device given", fix="name devices by address, or --all")
+    plan = Plan()
+    changes = []
+    for addr in targets:
+        entry = journal.devices.get(addr)
+        dev = pci.read_device(host, addr)
+        if dev is None:
+            raise DeviceNotFoundError(addr)
+        if entry is None:
+            changes.append(DeviceChange(addr, dev.driver, dev.driver, False, "hostdev has no record of changing it"))
+            continue
+        original, override = entry.get("driver"), entry.get("driver_override")
+        if dev.driver == original and dev.driver_override == override:
+            plan.add(f"forget {addr} in {JOURNAL}", _forget(addr), None, addr)
+            changes.append(DeviceChange(addr, dev.driver, original, False, f"already on {original or 'no driver'}"))
+            continue
+        _refuse_if_held(host, dev, force)
+        if original and not host.exists(f"{DRIVERS}/{original}"):
+            plan.add(f"load driver {original}", _load_driver(original))
+        plan.add(f"give {addr} back to {original or 'no driver'}", _rebind(addr, original, override),
+                 _rebind(addr, dev.driver, dev.driver_override), addr)
+        plan.add(f"verify {addr} is on {original or 'no driver'}", _verify(addr, original, None), None, addr)
+        plan.add(f"forget {addr} in {JOURNAL}", _forget(addr), None, addr)
+        changes.append(DeviceChange(addr, dev.driver, original, True))
+    return BindingPlan(plan, changes)

@@ -1,0 +1,81 @@
+"""Plans: the whole list of actions first, then apply with rollback, then verify.
+
+``describe()`` is what ``--dry-run`` prints. ``apply(host)`` runs each action; when one fails,
+the undo of every action already applied runs in reverse order (dpdk-devbind rebinds the old
+driver the same way) and an OperationFailedError (exit 5) says what failed and what was undone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, List, Optional
+
+from .errors import HostdevError
+from .host import Host
+
+
+@dataclass
+class Action:
+    """One step. ``run`` changes the host; ``undo`` (optional) reverts it; ``check`` steps verify."""
+
+    description: str
+    run: Callable[[Host], None]
+    undo: Optional[Callable[[Host], None]] = None
+    device: Optional[str] = None
+
+    def to_dict(self) -> dict:
+        return {"action": self.description, "device": self.device}
+
+
+class OperationFailedError(HostdevError):
+    """A step failed; everything applied before it was rolled back (exit 5)."""
+
+    def __init__(self, step: str, cause: HostdevError, rolled_back: List[str], rollback_errors: List[str]) -> None:
+        undone = f"; rolled back {len(rolled_back)} step(s)" if rolled_back else "; nothing to roll back"
+        if rollback_errors:
+            undone += f"; ROLLBACK INCOMPLETE: {'; '.join(rollback_errors)}"
+        super().__init__(f"{step} failed: {cause.message}{undone}", fix=cause.fix)
+        self.step = step
+        self.cause = cause
+        self.rolled_back = rolled_back
+        self.rollback_errors = rollback_errors
+        if isinstance(cause, HostdevError) and cause.exit_code in (3, 4) and not rolled_back:
+            # nothing changed: keep the cause's meaning (refused, environment)
+            self.exit_code = cause.exit_code
+
+
+@dataclass
+class Plan:
+    actions: List[Action] = field(default_factory=list)
+    notes: List[str] = field(default_factory=list)
+
+    def add(self, description: str, run: Callable[[Host], None], undo: Optional[Callable[[Host], None]] = None,
+            device: Optional[str] = None) -> None:
+        self.actions.append(Action(description, run, undo, device))
+
+    @property
+    def changes(self) -> bool:
+        return bool(self.actions)
+
+    def describe(self) -> List[dict]:
+        return [a.to_dict() for a in self.actions]
+
+    def apply(self, host: Host) -> List[Action]:
+        """Run every action; on a HostdevError roll back and raise OperationFailedError."""
+        done: List[Action] = []
+        for action in self.actions:
+            try:
+                action.run(host)
+            except HostdevError as exc:
+                rolled, errors = [], []
+                for previous in reversed(done):
+                    if previous.undo is None:
+                        continue
+                    try:
+                        previous.undo(host)
+                        rolled.append(previous.description)
+                    except HostdevError as undo_exc:
+                        errors.append(f"undo of '{previous.description}': {undo_exc.message}")
+                raise OperationFailedError(action.description, exc, rolled, errors) from None
+            done.append(action)
+        return done
