@@ -155,29 +155,28 @@ def _load_driver(driver: str):
 
 
 # ---------------------------------------------------------------- interlocks
-def _block_devices_in_use(host: Host) -> Dict[str, str]:
-    """Whole-disk names → what uses them ("mounted at /", "swap"), through partitions and dm/md."""
-    users: Dict[str, str] = {}
+def _block_devices_in_use(host: Host) -> Dict[str, List[str]]:
+    """Whole-disk names → what uses them (["mounted at /", "swap"]), through partitions and dm/md."""
+    pending: List[tuple] = []
     for table, what in (("/proc/mounts", "mounted at {}"), ("/proc/swaps", "swap")):
         for line in (host.read_text(table) or "").splitlines():
             parts = line.split()
             if len(parts) < 2 or not parts[0].startswith("/dev/"):
                 continue
-            name = host.resolve(parts[0]).rsplit("/", 1)[-1]
-            users.setdefault(name, what.format(parts[1]))
-    result: Dict[str, str] = {}
-    pending = list(users.items())
+            pending.append((host.resolve(parts[0]).rsplit("/", 1)[-1], what.format(parts[1])))
+    result: Dict[str, List[str]] = {}
     seen = set()
     while pending:
-        name, use = pending.pop()
-        if name in seen:
+        name, use = pending.pop(0)
+        if (name, use) in seen:
             continue
-        seen.add(name)
+        seen.add((name, use))
         real = host.resolve(f"/sys/class/block/{name}")
         if host.exists(f"{real}/partition"):  # a partition: its disk is the parent directory
             name = real.rsplit("/", 2)[-2]
-            real = real.rsplit("/", 1)[0]
-        result.setdefault(name, use)
+        uses = result.setdefault(name, [])
+        if use not in uses:
+            uses.append(use)
         for slave in host.listdir(f"/sys/class/block/{name}/slaves"):
             pending.append((slave, use))
     return result
@@ -191,7 +190,7 @@ def interlocks(host: Host, dev: PciDevice) -> List[str]:
     marker = f"/{dev.address}/"
     for disk, use in sorted(_block_devices_in_use(host).items()):
         if marker in host.resolve(f"/sys/class/block/{disk}") + "/":
-            reasons.append(f"{dev.address} controls disk {disk}, {use}")
+            reasons.append(f"{dev.address} controls disk {disk} ({', '.join(use)})")
     routes = set()
     for table, column in (("/proc/net/route", 0), ("/proc/net/ipv6_route", -1)):
         for line in (host.read_text(table) or "").splitlines()[(1 if column == 0 else 0):]:
