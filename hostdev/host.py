@@ -302,7 +302,10 @@ class Host:
         """
         argv = [str(a) for a in argv]
         if self.kernel is not None:
-            result = self.kernel.run(argv)
+            try:
+                result = self.kernel.run(argv)
+            except FileNotFoundError:
+                raise CommandError(argv, None) from None
         else:
             if mutating:
                 if not self.is_live:

@@ -17,8 +17,11 @@ from .pciids import PciIds
 PCI_DEVICES = "/sys/bus/pci/devices"
 IOMMU_GROUPS = "/sys/kernel/iommu_groups"
 
-_ATTRS = ("vendor", "device", "subsystem_vendor", "subsystem_device", "class", "driver_override",
-          "numa_node", "boot_vga", "sriov_totalvfs", "sriov_numvfs")
+# The listing reads ``uevent`` for the IDs and class (one read instead of five: the kernel
+# prints PCI_CLASS, PCI_ID and PCI_SUBSYS_ID from its cached copy, drivers/pci/pci-driver.c
+# pci_uevent), falling back to the single attributes for trees that lack it.
+_ATTRS = ("uevent", "driver_override", "numa_node", "sriov_totalvfs")
+_ID_ATTRS = ("vendor", "device", "subsystem_vendor", "subsystem_device", "class")
 _LINKS = ("driver", "iommu_group", "physfn")
 _ENTRIES = ("mdev_supported_types",)
 
@@ -49,13 +52,32 @@ def _int(text: Optional[str]) -> Optional[int]:
         return None
 
 
+def _ids_from_uevent(text: Optional[str]) -> Optional[dict]:
+    """vendor/device/subsystem/class from a PCI uevent (``PCI_ID=10DE:1EB8`` …), or None."""
+    if not text:
+        return None
+    fields = dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+    try:
+        vendor, device = fields["PCI_ID"].split(":")
+        class_id = f"{int(fields['PCI_CLASS'], 16):06x}"
+    except (KeyError, ValueError):
+        return None
+    sub_vendor, _, sub_device = fields.get("PCI_SUBSYS_ID", "").partition(":")
+    return {"vendor": vendor, "device": device, "subsystem_vendor": sub_vendor or None,
+            "subsystem_device": sub_device or None, "class": class_id}
+
+
 def read_device(host: Host, address: str) -> Optional[PciDevice]:
     """One function from ``/sys/bus/pci/devices/ADDR``, or None when it is not there."""
-    values, links, entries = host.scan_attrs(f"{PCI_DEVICES}/{address}", _ATTRS, _LINKS, _ENTRIES)
-    vendor = _hex4(values["vendor"])
+    base = f"{PCI_DEVICES}/{address}"
+    values, links, entries = host.scan_attrs(base, _ATTRS, _LINKS, _ENTRIES)
+    ids = _ids_from_uevent(values["uevent"])
+    if ids is None:
+        ids, _, _ = host.scan_attrs(base, _ID_ATTRS)
+    vendor = _hex4(ids["vendor"])
     if vendor is None:
         return None
-    class_text = values["class"]
+    class_text = ids["class"]
     try:
         class_id = f"{int(class_text, 16):06x}" if class_text else "000000"
     except ValueError:
@@ -67,14 +89,16 @@ def read_device(host: Host, address: str) -> Optional[PciDevice]:
     if links["physfn"]:
         sriov = Sriov("vf", physfn=links["physfn"])
     elif values["sriov_totalvfs"] is not None:
-        sriov = Sriov("pf", total_vfs=_int(values["sriov_totalvfs"]), num_vfs=_int(values["sriov_numvfs"]))
-    boot_vga = values["boot_vga"]
+        sriov = Sriov("pf", total_vfs=_int(values["sriov_totalvfs"]),
+                      num_vfs=_int(host.read_attr(f"{base}/sriov_numvfs")))
+    # boot_vga exists only for VGA-class devices (drivers/pci/pci-sysfs.c pci_dev_attrs_are_visible)
+    boot_vga = host.read_attr(f"{base}/boot_vga") if class_id.startswith("0300") else None
     return PciDevice(
         address=address,
         vendor_id=vendor,
-        device_id=_hex4(values["device"]) or "0000",
-        subsystem_vendor_id=_hex4(values["subsystem_vendor"]),
-        subsystem_device_id=_hex4(values["subsystem_device"]),
+        device_id=_hex4(ids["device"]) or "0000",
+        subsystem_vendor_id=_hex4(ids["subsystem_vendor"]),
+        subsystem_device_id=_hex4(ids["subsystem_device"]),
         class_id=class_id,
         driver=links["driver"],
         # the kernel shows an unset override as "(null)" (drivers/pci/pci-sysfs.c)

@@ -24,6 +24,7 @@ class PciIds:
         self._data = b"\n" + data
         self.path = path
         self._vendor_cache: Dict[str, Optional[Tuple[int, int]]] = {}
+        self._name_cache: Dict[Tuple[str, str], Optional[str]] = {}
         self._class_start = self._data.find(b"\nC ")
         if self._class_start < 0:
             self._class_start = len(self._data)
@@ -62,11 +63,20 @@ class PciIds:
         return data[start + 1 + prefix_len: nl if nl >= 0 else len(data)].decode("utf-8", "replace").strip()
 
     def vendor(self, vendor_id: str) -> Optional[str]:
-        block = self._vendor_block(vendor_id)
-        return self._line_text(self._data, block[0], 6) if block else None
+        key = ("v", vendor_id)
+        if key not in self._name_cache:
+            block = self._vendor_block(vendor_id)
+            self._name_cache[key] = self._line_text(self._data, block[0], 6) if block else None
+        return self._name_cache[key]
 
     def device(self, vendor_id: str, device_id: str) -> Optional[str]:
         """The device's name: the first ``TAB dddd`` line inside the vendor's block."""
+        key = (vendor_id, device_id)
+        if key not in self._name_cache:
+            self._name_cache[key] = self._device(vendor_id, device_id)
+        return self._name_cache[key]
+
+    def _device(self, vendor_id: str, device_id: str) -> Optional[str]:
         block = self._vendor_block(vendor_id)
         if not block:
             return None
@@ -75,6 +85,12 @@ class PciIds:
 
     def class_name(self, class_id: str) -> Optional[str]:
         """Subclass name (``3D controller``) for a 6-digit class code; the class name as fallback."""
+        key = ("c", class_id[:4])
+        if key not in self._name_cache:
+            self._name_cache[key] = self._class_name(class_id)
+        return self._name_cache[key]
+
+    def _class_name(self, class_id: str) -> Optional[str]:
         base, sub = class_id[:2].lower().encode(), class_id[2:4].lower().encode()
         start = self._data.find(b"\nC " + base + b"  ", self._class_start - 1)
         if start < 0:
