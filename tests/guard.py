@@ -137,6 +137,8 @@ def _resolve(path, dir_fd: Optional[int], follow: bool = True) -> Optional[str]:
 def _allowed_path(real: str) -> bool:
     if real in ("/dev/null", "/dev/tty", "/dev/ptmx") or real.startswith("/dev/pts/"):
         return True
+    if real.startswith(("pipe:[", "socket:[", "anon_inode:")):
+        return True  # an fd-based call on a pipe or socket (subprocess input=...): no file is written
     parent, name = os.path.split(real)
     if os.path.basename(parent) == "__pycache__" and ".pyc" in name:
         return True

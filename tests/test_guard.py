@@ -257,3 +257,10 @@ def test_violation_in_fixture_teardown_fails(tmp_path):
     assert result.returncode == 1, out
     assert "hostdev test guard blocked" in out and target in out
     assert not os.path.lexists(target)
+
+
+def test_pipes_to_child_processes_are_allowed():
+    import subprocess
+
+    result = subprocess.run(["cat"], input="through a pipe", capture_output=True, text=True)
+    assert result.stdout == "through a pipe"
