@@ -251,7 +251,7 @@ def install() -> None:
     if _in_test_guest():
         _disabled_in_guest = True
         return
-    os.open = _guarded_os_open  # noqa: the audit event lacks dir_fd
+    os.open = _guarded_os_open  # the audit event lacks dir_fd, so os.open is wrapped
     sys.addaudithook(_hook)
 
 
