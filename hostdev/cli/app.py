@@ -16,7 +16,7 @@ app = typer.Typer(
     name="hostdev",
     help="Prepare Linux hosts for PCI and mediated-device passthrough (KubeVirt, libvirt).",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 

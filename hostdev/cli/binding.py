@@ -5,12 +5,13 @@ from typing import List, Optional
 import typer
 
 from ..render import Format
-from .context import OutputOption, command, host, set_output
+from .context import OutputOption, command, complete_address, host, set_output
 
 DryRunOption = typer.Option(False, "--dry-run", "-n", help="Print the plan; change nothing (Ansible check mode).")
 ForceOption = typer.Option(False, "--force", help="Override the safety interlocks (boot VGA, mounted disk, routed NIC, "
                                                   "partial IOMMU group).")
-AddressesArg = typer.Argument(None, metavar="ADDR...", help="PCI addresses (0000:65:00.0 or 65:00.0).")
+AddressesArg = typer.Argument(None, metavar="ADDR...", help="PCI addresses (0000:65:00.0 or 65:00.0).",
+                              autocompletion=complete_address)
 
 
 def _run(binding_plan, dry_run: bool, output: Format, verb: str) -> int:

@@ -35,6 +35,17 @@ def set_output(fmt: Format) -> Format:
     return fmt
 
 
+def complete_address(incomplete: str):
+    """Shell completion for ADDR arguments: the PCI addresses of the host (HOSTDEV_ROOT or /)."""
+    from ..pci import list_addresses
+
+    try:
+        return [a for a in list_addresses(host_from_env()) if a.startswith(incomplete) or
+                a[5:].startswith(incomplete)]
+    except HostdevError:
+        return []
+
+
 def render_error(exc: HostdevError) -> None:
     """One line on stderr; with -o json also the error object on stdout (Ansible reads it)."""
     if state.output == Format.json:

@@ -5,7 +5,7 @@ from typing import Optional
 import typer
 
 from ..render import Format
-from .context import OutputOption, command, host, set_output
+from .context import OutputOption, command, complete_address, host, set_output
 
 app = typer.Typer(help="List PCI functions (like lspci -Dnnk, with IOMMU groups and SR-IOV).",
                   invoke_without_command=True, no_args_is_help=False)
@@ -68,7 +68,8 @@ def devices(
 @app.command("show")
 @command
 def show(
-    address: str = typer.Argument(..., metavar="ADDR", help="PCI address, 0000:65:00.0 or 65:00.0."),
+    address: str = typer.Argument(..., metavar="ADDR", help="PCI address, 0000:65:00.0 or 65:00.0.",
+                                  autocompletion=complete_address),
     pci_ids: Optional[str] = PciIdsOption,
     output: Format = OutputOption,
 ) -> int:

@@ -1,0 +1,1 @@
+complete --command hostdev --no-files --arguments "(env _HOSTDEV_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=get-args _TYPER_COMPLETE_ARGS=(commandline -cp) hostdev)" --condition "env _HOSTDEV_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=is-args _TYPER_COMPLETE_ARGS=(commandline -cp) hostdev"
