@@ -14,10 +14,7 @@ from __future__ import annotations
 
 import errno as _errno
 import os
-import subprocess
-import tempfile
-from dataclasses import dataclass
-from typing import Callable, Dict, Iterable, List, Optional, Protocol, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 from .errors import (
     CommandError,
@@ -36,16 +33,16 @@ _READ_CHUNK = 65536
 TEST_GUARD_ENV = "HOSTDEV_TEST_GUARD"
 
 
-@dataclass(frozen=True)
-class CommandResult:
+class CommandResult(NamedTuple):
     argv: Tuple[str, ...]
     rc: int
     stdout: str
     stderr: str
 
 
-class Kernel(Protocol):
-    """What a simulated kernel provides (tests/fakesys/simkernel.py implements it)."""
+class Kernel:
+    """What a simulated kernel provides (tests/fakesys/simkernel.py implements it; duck-typed,
+    not a typing.Protocol, which costs milliseconds of start-up)."""
 
     def write(self, path: str, value: str) -> None:
         """Apply a write to a sysfs attribute; raise OSError(errno) as the kernel would."""
@@ -267,6 +264,8 @@ class Host:
 
     @staticmethod
     def _atomic_write(real: str, text: str, mode: int) -> None:
+        import tempfile
+
         fd, tmp = tempfile.mkstemp(prefix=".hostdev-", dir=os.path.dirname(real))
         try:
             with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
@@ -300,6 +299,8 @@ class Host:
         would act on the machine we run on, not on the root. Raises CommandError (rc None when
         the program is missing) and HostEnvironmentError.
         """
+        import subprocess
+
         argv = [str(a) for a in argv]
         if self.kernel is not None:
             try:

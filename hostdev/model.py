@@ -1,13 +1,14 @@
-"""Frozen value types shared by every layer. No I/O here.
+"""Immutable value types shared by every layer. No I/O here.
+
+They are NamedTuples, not dataclasses: creating a dataclass costs ~2 ms at import, and these
+are imported by every command (docs/benchmarks.md: start-up is the cost on small hosts).
 
 JSON shapes (``to_dict``) are a documented contract: docs/json.md.
 """
 
-from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from typing import Optional, Tuple
+from typing import NamedTuple, Optional, Tuple
 
 from .errors import InvalidAddressError
 
@@ -18,8 +19,7 @@ _ADDRESS_RE = re.compile(
 )
 
 
-@dataclass(frozen=True, order=True)
-class PciAddress:
+class PciAddress(NamedTuple):
     """A PCI function address. ``str()`` gives the sysfs form, ``0000:65:00.0``."""
 
     domain: int
@@ -28,7 +28,7 @@ class PciAddress:
     function: int
 
     @classmethod
-    def parse(cls, text: str) -> PciAddress:
+    def parse(cls, text: str) -> "PciAddress":
         """Parse ``DDDD:BB:SS.F`` or ``BB:SS.F`` (any case). Raises InvalidAddressError."""
         match = _ADDRESS_RE.match(text.strip()) if isinstance(text, str) else None
         if not match:
@@ -47,8 +47,7 @@ class PciAddress:
         return f"{self.domain:04x}:{self.bus:02x}:{self.slot:02x}"
 
 
-@dataclass(frozen=True)
-class Sriov:
+class Sriov(NamedTuple):
     """SR-IOV role: a PF with its VF counts, or a VF with its PF."""
 
     role: str  # "pf" | "vf"
@@ -62,8 +61,7 @@ class Sriov:
         return {"role": "vf", "physfn": self.physfn}
 
 
-@dataclass(frozen=True)
-class PciDevice:
+class PciDevice(NamedTuple):
     """One PCI function as sysfs shows it. IDs are 4 lower-case hex digits, class_id 6."""
 
     address: str
@@ -119,8 +117,7 @@ class PciDevice:
         }
 
 
-@dataclass(frozen=True)
-class IommuGroup:
+class IommuGroup(NamedTuple):
     id: int
     devices: Tuple[str, ...]
 
@@ -131,8 +128,7 @@ class IommuGroup:
 PASS, WARN, FAIL, SKIP = "pass", "warn", "fail", "skip"
 
 
-@dataclass(frozen=True)
-class Check:
+class Check(NamedTuple):
     """One readiness check: an id, a status (pass|warn|fail|skip), and the fix when not pass."""
 
     id: str
@@ -146,9 +142,8 @@ class Check:
                 "fix": self.fix}
 
 
-@dataclass(frozen=True)
-class CheckReport:
-    checks: Tuple[Check, ...] = field(default_factory=tuple)
+class CheckReport(NamedTuple):
+    checks: Tuple[Check, ...] = ()
 
     @property
     def ready(self) -> bool:
@@ -158,8 +153,7 @@ class CheckReport:
         return {"ready": self.ready, "checks": [c.to_dict() for c in self.checks]}
 
 
-@dataclass(frozen=True)
-class MdevType:
+class MdevType(NamedTuple):
     """A mediated-device type a parent offers (``mdev_supported_types/ID``)."""
 
     parent: str
@@ -174,8 +168,7 @@ class MdevType:
                 "device_api": self.device_api, "description": self.description}
 
 
-@dataclass(frozen=True)
-class Mdev:
+class Mdev(NamedTuple):
     uuid: str
     parent: str
     type_id: Optional[str]

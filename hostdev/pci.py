@@ -6,8 +6,7 @@ the hypervisor or the device and costs ~250 µs, which lspci pays and we do not)
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import Dict, Iterable, List, Optional
+from typing import Dict, Iterable, List, NamedTuple, Optional
 
 from .errors import DeviceNotFoundError, UsageError
 from .host import Host
@@ -134,10 +133,9 @@ def list_devices(host: Host, names: Optional[PciIds] = None) -> List[PciDevice]:
 
 
 def with_names(device: PciDevice, names: PciIds) -> PciDevice:
-    return replace(device,
-                   vendor_name=names.vendor(device.vendor_id),
-                   device_name=names.device(device.vendor_id, device.device_id),
-                   class_name=names.class_name(device.class_id))
+    return device._replace(vendor_name=names.vendor(device.vendor_id),
+                           device_name=names.device(device.vendor_id, device.device_id),
+                           class_name=names.class_name(device.class_id))
 
 
 def get_device(host: Host, address: str, names: Optional[PciIds] = None) -> PciDevice:
@@ -149,8 +147,7 @@ def get_device(host: Host, address: str, names: Optional[PciIds] = None) -> PciD
     return with_names(device, names) if names else device
 
 
-@dataclass(frozen=True)
-class DeviceFilter:
+class DeviceFilter(NamedTuple):
     """The --vendor/--device/--class/--driver/--iommu-group filters; None matches anything."""
 
     vendor: Optional[str] = None

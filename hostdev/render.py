@@ -9,7 +9,6 @@ plain aligned columns when stdout is not a terminal or the table is large (a ric
 from __future__ import annotations
 
 import enum
-import json
 import os
 import sys
 from typing import IO, Any, List, Optional, Sequence
@@ -26,6 +25,8 @@ class Format(str, enum.Enum):
 def dump_json(data: Any, pretty: bool = True) -> str:
     """Indented for people; compact when ``pretty`` is False (json's C encoder only runs without
     indent: 25× faster on a 4,096-device listing)."""
+    import json
+
     if pretty:
         return json.dumps(data, indent=2) + "\n"
     return json.dumps(data, separators=(",", ":")) + "\n"
