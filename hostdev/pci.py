@@ -6,6 +6,7 @@ the hypervisor or the device and costs ~250 µs, which lspci pays and we do not)
 
 from __future__ import annotations
 
+import re
 from typing import Dict, Iterable, List, NamedTuple, Optional
 
 from .errors import DeviceNotFoundError, UsageError
@@ -23,6 +24,7 @@ _ATTRS = ("uevent", "driver_override", "numa_node", "sriov_totalvfs")
 _ID_ATTRS = ("vendor", "device", "subsystem_vendor", "subsystem_device", "class")
 _LINKS = ("driver", "iommu_group", "physfn")
 _ENTRIES = ("mdev_supported_types",)
+_SYSFS_NAME = re.compile(r"[0-9a-f]{4,8}:[0-9a-f]{2}:[01][0-9a-f]\.[0-7]\Z")
 
 # --class names → class-code prefixes (PCI Code and Assignment Specification).
 CLASS_ALIASES: Dict[str, tuple] = {
@@ -66,8 +68,9 @@ def _ids_from_uevent(text: Optional[str]) -> Optional[dict]:
             "subsystem_device": sub_device or None, "class": class_id}
 
 
-def read_device(host: Host, address: str) -> Optional[PciDevice]:
-    """One function from ``/sys/bus/pci/devices/ADDR``, or None when it is not there."""
+def read_device(host: Host, address: str, names: Optional[PciIds] = None) -> Optional[PciDevice]:
+    """One function from ``/sys/bus/pci/devices/ADDR``, or None when it is not there.
+    With ``names``, the vendor/device/class names are filled in."""
     base = f"{PCI_DEVICES}/{address}"
     values, links, entries = host.scan_attrs(base, _ATTRS, _LINKS, _ENTRIES)
     ids = _ids_from_uevent(values["uevent"])
@@ -76,6 +79,7 @@ def read_device(host: Host, address: str) -> Optional[PciDevice]:
     vendor = _hex4(ids["vendor"])
     if vendor is None:
         return None
+    device_id = _hex4(ids["device"]) or "0000"
     class_text = ids["class"]
     try:
         class_id = f"{int(class_text, 16):06x}" if class_text else "000000"
@@ -95,7 +99,7 @@ def read_device(host: Host, address: str) -> Optional[PciDevice]:
     return PciDevice(
         address=address,
         vendor_id=vendor,
-        device_id=_hex4(ids["device"]) or "0000",
+        device_id=device_id,
         subsystem_vendor_id=_hex4(ids["subsystem_vendor"]),
         subsystem_device_id=_hex4(ids["subsystem_device"]),
         class_id=class_id,
@@ -107,44 +111,45 @@ def read_device(host: Host, address: str) -> Optional[PciDevice]:
         sriov=sriov,
         mdev_parent=entries["mdev_supported_types"],
         boot_vga=None if boot_vga is None else boot_vga == "1",
+        vendor_name=names.vendor(vendor) if names else None,
+        device_name=names.device(vendor, device_id) if names else None,
+        class_name=names.class_name(class_id) if names else None,
     )
 
 
 def list_addresses(host: Host) -> List[str]:
     """Every PCI function address, sorted as lspci -D sorts them."""
-    names = host.listdir(PCI_DEVICES)
     valid = []
-    for name in names:
+    for name in host.listdir(PCI_DEVICES):
+        if _SYSFS_NAME.match(name):  # the kernel's own form: no parsing, no object
+            valid.append(name)
+            continue
         try:
-            valid.append(PciAddress.parse(name))
+            valid.append(str(PciAddress.parse(name)))
         except UsageError:
             continue
-    return [str(a) for a in sorted(valid)]
+    # every field is fixed-width lower-case hex except the domain (4 to 8 digits), so
+    # (length, text) is numeric order
+    return sorted(valid, key=lambda a: (len(a), a))
 
 
 def list_devices(host: Host, names: Optional[PciIds] = None) -> List[PciDevice]:
     """All functions, with names filled in from ``names`` when given."""
     devices = []
     for address in list_addresses(host):
-        device = read_device(host, address)
+        device = read_device(host, address, names)
         if device is not None:
-            devices.append(with_names(device, names) if names else device)
+            devices.append(device)
     return devices
-
-
-def with_names(device: PciDevice, names: PciIds) -> PciDevice:
-    return device._replace(vendor_name=names.vendor(device.vendor_id),
-                           device_name=names.device(device.vendor_id, device.device_id),
-                           class_name=names.class_name(device.class_id))
 
 
 def get_device(host: Host, address: str, names: Optional[PciIds] = None) -> PciDevice:
     """One device by a user-given address. Raises InvalidAddressError, DeviceNotFoundError."""
     canonical = str(PciAddress.parse(address))
-    device = read_device(host, canonical)
+    device = read_device(host, canonical, names)
     if device is None:
         raise DeviceNotFoundError(canonical)
-    return with_names(device, names) if names else device
+    return device
 
 
 class DeviceFilter(NamedTuple):

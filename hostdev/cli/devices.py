@@ -55,9 +55,7 @@ def devices(
 
     set_output(output)
     wanted = pci.DeviceFilter.parse(vendor, device, class_, driver, iommu_group)
-    found = [d for d in pci.list_devices(host()) if wanted.matches(d)]
-    names = _names(pci_ids)
-    found = [pci.with_names(d, names) for d in found]
+    found = [d for d in pci.list_devices(host(), _names(pci_ids)) if wanted.matches(d)]
     if not emit({"devices": [d.to_dict() for d in found]}, output):
         table(["address", "id", "class", "name", "driver", "group", "sr-iov"],
               [[d.address, d.pci_id, d.class_name or d.class_id, _label(d), d.driver, d.iommu_group, _sriov(d)]
