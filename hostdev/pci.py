@@ -22,7 +22,9 @@ IOMMU_GROUPS = "/sys/kernel/iommu_groups"
 # pci_uevent), falling back to the single attributes for trees that lack it.
 _ATTRS = ("uevent", "driver_override", "numa_node", "sriov_totalvfs")
 _ID_ATTRS = ("vendor", "device", "subsystem_vendor", "subsystem_device", "class")
-_LINKS = ("driver", "iommu_group", "physfn")
+# The driver is uevent's DRIVER= line (the driver core prints dev->driver->name, the same name
+# the ``driver`` link has: drivers/base/core.c dev_uevent); the link is read only without uevent.
+_LINKS = ("iommu_group", "physfn")
 _ENTRIES = ("mdev_supported_types",)
 _SYSFS_NAME = re.compile(r"[0-9a-f]{4,8}:[0-9a-f]{2}:[01][0-9a-f]\.[0-7]\Z")
 
@@ -65,7 +67,7 @@ def _ids_from_uevent(text: Optional[str]) -> Optional[dict]:
         return None
     sub_vendor, _, sub_device = fields.get("PCI_SUBSYS_ID", "").partition(":")
     return {"vendor": vendor, "device": device, "subsystem_vendor": sub_vendor or None,
-            "subsystem_device": sub_device or None, "class": class_id}
+            "subsystem_device": sub_device or None, "class": class_id, "driver": fields.get("DRIVER") or None}
 
 
 def read_device(host: Host, address: str, names: Optional[PciIds] = None) -> Optional[PciDevice]:
@@ -76,6 +78,7 @@ def read_device(host: Host, address: str, names: Optional[PciIds] = None) -> Opt
     ids = _ids_from_uevent(values["uevent"])
     if ids is None:
         ids, _, _ = host.scan_attrs(base, _ID_ATTRS)
+        ids["driver"] = host.link_name(f"{base}/driver")
     vendor = _hex4(ids["vendor"])
     if vendor is None:
         return None
@@ -103,7 +106,7 @@ def read_device(host: Host, address: str, names: Optional[PciIds] = None) -> Opt
         subsystem_vendor_id=_hex4(ids["subsystem_vendor"]),
         subsystem_device_id=_hex4(ids["subsystem_device"]),
         class_id=class_id,
-        driver=links["driver"],
+        driver=ids["driver"],
         # the kernel shows an unset override as "(null)" (drivers/pci/pci-sysfs.c)
         driver_override=None if override in (None, "", "(null)") else override,
         iommu_group=group,
