@@ -287,3 +287,21 @@ def test_live_host_is_never_changed_by_the_test_suite(monkeypatch):
     if result.exit_code == 2:
         pytest.skip("this machine has no 0000:00:00.0")
     assert result.exit_code == 4 and "refusing to change the live host" in result.stderr
+
+
+def test_unbind_json_and_restore_gives_the_driver_back(sim):
+    code, out, err = sim.invoke("unbind", sim.qat, "-o", "json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["devices"] == [{"address": sim.qat, "from": "4xxx", "to": None, "changed": True, "note": None}]
+    assert Host(sim.root).link_name(f"/sys/bus/pci/devices/{sim.qat}/driver") is None
+    code, out, _ = sim.invoke("restore", sim.qat, "-o", "json")
+    assert code == 0 and json.loads(out)["devices"][0]["to"] == "4xxx"
+    assert Host(sim.root).link_name(f"/sys/bus/pci/devices/{sim.qat}/driver") == "4xxx"
+    code, out, _ = sim.invoke("restore", sim.qat, "-o", "json")
+    assert json.loads(out)["changed"] is False
+
+
+def test_restore_needs_a_device_or_all(sim):
+    code, _, err = sim.invoke("restore")
+    assert code == 2 and "--all" in err
