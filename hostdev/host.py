@@ -211,7 +211,7 @@ class Host:
         """
         if not self.is_live:
             return
-        if os.environ.get(TEST_GUARD_ENV) == "1" and not _in_test_guest():
+        if os.environ.get(TEST_GUARD_ENV) == "1" and not in_test_guest():
             raise HostEnvironmentError(
                 f"{action}: refusing to change the live host from the test suite",
                 fix="tests must use a fake root (--root) or the QEMU guest")
@@ -335,11 +335,16 @@ def read_user_file(path: str) -> bytes:
         return handle.read()
 
 
-def _in_test_guest() -> bool:
-    """True inside the throwaway QEMU guest of the real-kernel tests (tests/realkernel)."""
+TEST_GUEST_TOKEN = "hostdev.testguest=1"
+
+
+def in_test_guest(cmdline: str = "/proc/cmdline") -> bool:
+    """True inside the throwaway QEMU guest of the real-kernel tests (tests/realkernel), whose
+    kernel command line carries TEST_GUEST_TOKEN. Reads the running kernel's command line, not
+    the root's: it is about the machine this process runs on."""
     try:
-        with open("/proc/cmdline", encoding="utf-8") as handle:
-            return "hostdev.testguest=1" in handle.read().split()
+        with open(cmdline, encoding="utf-8") as handle:
+            return TEST_GUEST_TOKEN in handle.read().split()
     except OSError:
         return False
 

@@ -30,6 +30,8 @@ from typing import Iterator, List, Optional
 
 import pytest
 
+from hostdev.host import in_test_guest
+
 ENV = "HOSTDEV_TEST_GUARD"
 
 # Programs that change the machine, refused by the basename of argv[0].
@@ -83,14 +85,6 @@ _expected_stack: List[List[str]] = []
 _allowed_roots: List[str] = []
 _installed = False
 _disabled_in_guest = False
-
-
-def _in_test_guest() -> bool:
-    try:
-        with open("/proc/cmdline", encoding="utf-8") as handle:
-            return "hostdev.testguest=1" in handle.read().split()
-    except OSError:
-        return False
 
 
 def allow_root(path: str) -> None:
@@ -248,7 +242,7 @@ def install() -> None:
     _installed = True
     os.environ[ENV] = "1"
     allow_root(tempfile.gettempdir())
-    if _in_test_guest():
+    if in_test_guest():
         _disabled_in_guest = True
         return
     os.open = _guarded_os_open  # the audit event lacks dir_fd, so os.open is wrapped

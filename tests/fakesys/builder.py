@@ -19,6 +19,8 @@ import struct
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
+from hostdev.host import Host
+
 from . import catalog
 
 SYS_DEVICES = "/sys/devices"
@@ -234,29 +236,8 @@ class FakeRoot:
             return None
 
     def resolve(self, host_path: str) -> str:
-        """Follow links inside the root (like Host.resolve)."""
-        parts = [x for x in host_path.split("/") if x not in ("", ".")]
-        done: List[str] = []
-        hops = 0
-        while parts:
-            part = parts.pop(0)
-            if part == "..":
-                if done:
-                    done.pop()
-                continue
-            cand = done + [part]
-            try:
-                target = os.readlink(os.path.join(self.root, *cand))
-            except OSError:
-                done = cand
-                continue
-            hops += 1
-            if hops > 40:
-                raise OSError(40, "link loop", host_path)
-            if target.startswith("/"):
-                done = []
-            parts = [x for x in target.split("/") if x not in ("", ".")] + parts
-        return "/" + "/".join(done)
+        """Follow links inside the root: exactly hostdev's own Host.resolve (one implementation)."""
+        return Host(self.root).resolve(host_path)
 
     def _skeleton(self) -> None:
         for d in ("/sys/devices/virtual", "/sys/bus/pci/devices", "/sys/bus/pci/drivers",

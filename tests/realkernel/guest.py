@@ -14,6 +14,8 @@ from typing import Optional, Sequence
 
 import pytest
 
+from hostdev.host import in_test_guest
+
 from .vm import CACHE_DIR, GUEST_SETUP, GUEST_TOKEN, MDEV_SAMPLES
 
 PCI_DEVICES = Path("/sys/bus/pci/devices")
@@ -30,15 +32,6 @@ BRIDGED_E1000 = "0000:01:03.0"  # 8086:100e, e1000
 REQUIRE_ENV = "HOSTDEV_REQUIRE_REALKERNEL"
 MDEV_DIR_ENV = "HOSTDEV_MDEV_DIR"
 MDEV_ERROR_ENV = "HOSTDEV_MDEV_BUILD_ERROR"
-
-
-def in_test_guest(cmdline: str = "/proc/cmdline") -> bool:
-    """True inside the throwaway guest (same test as hostdev/host.py ``_in_test_guest``)."""
-    try:
-        with open(cmdline, encoding="utf-8") as handle:
-            return GUEST_TOKEN in handle.read().split()
-    except OSError:
-        return False
 
 
 def require_guest(what: str = "this") -> None:

@@ -30,14 +30,16 @@ import time
 from pathlib import Path
 from typing import Callable, Iterable, Optional, Sequence
 
+from hostdev.host import TEST_GUEST_TOKEN
+
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parent.parent
 CACHE_DIR = REPO_ROOT / ".cache" / "realkernel"
 GUEST_SETUP = HERE / "guest_setup.sh"
 
-# The token that tells hostdev (hostdev/host.py ``_in_test_guest``) and the test guards that they
+# The token that tells hostdev (hostdev/host.py ``in_test_guest``) and the test guards that they
 # run inside this throwaway guest. Never put it on a real machine's command line.
-GUEST_TOKEN = "hostdev.testguest=1"
+GUEST_TOKEN = TEST_GUEST_TOKEN
 KERNEL_CMDLINE = ("console=ttyS0", "quiet", "loglevel=1", "panic=-1", "intel_iommu=on", GUEST_TOKEN)
 
 QEMU_BINARY = "qemu-system-x86_64"
