@@ -228,12 +228,17 @@ class DeviceChange:
     address: str
     before: Optional[str]
     after: Optional[str]
-    changed: bool
+    action: str               # "bind" | "unbind" | "restore" | "none"
+    group: Optional[int]
     note: Optional[str] = None
 
+    @property
+    def changed(self) -> bool:
+        return self.action != "none"
+
     def to_dict(self) -> dict:
-        return {"address": self.address, "from": self.before, "to": self.after, "changed": self.changed,
-                "note": self.note}
+        return {"address": self.address, "from_driver": self.before, "to_driver": self.after,
+                "action": self.action, "group": self.group, "changed": self.changed, "note": self.note}
 
 
 @dataclass
@@ -246,7 +251,10 @@ class BindingPlan:
         return any(d.changed for d in self.devices)
 
     def to_dict(self, dry_run: bool) -> dict:
-        return {"changed": self.changed, "dry_run": dry_run, "devices": [d.to_dict() for d in self.devices],
+        # reboot_required: binding acts on the running kernel; only boot-time persistence would
+        # need a reboot, and that is not part of these plans
+        return {"changed": self.changed, "dry_run": dry_run, "reboot_required": False,
+                "devices": [d.to_dict() for d in self.devices],
                 "actions": self.plan.describe(), "notes": list(self.plan.notes)}
 
 
@@ -311,7 +319,8 @@ def plan_bind(host: Host, devices: List[PciDevice], driver: str = VFIO, force: b
     todo = [d for d in devices if d.driver != driver]
     for dev in devices:
         if dev.driver == driver:
-            changes.append(DeviceChange(dev.address, dev.driver, driver, False, f"already on {driver}"))
+            changes.append(DeviceChange(dev.address, dev.driver, driver, "none", dev.iommu_group,
+                                        f"already on {driver}"))
     for dev in todo:
         reasons = interlocks(host, dev)
         if reasons and not force:
@@ -333,7 +342,7 @@ def plan_bind(host: Host, devices: List[PciDevice], driver: str = VFIO, force: b
         dev_node = f" and /dev/vfio/{dev.iommu_group} exists" if has_node else ""
         plan.add(f"verify {addr} is on {driver}{dev_node}",
                  _verify(addr, driver, dev.iommu_group), None, addr)
-        changes.append(DeviceChange(addr, dev.driver, driver, True))
+        changes.append(DeviceChange(addr, dev.driver, driver, "bind", dev.iommu_group))
     changes.sort(key=lambda c: PciAddress.parse(c.address))
     return BindingPlan(plan, changes)
 
@@ -357,7 +366,7 @@ def plan_unbind(host: Host, devices: List[PciDevice], force: bool = False) -> Bi
     changes = []
     for dev in devices:
         if dev.driver is None:
-            changes.append(DeviceChange(dev.address, None, None, False, "no driver"))
+            changes.append(DeviceChange(dev.address, None, None, "none", dev.iommu_group, "no driver"))
             continue
         _refuse_if_held(host, dev, force)
         run, undo = _record(dev.address, dev.driver, dev.driver_override, None)
@@ -365,7 +374,7 @@ def plan_unbind(host: Host, devices: List[PciDevice], force: bool = False) -> Bi
         plan.add(f"unbind {dev.address} from {dev.driver}", _unbind(dev.address, dev.driver),
                  _rebind(dev.address, dev.driver, dev.driver_override), dev.address)
         plan.add(f"verify {dev.address} has no driver", _verify(dev.address, None, None), None, dev.address)
-        changes.append(DeviceChange(dev.address, dev.driver, None, True))
+        changes.append(DeviceChange(dev.address, dev.driver, None, "unbind", dev.iommu_group))
     return BindingPlan(plan, changes)
 
 
@@ -386,12 +395,14 @@ def plan_restore(host: Host, addresses: Sequence[str], every: bool = False, forc
         if dev is None:
             raise DeviceNotFoundError(addr)
         if entry is None:
-            changes.append(DeviceChange(addr, dev.driver, dev.driver, False, "hostdev has no record of changing it"))
+            changes.append(DeviceChange(addr, dev.driver, dev.driver, "none", dev.iommu_group,
+                                        "hostdev has no record of changing it"))
             continue
         original, override = entry.get("driver"), entry.get("driver_override")
         if dev.driver == original and dev.driver_override == override:
             plan.add(f"forget {addr} in {JOURNAL}", _forget(addr), None, addr)
-            changes.append(DeviceChange(addr, dev.driver, original, False, f"already on {original or 'no driver'}"))
+            changes.append(DeviceChange(addr, dev.driver, original, "none", dev.iommu_group,
+                                        f"already on {original or 'no driver'}"))
             continue
         _refuse_if_held(host, dev, force)
         if original and not host.exists(f"{DRIVERS}/{original}"):
@@ -400,5 +411,5 @@ def plan_restore(host: Host, addresses: Sequence[str], every: bool = False, forc
                  _rebind(addr, dev.driver, dev.driver_override), addr)
         plan.add(f"verify {addr} is on {original or 'no driver'}", _verify(addr, original, None), None, addr)
         plan.add(f"forget {addr} in {JOURNAL}", _forget(addr), None, addr)
-        changes.append(DeviceChange(addr, dev.driver, original, True))
+        changes.append(DeviceChange(addr, dev.driver, original, "restore", dev.iommu_group))
     return BindingPlan(plan, changes)

@@ -31,6 +31,7 @@ _READ_CHUNK = 65536
 # Set in the environment of every process the test suite starts (tests/conftest.py): a
 # hostdev started by a test refuses to change the live host, whatever uid it has.
 TEST_GUARD_ENV = "HOSTDEV_TEST_GUARD"
+LOCK_FILE = "/run/lock/hostdev.lock"
 
 
 class CommandResult(NamedTuple):
@@ -280,6 +281,38 @@ class Host:
             except OSError:
                 pass
             raise
+
+    def lock(self, timeout: float = 30.0):
+        """An exclusive lock on /run/lock/hostdev.lock under the root, so that two hostdev runs
+        never interleave their writes. Raises HostEnvironmentError after ``timeout`` seconds."""
+        import contextlib
+        import fcntl
+        import time
+
+        @contextlib.contextmanager
+        def held():
+            real = self.path(LOCK_FILE)
+            os.makedirs(os.path.dirname(real), exist_ok=True)
+            fd = os.open(real, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                deadline = time.monotonic() + timeout
+                while True:
+                    try:
+                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        break
+                    except BlockingIOError:
+                        if time.monotonic() >= deadline:
+                            raise HostEnvironmentError(
+                                f"another hostdev is changing this host (it holds {LOCK_FILE})",
+                                fix="wait for it to finish, then run again") from None
+                        time.sleep(0.1)
+                os.ftruncate(fd, 0)
+                os.write(fd, f"{os.getpid()}\n".encode())
+                yield
+            finally:
+                os.close(fd)  # closing releases the flock
+
+        return held()
 
     def remove_file(self, path: str) -> bool:
         """Delete a file of ours; False when it was not there."""

@@ -242,7 +242,9 @@ def test_bind_json_idempotent_and_restore(sim):
     assert code == 0, err
     data = json.loads(out)
     assert data["changed"] is True and data["dry_run"] is False
-    assert data["devices"] == [{"address": sim.t4, "from": "nvidia", "to": "vfio-pci", "changed": True, "note": None}]
+    assert data["devices"] == [{"address": sim.t4, "from_driver": "nvidia", "to_driver": "vfio-pci",
+                                "action": "bind", "group": sim.groups["t4"], "changed": True, "note": None}]
+    assert data["reboot_required"] is False
     assert Host(sim.root).link_name(f"/sys/bus/pci/devices/{sim.t4}/driver") == "vfio-pci"
     code, out, _ = sim.invoke("bind", sim.t4, "-o", "json")
     assert code == 0 and json.loads(out)["changed"] is False and json.loads(out)["actions"] == []
@@ -293,10 +295,12 @@ def test_unbind_json_and_restore_gives_the_driver_back(sim):
     code, out, err = sim.invoke("unbind", sim.qat, "-o", "json")
     assert code == 0, err
     data = json.loads(out)
-    assert data["devices"] == [{"address": sim.qat, "from": "4xxx", "to": None, "changed": True, "note": None}]
+    assert data["devices"] == [{"address": sim.qat, "from_driver": "4xxx", "to_driver": None, "action": "unbind",
+                                "group": sim.groups["qat"], "changed": True, "note": None}]
     assert Host(sim.root).link_name(f"/sys/bus/pci/devices/{sim.qat}/driver") is None
     code, out, _ = sim.invoke("restore", sim.qat, "-o", "json")
-    assert code == 0 and json.loads(out)["devices"][0]["to"] == "4xxx"
+    assert code == 0 and json.loads(out)["devices"][0]["to_driver"] == "4xxx"
+    assert json.loads(out)["devices"][0]["action"] == "restore"
     assert Host(sim.root).link_name(f"/sys/bus/pci/devices/{sim.qat}/driver") == "4xxx"
     code, out, _ = sim.invoke("restore", sim.qat, "-o", "json")
     assert json.loads(out)["changed"] is False

@@ -97,3 +97,20 @@ def test_read_only_commands_report_missing_programs_and_failures(tmp_path):
         host.run(["sh", "-c", "echo oops >&2; exit 3"], mutating=False)
     assert info.value.rc == 3 and info.value.stderr == "oops\n" and "exited 3: oops" in str(info.value)
     assert host.run(["sh", "-c", "echo $LC_ALL"], mutating=False).stdout == "C\n"
+
+
+def test_lock_excludes_a_second_holder_and_is_released(tmp_path):
+    import subprocess
+    import sys
+
+    host = Host(str(tmp_path))
+    with host.lock():
+        assert (tmp_path / "run/lock/hostdev.lock").read_text() == f"{os.getpid()}\n"
+        # another process (flock is per open file) cannot take it
+        code = ("from hostdev.host import Host; from hostdev.errors import HostEnvironmentError\n"
+                f"try:\n    Host({str(tmp_path)!r}).lock(timeout=0.3).__enter__()\n"
+                "except HostEnvironmentError as e:\n    print(e)\n")
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout
+        assert "another hostdev is changing this host" in out
+    with host.lock(timeout=0.3):
+        pass

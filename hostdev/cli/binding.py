@@ -20,7 +20,8 @@ def _run(binding_plan, dry_run: bool, output: Format, verb: str) -> int:
     h = host()
     if not dry_run and binding_plan.plan.changes:
         h.require_mutable(f"hostdev {verb}")
-        binding_plan.plan.apply(h)
+        with h.lock():
+            binding_plan.plan.apply(h)
     if not emit(binding_plan.to_dict(dry_run), output):
         for note in binding_plan.plan.notes:
             message(f"note: {note}", "warn")

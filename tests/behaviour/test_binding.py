@@ -141,3 +141,24 @@ def test_failed_step_rolls_back_to_the_original_driver(machine):
     assert info.value.exit_code == 5 and info.value.rolled_back
     assert driver(machine, E1000E) == "e1000e" and override(machine, E1000E) is None
     assert binding.Journal.load(machine.host).devices == {}
+
+
+@pytest.mark.parametrize("step", range(6))
+def test_a_failure_at_any_step_leaves_the_device_exactly_as_it_was(machine, step):
+    """load driver, record, driver_override, unbind, probe, verify: make step N fail."""
+    from hostdev.errors import SysfsWriteError
+
+    before = pci.read_device(machine.host, E1000E)
+    result = binding.plan_bind(machine.host, binding.resolve_addresses(machine.host, [E1000E]))
+    assert len(result.plan.actions) == 6
+
+    def fail(host):
+        raise SysfsWriteError("/sys/injected", "x", 5)
+
+    result.plan.actions[step].run = fail
+    with pytest.raises(OperationFailedError) as info:
+        result.plan.apply(machine.host)
+    assert info.value.step == result.plan.actions[step].description
+    assert len(info.value.rolled_back) == sum(1 for a in result.plan.actions[:step] if a.undo)
+    assert pci.read_device(machine.host, E1000E) == before
+    assert binding.Journal.load(machine.host).devices == {}
