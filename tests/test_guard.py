@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 
 import pytest
@@ -18,9 +19,30 @@ PYTHON = sys.executable
 guard.install()  # idempotent; the plugin normally does it in pytest_configure
 
 
+def _outside_dir() -> str:
+    """A directory outside every allowed root: the repository, unless the checkout itself lies
+    under the temporary directory (a CI clone in /tmp), then /var/tmp or the home directory."""
+    tmp = os.path.realpath(tempfile.gettempdir()).rstrip("/") + "/"
+    for candidate in (REPO, "/var/tmp", os.path.expanduser("~")):
+        real = os.path.realpath(candidate)
+        if os.path.isdir(real) and not (real + "/").startswith(tmp):
+            return real
+    pytest.skip("no directory outside the temporary directory to probe")
+
+
+def _repo_outside_tmp() -> str:
+    """The repository, for tests that aim guarded calls at real files (chmod, truncate, rmtree
+    of the checkout): only where the checkout is outside the temporary directory. Inside it
+    (a CI clone in /tmp) those calls are allowed by design and would really run: skip."""
+    tmp = os.path.realpath(tempfile.gettempdir()).rstrip("/") + "/"
+    if (os.path.realpath(REPO) + "/").startswith(tmp):
+        pytest.skip("the checkout lies under the temporary directory, where writes are allowed")
+    return REPO
+
+
 def _outside(name: str) -> str:
-    """A harmless path outside every allowed root (the repository directory)."""
-    path = os.path.join(REPO, f".hostdev-guard-probe-{os.getpid()}-{name}")
+    """A harmless path outside every allowed root (nothing is ever written there)."""
+    path = os.path.join(_outside_dir(), f".hostdev-guard-probe-{os.getpid()}-{name}")
     assert not os.path.lexists(path)
     return path
 
@@ -68,17 +90,18 @@ def test_read_outside_tmp_is_allowed(guarded):
 def test_dir_fd_relative_open_is_resolved(guarded, tmp_path, monkeypatch):
     # cwd is the allowed tmp dir, the dir_fd is the repository: the dir_fd must decide
     monkeypatch.chdir(tmp_path)
-    repo_fd = os.open(REPO, os.O_RDONLY | os.O_DIRECTORY)
+    outside = _outside_dir()
+    repo_fd = os.open(outside, os.O_RDONLY | os.O_DIRECTORY)
     name = f".hostdev-guard-probe-{os.getpid()}-dirfd"
     try:
         with pytest.raises(guard.GuardViolation):
             os.open(name, os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=repo_fd)
     finally:
         os.close(repo_fd)
-    assert not os.path.lexists(os.path.join(REPO, name))
+    assert not os.path.lexists(os.path.join(outside, name))
     assert len(guarded) == 1 and name in guarded[0]
-    # and the other way round: cwd is the repository, the dir_fd is tmp → allowed
-    monkeypatch.chdir(REPO)
+    # and the other way round: cwd is outside, the dir_fd is tmp → allowed
+    monkeypatch.chdir(outside)
     tmp_fd = os.open(str(tmp_path), os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.close(os.open("ok", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=tmp_fd))
@@ -90,6 +113,7 @@ def test_dir_fd_relative_open_is_resolved(guarded, tmp_path, monkeypatch):
 
 
 def test_metadata_changes_outside_tmp_are_blocked(guarded, tmp_path):
+    repo = _repo_outside_tmp()
     inside = tmp_path / "file"
     inside.write_text("x")
     outside = _outside("meta")
@@ -100,20 +124,20 @@ def test_metadata_changes_outside_tmp_are_blocked(guarded, tmp_path):
         lambda: os.rename(str(inside), outside),
         lambda: os.replace(str(inside), outside),
         lambda: shutil.copyfile(str(inside), outside),
-        lambda: os.chmod(os.path.join(REPO, "pyproject.toml"), 0o600),
-        lambda: os.utime(os.path.join(REPO, "pyproject.toml")),
-        lambda: os.truncate(os.path.join(REPO, "pyproject.toml"), 0),
-        lambda: os.remove(os.path.join(REPO, "pyproject.toml")),
-        lambda: os.rmdir(os.path.join(REPO, "hostdev")),
-        lambda: shutil.rmtree(os.path.join(REPO, "hostdev")),
+        lambda: os.chmod(os.path.join(repo, "pyproject.toml"), 0o600),
+        lambda: os.utime(os.path.join(repo, "pyproject.toml")),
+        lambda: os.truncate(os.path.join(repo, "pyproject.toml"), 0),
+        lambda: os.remove(os.path.join(repo, "pyproject.toml")),
+        lambda: os.rmdir(os.path.join(repo, "hostdev")),
+        lambda: shutil.rmtree(os.path.join(repo, "hostdev")),
     ]
-    before = os.stat(os.path.join(REPO, "pyproject.toml"))
+    before = os.stat(os.path.join(repo, "pyproject.toml"))
     for call in calls:
         with pytest.raises(guard.GuardViolation):
             call()
-    after = os.stat(os.path.join(REPO, "pyproject.toml"))
+    after = os.stat(os.path.join(repo, "pyproject.toml"))
     assert (before.st_mode, before.st_size, before.st_mtime_ns) == (after.st_mode, after.st_size, after.st_mtime_ns)
-    assert os.path.isdir(os.path.join(REPO, "hostdev"))
+    assert os.path.isdir(os.path.join(repo, "hostdev"))
     assert not os.path.lexists(outside)
     assert inside.read_text() == "x"
     assert len(guarded) == len(calls)
