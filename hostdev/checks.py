@@ -167,6 +167,32 @@ def check_groups(devices: List[PciDevice]) -> List[Check]:
     return checks
 
 
+MDEVCTL_RULES = ("/usr/lib/udev/rules.d/60-mdevctl.rules", "/lib/udev/rules.d/60-mdevctl.rules",
+                 "/etc/udev/rules.d/60-mdevctl.rules")
+
+
+def check_mdevctl(host: Host) -> Optional[Check]:
+    """Debian 12's mdevctl 1.2.0-3 udev rule runs /usr/sbin/mdevctl but the package installs
+    /usr/bin/mdevctl: persistent mdevs silently never start at boot (ANCHORS.md). None when
+    mdevctl's rule is not installed."""
+    for rule in MDEVCTL_RULES:
+        text = host.read_text(rule)
+        if text is None:
+            continue
+        called = sorted({word for line in text.splitlines() if not line.lstrip().startswith("#")
+                         for word in line.replace("'", " ").replace('"', " ").split() if word.endswith("/mdevctl")})
+        missing = [path for path in called if not host.exists(path)]
+        if missing:
+            present = next((p for p in ("/usr/bin/mdevctl", "/usr/sbin/mdevctl") if host.exists(p)), None)
+            fix = (f"ln -s {present} {missing[0]}" if present else "install mdevctl")
+            return Check("mdevctl-autostart", WARN, f"mdevctl's udev rule calls {missing[0]}, which does not exist",
+                         f"{rule} runs {', '.join(called)}; persistent mdevs (/etc/mdevctl.d) will not start at "
+                         "boot", fix)
+        return Check("mdevctl-autostart", PASS, "mdevctl's udev rule can start persistent mdevs at boot",
+                     f"{rule} runs {', '.join(called) or 'nothing'}")
+    return None
+
+
 def run_checks(host: Host) -> CheckReport:
     """All checks, in the order a person would fix them."""
     cpu = kernel.read_cpuinfo(host)
@@ -193,4 +219,7 @@ def run_checks(host: Host) -> CheckReport:
                                 "no MSI interrupts in /proc/interrupts"))
     checks.append(check_vfio(host))
     checks.extend(check_groups(pci.list_devices(host)))
+    mdevctl = check_mdevctl(host)
+    if mdevctl is not None:
+        checks.append(mdevctl)
     return CheckReport(tuple(checks))

@@ -8,15 +8,29 @@ takes ``1``.
 
 from __future__ import annotations
 
+import json
 import uuid as _uuid
-from typing import List, Optional
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from .errors import RefusedError, SysfsWriteError, UsageError
 from .host import Host
 from .model import Mdev, MdevType
+from .plan import Plan
 
 MDEV_BUS = "/sys/class/mdev_bus"
 MDEV_DEVICES = "/sys/bus/mdev/devices"
+MDEVCTL_DIR = "/etc/mdevctl.d"
+PCI_DEVICES = "/sys/bus/pci/devices"
+# NVIDIA vGPU on SR-IOV VFs (Ada, Hopper, some Ampere; vGPU 17+): no mdev bus, the types are a
+# table in the VF's nvidia/creatable_vgpu_types ("ID    : vGPU Name" then "557   : NVIDIA L4-1Q").
+NVIDIA_VF_TYPES = "nvidia/creatable_vgpu_types"
+
+
+def normalize(name: str) -> str:
+    """KubeVirt's comparison form of a type name: spaces to ``_``, then trimmed
+    (pkg/virt-handler/device-manager/mediated_device.go). Trim first yourself: leading spaces
+    would otherwise become ``_``."""
+    return name.strip().replace(" ", "_").strip()
 
 
 def _int(text: Optional[str]) -> Optional[int]:
@@ -41,6 +55,62 @@ def types(host: Host, parent: str) -> List[MdevType]:
     return found
 
 
+def nvidia_vf_types(host: Host) -> Dict[str, List[MdevType]]:
+    """PCI address → the vGPU types its nvidia/creatable_vgpu_types offers (SR-IOV vGPU)."""
+    found: Dict[str, List[MdevType]] = {}
+    for address in host.listdir(PCI_DEVICES):
+        text = host.read_text(f"{PCI_DEVICES}/{address}/{NVIDIA_VF_TYPES}")
+        if text is None:
+            continue
+        entries = []
+        for line in text.splitlines()[1:]:
+            type_id, sep, name = line.partition(":")
+            if sep and type_id.strip().isdigit():
+                entries.append(MdevType(address, type_id.strip(), name.strip(), None, "vfio-pci",
+                                        "NVIDIA vGPU on an SR-IOV VF (nvidia/creatable_vgpu_types)"))
+        found[address] = entries
+    return found
+
+
+def matches_name(mtype: MdevType, wanted: str) -> bool:
+    """Does ``wanted`` name this type, exactly or as KubeVirt compares (spaces → ``_``)?
+    A type without a ``name`` file (Intel GVT-g) is known by its id."""
+    wanted = wanted.strip()
+    candidates = [mtype.id] if mtype.name is None else [mtype.name.strip()]
+    return any(wanted == c or normalize(wanted) == normalize(c) for c in candidates)
+
+
+class Definition(NamedTuple):
+    """An mdevctl definition: /etc/mdevctl.d/PARENT/UUID (JSON: mdev_type, start, attrs)."""
+
+    uuid: str
+    parent: str
+    type_id: Optional[str]
+    start: Optional[str]
+
+
+def definitions(host: Host) -> Dict[str, Definition]:
+    found: Dict[str, Definition] = {}
+    for parent in host.listdir(MDEVCTL_DIR):
+        if parent == "scripts.d":
+            continue
+        for name in host.listdir(f"{MDEVCTL_DIR}/{parent}"):
+            try:
+                data = json.loads(host.read_text(f"{MDEVCTL_DIR}/{parent}/{name}") or "")
+                value = str(_uuid.UUID(name))
+            except ValueError:
+                continue
+            if isinstance(data, dict):
+                found[value] = Definition(value, parent, data.get("mdev_type"), data.get("start"))
+    return found
+
+
+def definition_text(type_id: str) -> str:
+    """mdevctl's own format (mdevctl 1.x ``define``), so that mdevctl and its udev rule start
+    the device at boot."""
+    return json.dumps({"mdev_type": type_id, "start": "auto", "attrs": []}, indent=2) + "\n"
+
+
 def list_mdevs(host: Host) -> List[Mdev]:
     found = []
     for name in host.listdir(MDEV_DEVICES):
@@ -54,55 +124,128 @@ def list_mdevs(host: Host) -> List[Mdev]:
     return found
 
 
-def _find_type(host: Host, parent: str, type_id: str) -> MdevType:
+def _find_type(host: Host, parent: str, type_id: Optional[str] = None, name: Optional[str] = None) -> MdevType:
+    """The parent's type with this id, or with this name (exact or KubeVirt-normalised)."""
     if parent not in parents(host):
         raise UsageError(f"{parent} is not an mdev parent on this host",
-                         fix=f"parents here: {', '.join(parents(host)) or 'none'}")
-    for t in types(host, parent):
-        if t.id == type_id:
+                         fix=f"parents here: {', '.join(parents(host)) or 'none'} (hostdev mdev types)")
+    offered = types(host, parent)
+    for t in offered:
+        if (type_id is not None and t.id == type_id) or (name is not None and matches_name(t, name)):
             return t
-    raise UsageError(f"{parent} has no mdev type {type_id}",
-                     fix=f"types of {parent}: {', '.join(t.id for t in types(host, parent))}")
+    wanted = type_id if type_id is not None else f"named {name!r}"
+    raise UsageError(f"{parent} has no mdev type {wanted}",
+                     fix=f"types of {parent}: {', '.join(f'{t.id} ({t.name})' for t in offered)}")
 
 
-def create(host: Host, parent: str, type_id: str, uuid: Optional[str] = None) -> Mdev:
-    """Create one mdev; returns it as sysfs shows it afterwards. Raises UsageError, RefusedError,
-    SysfsWriteError."""
-    mtype = _find_type(host, parent, type_id)
+def _check_uuid(host: Host, text: str) -> str:
     try:
-        value = str(_uuid.UUID(uuid)) if uuid else str(_uuid.uuid4())
+        value = str(_uuid.UUID(text))
     except ValueError:
-        raise UsageError(f"invalid UUID {uuid!r}", fix="use the 8-4-4-4-12 hex form, or omit --uuid") from None
+        raise UsageError(f"invalid UUID {text!r}", fix="use the 8-4-4-4-12 hex form, or omit --uuid") from None
     if host.exists(f"{MDEV_DEVICES}/{value}"):
         raise UsageError(f"an mdev with UUID {value} already exists", fix="pick another UUID or omit --uuid")
-    if mtype.available_instances == 0:
-        raise RefusedError(f"{parent} has no {type_id} instance left (available_instances 0)",
-                           fix="remove an mdev of this parent, or use another parent")
+    return value
+
+
+def _create_step(parent: str, type_id: str, value: str):
+    path = f"{MDEV_BUS}/{parent}/mdev_supported_types/{type_id}/create"
+
+    def run(host: Host) -> None:
+        host.write_attr(path, value)
+        if not host.exists(f"{MDEV_DEVICES}/{value}"):
+            raise SysfsWriteError(path, value, 5, "the kernel accepted the write but no mdev appeared")
+    return run
+
+
+def _remove_step(value: str):
+    def run(host: Host) -> None:
+        try:
+            host.write_attr(f"{MDEV_DEVICES}/{value}/remove", "1")
+        except SysfsWriteError as exc:
+            if exc.errno == 16:  # EBUSY: the vendor driver refuses while the device is open
+                raise RefusedError(f"mdev {value} is in use (the kernel answered EBUSY)",
+                                   fix="stop the VM or process that has it open") from None
+            raise
+    return run
+
+
+def plan_create(host: Host, parent: str, type_id: Optional[str] = None, name: Optional[str] = None,
+                uuids: Sequence[str] = (), count: int = 1, persist: bool = False) -> Tuple[Plan, List[str]]:
+    """The plan that creates ``count`` mdevs (or one per given UUID), optionally with mdevctl
+    definitions. Raises UsageError (unknown parent/type, bad or taken UUID) and RefusedError
+    (not enough instances left)."""
+    mtype = _find_type(host, parent, type_id, name)
+    values = [_check_uuid(host, u) for u in uuids] or [str(_uuid.uuid4()) for _ in range(count)]
+    if uuids and count not in (1, len(values)):
+        raise UsageError("--count and --uuid disagree", fix="give one --uuid per mdev, or only --count")
+    if mtype.available_instances is not None and mtype.available_instances < len(values):
+        raise RefusedError(f"{parent} has {mtype.available_instances} {mtype.id} instance(s) left, "
+                           f"{len(values)} asked for",
+                           fix="remove mdevs of this parent (hostdev mdev remove --parent …), or use another parent")
+    plan = Plan()
+    for value in values:
+        plan.add(f"create mdev {value} ({mtype.id}, {mtype.name or 'no name'}) on {parent}",
+                 _create_step(parent, mtype.id, value), _remove_step(value), value)
+        if persist:
+            path = f"{MDEVCTL_DIR}/{parent}/{value}"
+            plan.add(f"write mdevctl definition {path} (start auto)",
+                     lambda h, p=path, t=mtype.id: h.write_file(p, definition_text(t), backup=False),
+                     lambda h, p=path: h.remove_file(p), value)
+    return plan, values
+
+
+def plan_remove(host: Host, uuids: Sequence[str] = (), parent: Optional[str] = None) -> Tuple[Plan, List[str]]:
+    """Remove mdevs (by UUID, or every mdev of ``parent``) and their mdevctl definitions.
+    Raises UsageError (no such mdev) and RefusedError (in use: /dev/vfio/N held open)."""
+    from .binding import vfio_group_holders
+
+    active = {m.uuid: m for m in list_mdevs(host)}
+    defined = definitions(host)
+    if parent is not None:
+        targets = sorted(u for u, m in active.items() if m.parent == parent) + \
+            sorted(u for u, d in defined.items() if d.parent == parent and u not in active)
+    else:
+        targets = []
+        for text in uuids:
+            try:
+                value = str(_uuid.UUID(text))
+            except ValueError:
+                raise UsageError(f"invalid UUID {text!r}", fix="use the 8-4-4-4-12 hex form") from None
+            if value not in active and value not in defined:
+                raise UsageError(f"no mdev {value} on this host", fix="run 'hostdev mdev list'")
+            targets.append(value)
+    if not targets and parent is None:
+        raise UsageError("no mdev given", fix="name mdevs by UUID, or --parent ADDR")
+    plan = Plan()
+    for value in targets:
+        mdev = active.get(value)
+        if mdev is not None:
+            holders = vfio_group_holders(host, mdev.iommu_group) if mdev.iommu_group is not None else []
+            if holders:
+                raise RefusedError(f"mdev {value} is in use: /dev/vfio/{mdev.iommu_group} is held by "
+                                   f"{', '.join(holders)}", fix="stop the VM using it first")
+            plan.add(f"remove mdev {value} ({mdev.type_id}) from {mdev.parent}", _remove_step(value),
+                     _create_step(mdev.parent, mdev.type_id or "", value), value)
+        definition = defined.get(value)
+        if definition is not None:
+            path = f"{MDEVCTL_DIR}/{definition.parent}/{value}"
+            old = host.read_text(path) or ""
+            plan.add(f"remove mdevctl definition {path}", lambda h, p=path: h.remove_file(p),
+                     lambda h, p=path, t=old: h.write_file(p, t, backup=False), value)
+    return plan, targets
+
+
+def create(host: Host, parent: str, type_id: str, uuid: Optional[str] = None, persist: bool = False) -> Mdev:
+    """Create one mdev now; returns it as sysfs shows it."""
+    plan, values = plan_create(host, parent, type_id, uuids=[uuid] if uuid else (), persist=persist)
     host.require_mutable("creating an mdev")
-    host.write_attr(f"{MDEV_BUS}/{parent}/mdev_supported_types/{type_id}/create", value)
-    for mdev in list_mdevs(host):
-        if mdev.uuid == value:
-            return mdev
-    raise SysfsWriteError(f"{MDEV_BUS}/{parent}/mdev_supported_types/{type_id}/create", value, 5,
-                          "the kernel accepted the write but no mdev appeared")
+    plan.apply(host)
+    return next(m for m in list_mdevs(host) if m.uuid == values[0])
 
 
 def remove(host: Host, uuid: str) -> None:
-    """Remove one mdev. Raises UsageError (no such mdev), RefusedError (in use)."""
-    from .binding import vfio_group_holders
-
-    if not host.exists(f"{MDEV_DEVICES}/{uuid}"):
-        raise UsageError(f"no mdev {uuid} on this host", fix="run 'hostdev mdev list'")
-    group = host.link_name(f"{MDEV_DEVICES}/{uuid}/iommu_group")
-    holders = vfio_group_holders(host, int(group)) if group and group.isdigit() else []
-    if holders:
-        raise RefusedError(f"mdev {uuid} is in use: /dev/vfio/{group} is held by {', '.join(holders)}",
-                           fix="stop the VM using it first")
+    """Remove one mdev (and its mdevctl definition) now."""
+    plan, _ = plan_remove(host, [uuid])
     host.require_mutable("removing an mdev")
-    try:
-        host.write_attr(f"{MDEV_DEVICES}/{uuid}/remove", "1")
-    except SysfsWriteError as exc:
-        if exc.errno == 16:  # EBUSY: the vendor driver refuses while the device is open
-            raise RefusedError(f"mdev {uuid} is in use (the kernel answered EBUSY)",
-                               fix="stop the VM or process that has it open") from None
-        raise
+    plan.apply(host)
