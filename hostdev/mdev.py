@@ -158,13 +158,17 @@ def _create_step(parent: str, type_id: str, value: str):
     return run
 
 
-def _remove_step(value: str):
+def _remove_step(value: str, group: Optional[int] = None):
     def run(host: Host) -> None:
+        from .binding import vfio_group_holders
+
         try:
             host.write_attr(f"{MDEV_DEVICES}/{value}/remove", "1")
         except SysfsWriteError as exc:
             if exc.errno == 16:  # EBUSY: the vendor driver refuses while the device is open
-                raise RefusedError(f"mdev {value} is in use (the kernel answered EBUSY)",
+                holders = vfio_group_holders(host, group) if group is not None else []
+                who = f"by {', '.join(holders)}" if holders else "(the kernel answered EBUSY)"
+                raise RefusedError(f"mdev {value} is in use {who}",
                                    fix="stop the VM or process that has it open") from None
             raise
     return run
@@ -225,7 +229,7 @@ def plan_remove(host: Host, uuids: Sequence[str] = (), parent: Optional[str] = N
             if holders:
                 raise RefusedError(f"mdev {value} is in use: /dev/vfio/{mdev.iommu_group} is held by "
                                    f"{', '.join(holders)}", fix="stop the VM using it first")
-            plan.add(f"remove mdev {value} ({mdev.type_id}) from {mdev.parent}", _remove_step(value),
+            plan.add(f"remove mdev {value} ({mdev.type_id}) from {mdev.parent}", _remove_step(value, mdev.iommu_group),
                      _create_step(mdev.parent, mdev.type_id or "", value), value)
         definition = defined.get(value)
         if definition is not None:
