@@ -182,11 +182,52 @@ def _block_devices_in_use(host: Host) -> Dict[str, List[str]]:
     return result
 
 
+FRAMEBUFFERS = ("BOOTFB", "efifb", "simpledrm", "simple-framebuffer", "vesafb")
+
+
+def _framebuffer_ranges(host: Host) -> List[tuple]:
+    """(start, end, name) of the firmware framebuffers in /proc/iomem. Without root the kernel
+    shows every address as 0: nothing can be told, so nothing is returned."""
+    found = []
+    for line in (host.read_text("/proc/iomem") or "").splitlines():
+        span, _, name = line.strip().partition(" : ")
+        if not any(name.startswith(fb) for fb in FRAMEBUFFERS):
+            continue
+        start, _, end = span.partition("-")
+        try:
+            first, last = int(start, 16), int(end, 16)
+        except ValueError:
+            continue
+        if last:
+            found.append((first, last, name))
+    return found
+
+
+def _bars(host: Host, address: str) -> List[tuple]:
+    """The device's memory ranges from its ``resource`` file (start end flags per line)."""
+    ranges = []
+    for line in (host.read_text(f"{pci.PCI_DEVICES}/{address}/resource") or "").splitlines():
+        parts = line.split()
+        if len(parts) >= 2:
+            try:
+                first, last = int(parts[0], 16), int(parts[1], 16)
+            except ValueError:
+                continue
+            if last:
+                ranges.append((first, last))
+    return ranges
+
+
 def interlocks(host: Host, dev: PciDevice) -> List[str]:
     """Why taking ``dev`` from its driver would hurt this host (empty when it would not)."""
     reasons = []
     if dev.boot_vga:
         reasons.append(f"{dev.address} is the boot VGA device (the console is on it)")
+    for first, last, name in _framebuffer_ranges(host):
+        # efifb/simpledrm holding a BAR: vfio-pci then fails with "BAR 0: can't reserve"
+        if any(first <= bar_last and bar_first <= last for bar_first, bar_last in _bars(host, dev.address)):
+            reasons.append(f"{dev.address} has a BAR held by the firmware framebuffer {name} "
+                           "(add initcall_blacklist=sysfb_init or video=efifb:off to the kernel arguments)")
     marker = f"/{dev.address}/"
     for disk, use in sorted(_block_devices_in_use(host).items()):
         if marker in host.resolve(f"/sys/class/block/{disk}") + "/":
@@ -258,22 +299,28 @@ class BindingPlan:
                 "actions": self.plan.describe(), "notes": list(self.plan.notes)}
 
 
-def resolve_addresses(host: Host, addresses: Sequence[str], device_ids: Sequence[str] = ()) -> List[PciDevice]:
-    """Devices named by address or by vendor:device ID, each once, in address order."""
+def resolve_addresses(host: Host, addresses: Sequence[str], device_ids: Sequence[str] = (),
+                      vendor: Optional[str] = None, class_: Optional[str] = None) -> List[PciDevice]:
+    """Devices named by address, by vendor:device ID, or selected by --vendor/--class (every
+    function that matches both), each once, in address order. Raises UsageError."""
     wanted: Dict[str, PciDevice] = {}
     for text in addresses:
         dev = pci.get_device(host, text)
         wanted[dev.address] = dev
-    if device_ids:
+    if device_ids or vendor or class_:
         ids = {pci.parse_pci_id(i) for i in device_ids}
-        matched = [d for d in pci.list_devices(host) if d.pci_id in ids]
+        selector = pci.DeviceFilter.parse(vendor=vendor, class_=class_)
+        matched = [d for d in pci.list_devices(host)
+                   if (not ids or d.pci_id in ids) and selector.matches(d)]
         if not matched:
-            raise UsageError(f"no device with ID {', '.join(sorted(ids))} on this host",
-                             fix="run 'hostdev devices' to see the IDs")
+            what = ", ".join(filter(None, [", ".join(sorted(ids)), vendor and f"vendor {vendor}",
+                                           class_ and f"class {class_}"]))
+            raise UsageError(f"no device matches {what} on this host", fix="run 'hostdev devices' to see the IDs")
         for dev in matched:
             wanted[dev.address] = dev
     if not wanted:
-        raise UsageError("no device given", fix="name devices by address (0000:65:00.0) or --device VVVV:DDDD")
+        raise UsageError("no device given",
+                         fix="name devices by address (0000:65:00.0), --device VVVV:DDDD, --vendor or --class")
     return [wanted[a] for a in sorted(wanted, key=PciAddress.parse)]
 
 

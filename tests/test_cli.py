@@ -309,3 +309,27 @@ def test_unbind_json_and_restore_gives_the_driver_back(sim):
 def test_restore_needs_a_device_or_all(sim):
     code, _, err = sim.invoke("restore")
     assert code == 2 and "--all" in err
+
+
+def test_bind_selects_by_vendor_and_class(sim):
+    code, out, err = sim.invoke("bind", "--vendor", "10de", "--class", "gpu", "--dry-run", "-o", "json")
+    assert code == 0, err
+    # the A10 (VGA) and the T4 (3D); the A10's audio function comes along with a note
+    assert [d["address"] for d in json.loads(out)["devices"]] == [sim.a10, sim.a10_audio, sim.t4]
+    code, _, err = sim.invoke("bind", "--vendor", "abcd", "--dry-run")
+    assert code == 2 and "no device matches vendor abcd" in err
+
+
+def test_a_bar_held_by_the_firmware_framebuffer_is_refused(sim):
+    base = f"{sim.root}/sys/bus/pci/devices/{sim.t4}"
+    with open(f"{base}/resource", "w") as f:
+        f.write("0x00000000d0000000 0x00000000d0ffffff 0x0000000000040200\n"
+                "0x0000000000000000 0x0000000000000000 0x0000000000000000\n")
+    with open(f"{sim.root}/proc/iomem", "w") as f:
+        f.write("c0000000-dfffffff : PCI Bus 0000:64\n  d0000000-d0ffffff : 0000:65:00.0\n"
+                "    d0000000-d02fffff : efifb\n")
+    code, _, err = sim.invoke("bind", sim.t4)
+    assert code == 3 and "framebuffer efifb" in err and "video=efifb:off" in err
+    with open(f"{sim.root}/proc/iomem", "w") as f:     # as a non-root reader sees it: all zeros
+        f.write("00000000-00000000 : PCI Bus 0000:64\n    00000000-00000000 : efifb\n")
+    assert sim.invoke("bind", sim.t4)[0] == 0

@@ -39,6 +39,10 @@ def bind(
     addresses: Optional[List[str]] = AddressesArg,
     device: Optional[List[str]] = typer.Option(None, "--device", metavar="VVVV:DDDD",
                                                help="Every function with this ID (repeatable)."),
+    vendor: Optional[str] = typer.Option(None, "--vendor", metavar="VVVV", help="Every function of this vendor."),
+    class_: Optional[str] = typer.Option(None, "--class", metavar="CLASS",
+                                         help="Every function of this class (gpu, net, accel, HEX); "
+                                              "with --vendor or --device: those that match both."),
     driver: str = typer.Option("vfio-pci", "--driver", help="Target driver."),
     dry_run: bool = DryRunOption,
     force: bool = ForceOption,
@@ -49,7 +53,7 @@ def bind(
 
     set_output(output)
     h = host()
-    devices = binding.resolve_addresses(h, addresses or [], device or [])
+    devices = binding.resolve_addresses(h, addresses or [], device or [], vendor, class_)
     return _run(binding.plan_bind(h, devices, driver, force), dry_run, output, "bind")
 
 
