@@ -26,9 +26,62 @@ from .plan import Plan
 DRIVERS = "/sys/bus/pci/drivers"
 DRIVERS_PROBE = "/sys/bus/pci/drivers_probe"
 JOURNAL = "/var/lib/hostdev/bindings.json"
+# Persistence, the way driverctl does it: one file per device naming its driver, re-applied at
+# boot by a udev rule (driver_override set when the device appears, so the first probe already
+# goes to vfio-pci) and a oneshot unit (for devices a driver claimed before udev ran).
+PERSIST_DIR = "/etc/hostdev/bindings.d"
+UDEV_RULE = "/etc/udev/rules.d/60-hostdev.rules"
+UNIT = "/etc/systemd/system/hostdev-bindings.service"
+UNIT_WANTS = "/etc/systemd/system/multi-user.target.wants/hostdev-bindings.service"
+UDEV_RULE_TEXT = f"""# Written by hostdev (hostdev bind --persist): set driver_override for the devices listed in
+# {PERSIST_DIR}/pci-ADDRESS when they appear, so that their first probe goes to that driver.
+ACTION=="add", SUBSYSTEM=="pci", TEST=="{PERSIST_DIR}/pci-$kernel", \\
+  PROGRAM="/bin/cat {PERSIST_DIR}/pci-$kernel", ATTR{{driver_override}}="%c", \\
+  RUN+="/sbin/modprobe -b -q %c"
+"""
+UNIT_TEXT = f"""# Written by hostdev (hostdev bind --persist): bind the devices listed in {PERSIST_DIR}
+# that a driver claimed before udev could set their driver_override.
+[Unit]
+Description=hostdev: re-apply persistent PCI driver bindings
+After=systemd-udev-settle.service systemd-modules-load.service
+Before=libvirtd.service virtqemud.service kubelet.service
+ConditionDirectoryNotEmpty={PERSIST_DIR}
+
+[Service]
+Type=oneshot
+ExecStart=/usr/local/bin/hostdev bind --persisted
+RemainAfterExit=yes
+
+[Install]
+WantedBy=multi-user.target
+"""
 VFIO = "vfio-pci"
 # Drivers that keep an IOMMU group viable (drivers/vfio/group.c vfio_dev_driver_allowed).
 GROUP_SAFE_DRIVERS = ("pci-stub", "pcieport")
+
+
+def persisted(host: Host) -> Dict[str, str]:
+    """Address → driver for every persistent binding (PERSIST_DIR/pci-ADDRESS)."""
+    found = {}
+    for name in host.listdir(PERSIST_DIR):
+        if name.startswith("pci-"):
+            driver = (host.read_attr(f"{PERSIST_DIR}/{name}") or "").strip()
+            if driver:
+                found[name[4:]] = driver
+    return found
+
+
+def _persist_actions(plan: Plan, addresses: Sequence[str], driver: str) -> None:
+    """Add the persistence files for ``addresses`` and, once, the udev rule and the unit."""
+    for addr in addresses:
+        path = f"{PERSIST_DIR}/pci-{addr}"
+        plan.add(f"persist: write {path} ({driver})",
+                 lambda h, p=path: h.write_file(p, driver + "\n", backup=False),
+                 lambda h, p=path: h.remove_file(p), addr)
+    for path, text in ((UDEV_RULE, UDEV_RULE_TEXT), (UNIT, UNIT_TEXT)):
+        plan.add(f"persist: install {path}", lambda h, p=path, t=text: h.write_file(p, t, backup=False))
+    plan.add(f"persist: enable hostdev-bindings.service ({UNIT_WANTS})",
+             lambda h: h.symlink(UNIT, UNIT_WANTS))
 
 
 class VerifyError(HostdevError):
@@ -289,7 +342,8 @@ class BindingPlan:
 
     @property
     def changed(self) -> bool:
-        return any(d.changed for d in self.devices)
+        # a device moved, or a file of ours (journal, persistence) was written or removed
+        return any(d.changed for d in self.devices) or self.plan.changes
 
     def to_dict(self, dry_run: bool) -> dict:
         # reboot_required: binding acts on the running kernel; only boot-time persistence would
@@ -355,8 +409,10 @@ def _with_group(host: Host, devices: List[PciDevice], force: bool, plan: Plan) -
     return [chosen[a] for a in sorted(chosen, key=PciAddress.parse)]
 
 
-def plan_bind(host: Host, devices: List[PciDevice], driver: str = VFIO, force: bool = False) -> BindingPlan:
-    """The plan that puts every device (and its group siblings) on ``driver``.
+def plan_bind(host: Host, devices: List[PciDevice], driver: str = VFIO, force: bool = False,
+              persist: bool = False) -> BindingPlan:
+    """The plan that puts every device (and its group siblings) on ``driver``; with ``persist``
+    also the files that re-apply it at boot.
 
     Raises RefusedError (interlocks, partial group) before anything is planned.
     """
@@ -391,6 +447,30 @@ def plan_bind(host: Host, devices: List[PciDevice], driver: str = VFIO, force: b
                  _verify(addr, driver, dev.iommu_group), None, addr)
         changes.append(DeviceChange(addr, dev.driver, driver, "bind", dev.iommu_group))
     changes.sort(key=lambda c: PciAddress.parse(c.address))
+    if persist:
+        already = persisted(host)
+        missing = [d.address for d in devices if already.get(d.address) != driver]
+        if missing or not (host.exists(UDEV_RULE) and host.exists(UNIT) and host.readlink(UNIT_WANTS) == UNIT):
+            _persist_actions(plan, missing, driver)
+    return BindingPlan(plan, changes)
+
+
+def plan_persisted(host: Host, force: bool = False) -> BindingPlan:
+    """The boot-time re-apply: bind every device of PERSIST_DIR to its recorded driver."""
+    by_driver: Dict[str, List[PciDevice]] = {}
+    plan = Plan()
+    changes: List[DeviceChange] = []
+    for addr, driver in sorted(persisted(host).items()):
+        dev = pci.read_device(host, addr)
+        if dev is None:
+            plan.notes.append(f"{addr} ({PERSIST_DIR}/pci-{addr}) is not on this host")
+            continue
+        by_driver.setdefault(driver, []).append(dev)
+    for driver, devices in by_driver.items():
+        part = plan_bind(host, devices, driver, force)
+        plan.actions.extend(part.plan.actions)
+        plan.notes.extend(part.plan.notes)
+        changes.extend(part.devices)
     return BindingPlan(plan, changes)
 
 
@@ -436,7 +516,12 @@ def plan_restore(host: Host, addresses: Sequence[str], every: bool = False, forc
             raise UsageError("no device given", fix="name devices by address, or --all")
     plan = Plan()
     changes = []
+    persistent = persisted(host)
     for addr in targets:
+        if addr in persistent:
+            path = f"{PERSIST_DIR}/pci-{addr}"
+            plan.add(f"persist: remove {path}", lambda h, p=path: h.remove_file(p),
+                     lambda h, p=path, d=persistent[addr]: h.write_file(p, d + "\n", backup=False), addr)
         entry = journal.devices.get(addr)
         dev = pci.read_device(host, addr)
         if dev is None:

@@ -314,6 +314,19 @@ class Host:
 
         return held()
 
+    def symlink(self, target: str, path: str) -> bool:
+        """Make ``path`` a symlink to ``target`` (what ``systemctl enable`` does for a unit);
+        False when it already is one."""
+        if self.readlink(path) == target:
+            return False
+        self.require_mutable(f"linking {path}")
+        real = self.path(path)
+        os.makedirs(os.path.dirname(real), exist_ok=True)
+        if os.path.lexists(real):
+            os.unlink(real)
+        os.symlink(target, real)
+        return True
+
     def remove_file(self, path: str) -> bool:
         """Delete a file of ours; False when it was not there."""
         self.require_mutable(f"removing {path}")

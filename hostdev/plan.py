@@ -60,10 +60,13 @@ class Plan:
     def describe(self) -> List[dict]:
         return [a.to_dict() for a in self.actions]
 
-    def apply(self, host: Host) -> List[Action]:
-        """Run every action; on a HostdevError roll back and raise OperationFailedError."""
+    def apply(self, host: Host, on_step: Optional[Callable[[int, int, Action], None]] = None) -> List[Action]:
+        """Run every action; on a HostdevError roll back and raise OperationFailedError.
+        ``on_step(index, total, action)`` is called before each action (a progress display)."""
         done: List[Action] = []
-        for action in self.actions:
+        for index, action in enumerate(self.actions):
+            if on_step is not None:
+                on_step(index, len(self.actions), action)
             try:
                 action.run(host)
             except HostdevError as exc:

@@ -333,3 +333,20 @@ def test_a_bar_held_by_the_firmware_framebuffer_is_refused(sim):
     with open(f"{sim.root}/proc/iomem", "w") as f:     # as a non-root reader sees it: all zeros
         f.write("00000000-00000000 : PCI Bus 0000:64\n    00000000-00000000 : efifb\n")
     assert sim.invoke("bind", sim.t4)[0] == 0
+
+
+def test_bind_persist_bindings_and_persisted_through_the_cli(sim):
+    code, out, err = sim.invoke("bind", sim.t4, "--persist", "-o", "json")
+    assert code == 0, err
+    assert any(a["action"].startswith("persist: write /etc/hostdev/bindings.d/pci-0000:65:00.0")
+               for a in json.loads(out)["actions"])
+    code, out, _ = sim.invoke("bindings", "-o", "json")
+    assert json.loads(out)["bindings"][0]["persistent_driver"] == "vfio-pci"
+    code, out, _ = sim.invoke("bind", "--persisted", "-o", "json")
+    assert code == 0 and json.loads(out)["changed"] is False          # already applied
+    code, _, err = sim.invoke("bind", "--persisted", sim.t4)
+    assert code == 2 and "--persisted takes no devices" in err
+    code, out, _ = sim.invoke("restore", "--all", "-o", "json")
+    assert code == 0
+    code, out, _ = sim.invoke("bindings", "-o", "json")
+    assert json.loads(out)["bindings"] == []

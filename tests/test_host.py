@@ -114,3 +114,14 @@ def test_lock_excludes_a_second_holder_and_is_released(tmp_path):
         assert "another hostdev is changing this host" in out
     with host.lock(timeout=0.3):
         pass
+
+
+def test_plan_reports_each_step_before_it_runs(tmp_path):
+    from hostdev.plan import Plan
+
+    ran, seen = [], []
+    plan = Plan()
+    for name in ("a", "b", "c"):
+        plan.add(name, lambda h, n=name: ran.append(n))
+    plan.apply(Host(str(tmp_path)), lambda i, total, action: seen.append((i, total, action.description, list(ran))))
+    assert seen == [(0, 3, "a", []), (1, 3, "b", ["a"]), (2, 3, "c", ["a", "b"])]

@@ -5,7 +5,7 @@ from typing import List, Optional
 import typer
 
 from ..render import Format
-from .context import OutputOption, command, complete_address, host, set_output
+from .context import OutputOption, apply_plan, command, complete_address, host, set_output
 
 DryRunOption = typer.Option(False, "--dry-run", "-n", help="Print the plan; change nothing (Ansible check mode).")
 ForceOption = typer.Option(False, "--force", help="Override the safety interlocks (boot VGA, mounted disk, routed NIC, "
@@ -19,9 +19,7 @@ def _run(binding_plan, dry_run: bool, output: Format, verb: str) -> int:
 
     h = host()
     if not dry_run and binding_plan.plan.changes:
-        h.require_mutable(f"hostdev {verb}")
-        with h.lock():
-            binding_plan.plan.apply(h)
+        apply_plan(h, binding_plan.plan, verb)
     if not emit(binding_plan.to_dict(dry_run), output):
         for note in binding_plan.plan.notes:
             message(f"note: {note}", "warn")
@@ -44,17 +42,26 @@ def bind(
                                          help="Every function of this class (gpu, net, accel, HEX); "
                                               "with --vendor or --device: those that match both."),
     driver: str = typer.Option("vfio-pci", "--driver", help="Target driver."),
+    persist: bool = typer.Option(False, "--persist", help="Re-apply at every boot (udev rule + systemd unit, "
+                                                          "/etc/hostdev/bindings.d)."),
+    persisted: bool = typer.Option(False, "--persisted", help="Bind every persistent binding now (what the "
+                                                              "boot-time unit runs)."),
     dry_run: bool = DryRunOption,
     force: bool = ForceOption,
     output: Format = OutputOption,
 ) -> int:
     """Bind devices to vfio-pci (driver_override, unbind, probe, verify), whole IOMMU groups."""
     from .. import binding
+    from ..errors import UsageError
 
     set_output(output)
     h = host()
+    if persisted:
+        if addresses or device or vendor or class_ or persist:
+            raise UsageError("--persisted takes no devices", fix="it binds what /etc/hostdev/bindings.d lists")
+        return _run(binding.plan_persisted(h, force), dry_run, output, "bind")
     devices = binding.resolve_addresses(h, addresses or [], device or [], vendor, class_)
-    return _run(binding.plan_bind(h, devices, driver, force), dry_run, output, "bind")
+    return _run(binding.plan_bind(h, devices, driver, force, persist), dry_run, output, "bind")
 
 
 def unbind(
@@ -94,17 +101,20 @@ def bindings(output: Format = OutputOption) -> int:
     set_output(output)
     h = host()
     journal = binding.Journal.load(h)
+    persistent = binding.persisted(h)
     rows = []
-    for addr, entry in sorted(journal.devices.items()):
+    for addr in sorted(set(journal.devices) | set(persistent)):
+        entry = journal.devices.get(addr, {})
         dev = pci.read_device(h, addr)
         rows.append({"address": addr, "original_driver": entry.get("driver"),
                      "original_driver_override": entry.get("driver_override"),
                      "bound_to": entry.get("bound_to"), "driver": dev.driver if dev else None,
-                     "present": dev is not None, "time": entry.get("time")})
+                     "present": dev is not None, "time": entry.get("time"),
+                     "persistent_driver": persistent.get(addr)})
     if not emit({"bindings": rows}, output):
-        table(["address", "original", "bound to", "driver now", "since"],
+        table(["address", "original", "bound to", "driver now", "persistent", "since"],
               [[r["address"], r["original_driver"] or "none", r["bound_to"] or "none", r["driver"] or "none",
-                r["time"]] for r in rows])
+                r["persistent_driver"] or "no", r["time"]] for r in rows])
     return 0
 
 

@@ -46,6 +46,26 @@ def complete_address(incomplete: str):
         return []
 
 
+def apply_plan(h: Host, plan, verb: str) -> None:
+    """Apply a plan as root under hostdev's lock, with a progress bar on a terminal for long
+    plans (64 VFs …); errors propagate to ``command``."""
+    h.require_mutable(f"hostdev {verb}")
+    with h.lock():
+        if not (sys.stderr.isatty() and len(plan.actions) >= 20):
+            plan.apply(h)
+            return
+        from rich.console import Console
+        from rich.progress import Progress
+
+        with Progress(console=Console(stderr=True), transient=True) as progress:
+            task = progress.add_task(verb, total=len(plan.actions))
+
+            def step(index, total, action):
+                progress.update(task, completed=index, description=action.description[:60])
+
+            plan.apply(h, step)
+
+
 def render_error(exc: HostdevError) -> None:
     """One line on stderr; with -o json also the error object on stdout (Ansible reads it)."""
     if state.output == Format.json:

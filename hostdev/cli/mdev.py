@@ -5,7 +5,7 @@ from typing import List, Optional
 import typer
 
 from ..render import Format
-from .context import OutputOption, command, complete_address, host, set_output
+from .context import OutputOption, apply_plan, command, complete_address, host, set_output
 
 app = typer.Typer(help="Mediated devices (vGPUs): types, instances, create and remove.", no_args_is_help=True)
 
@@ -88,9 +88,7 @@ def _apply(plan, values, dry_run: bool, output: Format, verb: str) -> int:
 
     h = host()
     if not dry_run and plan.changes:
-        h.require_mutable(f"hostdev mdev {verb}")
-        with h.lock():
-            plan.apply(h)
+        apply_plan(h, plan, f"mdev {verb}")
     if not emit({"changed": plan.changes, "dry_run": dry_run, "uuids": values, "actions": plan.describe()},
                 output):
         for action in plan.describe():

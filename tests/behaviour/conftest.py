@@ -99,8 +99,12 @@ def _reset_real_guest(host: Host) -> None:
         host.write_attr(f"{base}/driver_override", "\n")
         if wanted:
             host.write_attr(f"/sys/bus/pci/drivers/{wanted}/bind", address)
-    if host.exists("/var/lib/hostdev/bindings.json"):
-        host.remove_file("/var/lib/hostdev/bindings.json")
+    for path in ["/var/lib/hostdev/bindings.json", "/etc/udev/rules.d/60-hostdev.rules",
+                 "/etc/systemd/system/hostdev-bindings.service",
+                 "/etc/systemd/system/multi-user.target.wants/hostdev-bindings.service"] + \
+            [f"/etc/hostdev/bindings.d/{n}" for n in host.listdir("/etc/hostdev/bindings.d")]:
+        if host.exists(path) or host.readlink(path):
+            host.remove_file(path)
 
 
 @pytest.fixture(params=["sim", pytest.param("real", marks=pytest.mark.realkernel)])

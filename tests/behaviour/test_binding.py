@@ -162,3 +162,28 @@ def test_a_failure_at_any_step_leaves_the_device_exactly_as_it_was(machine, step
     assert len(info.value.rolled_back) == sum(1 for a in result.plan.actions[:step] if a.undo)
     assert pci.read_device(machine.host, E1000E) == before
     assert binding.Journal.load(machine.host).devices == {}
+
+
+def test_persistent_binding_is_reapplied_after_a_reboot_and_restore_removes_it(machine):
+    bind_persist = binding.plan_bind(machine.host, binding.resolve_addresses(machine.host, [E1000E]), persist=True)
+    bind_persist.plan.apply(machine.host)
+    assert machine.host.read_text(f"{binding.PERSIST_DIR}/pci-{E1000E}") == "vfio-pci\n"
+    assert 'ATTR{driver_override}="%c"' in machine.host.read_text(binding.UDEV_RULE)
+    assert "ExecStart=/usr/local/bin/hostdev bind --persisted" in machine.host.read_text(binding.UNIT)
+    assert machine.host.readlink(binding.UNIT_WANTS) == binding.UNIT
+    # a second --persist run changes nothing
+    again = binding.plan_bind(machine.host, binding.resolve_addresses(machine.host, [E1000E]), persist=True)
+    assert not again.changed and again.plan.actions == []
+    # "reboot": the device comes back on its own driver, hostdev's runtime state is gone
+    machine.host.write_attr("/sys/bus/pci/drivers/vfio-pci/unbind", E1000E)
+    machine.host.write_attr(f"/sys/bus/pci/devices/{E1000E}/driver_override", "\n")
+    machine.host.write_attr("/sys/bus/pci/drivers/e1000e/bind", E1000E)
+    machine.host.remove_file(binding.JOURNAL)
+    assert driver(machine, E1000E) == "e1000e"
+    reapply = binding.plan_persisted(machine.host)
+    assert [d.address for d in reapply.devices] == [E1000E]
+    reapply.plan.apply(machine.host)
+    assert driver(machine, E1000E) == "vfio-pci"
+    restore(machine, E1000E)
+    assert driver(machine, E1000E) == "e1000e"
+    assert binding.persisted(machine.host) == {}
