@@ -294,7 +294,37 @@ def interlocks(host: Host, dev: PciDevice) -> List[str]:
     for iface in host.listdir("/sys/class/net"):
         if host.resolve(f"/sys/class/net/{iface}/device").rsplit("/", 1)[-1] == dev.address and iface in routes:
             reasons.append(f"{dev.address} is network interface {iface}, which carries a route")
+    # an unbind would wait for these processes (pain point: nvidia-persistenced holding the GPU)
+    reasons.extend(f"{dev.address}: {holder}" for holder in device_node_holders(host, dev.address))
     return reasons
+
+
+# Character devices a host driver creates under the PCI device, and where they appear in /dev.
+_DEV_NODE_DIRS = (("drm", "/dev/dri"), ("nvme", "/dev"), ("infiniband_verbs", "/dev/infiniband"))
+
+
+def device_node_holders(host: Host, address: str) -> List[str]:
+    """Processes holding one of the device's /dev nodes open (a GPU's /dev/dri/card1 …), as far
+    as /proc shows them (all processes as root, only our own otherwise)."""
+    nodes = set()
+    for subdir, devdir in _DEV_NODE_DIRS:
+        for name in host.listdir(f"{pci.PCI_DEVICES}/{address}/{subdir}"):
+            nodes.add(f"{devdir}/{name}")
+    return _holders(host, nodes) if nodes else []
+
+
+def _holders(host: Host, paths: set) -> List[str]:
+    found = []
+    for pid in host.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        for fd in host.listdir(f"/proc/{pid}/fd"):
+            target = host.readlink(f"/proc/{pid}/fd/{fd}")
+            if target in paths:
+                comm = host.read_attr(f"/proc/{pid}/comm") or "?"
+                found.append(f"{comm} (pid {pid}) has {target} open")
+                break
+    return found
 
 
 def vfio_group_holders(host: Host, group: int) -> List[str]:
@@ -303,17 +333,7 @@ def vfio_group_holders(host: Host, group: int) -> List[str]:
     A vfio-pci unbind blocks until the user closes the device (vfio_unregister_group_dev
     waits), so we look first. Without root only our own processes are visible.
     """
-    wanted = f"/dev/vfio/{group}"
-    found = []
-    for pid in host.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        for fd in host.listdir(f"/proc/{pid}/fd"):
-            if host.readlink(f"/proc/{pid}/fd/{fd}") == wanted:
-                comm = host.read_attr(f"/proc/{pid}/comm") or "?"
-                found.append(f"{comm} (pid {pid})")
-                break
-    return found
+    return [h.split(" has ", 1)[0] for h in _holders(host, {f"/dev/vfio/{group}"})]
 
 
 # ---------------------------------------------------------------- plans

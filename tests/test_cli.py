@@ -350,3 +350,14 @@ def test_bind_persist_bindings_and_persisted_through_the_cli(sim):
     assert code == 0
     code, out, _ = sim.invoke("bindings", "-o", "json")
     assert json.loads(out)["bindings"] == []
+
+
+def test_a_process_holding_the_gpus_dev_node_is_named(sim):
+    os.makedirs(f"{sim.root}/sys/bus/pci/devices/{sim.a10}/drm/card1")
+    os.makedirs(f"{sim.root}/proc/777/fd")
+    with open(f"{sim.root}/proc/777/comm", "w") as f:
+        f.write("nvidia-persiste\n")
+    os.symlink("/dev/dri/card1", f"{sim.root}/proc/777/fd/5")
+    code, _, err = sim.invoke("bind", sim.a10)
+    assert code == 3 and "nvidia-persiste (pid 777) has /dev/dri/card1 open" in err
+    assert sim.kernel.writes == []
