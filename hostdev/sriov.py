@@ -178,9 +178,13 @@ class SriovPlan:
     def changed(self) -> bool:
         return self.plan.changes or any(d.changed for d in self.devices)
 
-    def apply(self, host: Host) -> None:
+    @property
+    def actions(self) -> list:
+        return self.plan.actions
+
+    def apply(self, host: Host, on_step: Optional[Callable] = None) -> None:
         """Run the plan (rollback on failure: OperationFailedError), then read the VFs back."""
-        self.plan.apply(host)
+        self.plan.apply(host, on_step)
         self.vfs = vf_addresses(host, self.pf) if self.after else []
 
     def to_dict(self, dry_run: bool) -> dict:

@@ -12,7 +12,6 @@ from hostdev.cli import context
 from hostdev.cli.app import app
 from hostdev.host import Host
 from tests.fakesys import scenarios
-from tests.fakesys.simkernel import SimKernel
 
 from .test_pciids import SAMPLE
 
@@ -221,22 +220,6 @@ def test_check_switched_off_and_amd_iommu_on(tmp_path):
 
 
 # ---------------------------------------------------------------- mutating commands, simulated kernel
-@pytest.fixture
-def sim(tmp_path, monkeypatch):
-    info = scenarios.intel_host_t4(str(tmp_path / "root"))
-    kernel = SimKernel(info.root)
-    monkeypatch.setattr(context, "host_factory", lambda root: Host(info.root, kernel=kernel))
-    runner = CliRunner()
-
-    def invoke(*args):
-        result = runner.invoke(app, list(args))
-        return result.exit_code, result.stdout, result.stderr
-
-    info.invoke = invoke
-    info.kernel = kernel
-    return info
-
-
 def test_bind_json_idempotent_and_restore(sim):
     code, out, err = sim.invoke("bind", sim.t4, "-o", "json")
     assert code == 0, err

@@ -47,8 +47,9 @@ def complete_address(incomplete: str):
 
 
 def apply_plan(h: Host, plan, verb: str) -> None:
-    """Apply a plan as root under hostdev's lock, with a progress bar on a terminal for long
-    plans (64 VFs …); errors propagate to ``command``."""
+    """Apply a plan (anything with ``actions`` and ``apply(host, on_step)``) as root under
+    hostdev's lock, with a progress bar on a terminal for long plans (64 VFs …); errors
+    propagate to ``command``."""
     h.require_mutable(f"hostdev {verb}")
     with h.lock():
         if not (sys.stderr.isatty() and len(plan.actions) >= 20):

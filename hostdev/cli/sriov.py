@@ -5,7 +5,7 @@ from typing import Optional
 import typer
 
 from ..render import Format
-from .context import OutputOption, command, complete_address, host, set_output
+from .context import OutputOption, apply_plan, command, complete_address, host, set_output
 
 app = typer.Typer(help="SR-IOV virtual functions: enable and disable them on a physical function.",
                   no_args_is_help=True)
@@ -22,9 +22,7 @@ def _run(sriov_plan, dry_run: bool, output: Format, verb: str) -> int:
 
     h = host()
     if not dry_run and sriov_plan.plan.changes:
-        h.require_mutable(f"hostdev sriov {verb}")
-        with h.lock():
-            sriov_plan.apply(h)
+        apply_plan(h, sriov_plan, f"sriov {verb}")
     if not emit(sriov_plan.to_dict(dry_run), output):
         for note in sriov_plan.plan.notes:
             message(f"note: {note}", "warn")
