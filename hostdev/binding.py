@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, NamedTuple, Optional, Sequence
 
 from . import pci
 from .errors import DeviceNotFoundError, HostdevError, HostEnvironmentError, RefusedError, UsageError
@@ -88,7 +88,8 @@ class VerifyError(HostdevError):
     """The kernel accepted the writes but the device is not where it should be."""
 
 
-def _is_vfio(driver: Optional[str]) -> bool:
+def is_vfio_driver(driver: Optional[str]) -> bool:
+    """vfio-pci, or a vfio variant driver (nvgrace_gpu_vfio_pci, mlx5_vfio_pci …)."""
     return bool(driver) and (driver == VFIO or "vfio" in driver)
 
 
@@ -184,7 +185,7 @@ def _verify(address: str, driver: Optional[str], group: Optional[int]):
         if now != driver:
             raise VerifyError(f"{address} is on {now or 'no driver'} after the writes, not {driver or 'no driver'}",
                               fix="see dmesg for the driver's probe error")
-        if _is_vfio(driver) and group is not None and not host.exists(f"/dev/vfio/{group}"):
+        if is_vfio_driver(driver) and group is not None and not host.exists(f"/dev/vfio/{group}"):
             raise VerifyError(f"{address} is on {driver} but /dev/vfio/{group} did not appear",
                               fix="is the IOMMU on? run 'hostdev check'")
     return run
@@ -271,69 +272,81 @@ def _bars(host: Host, address: str) -> List[tuple]:
     return ranges
 
 
-def interlocks(host: Host, dev: PciDevice) -> List[str]:
-    """Why taking ``dev`` from its driver would hurt this host (empty when it would not)."""
-    reasons = []
-    if dev.boot_vga:
-        reasons.append(f"{dev.address} is the boot VGA device (the console is on it)")
-    for first, last, name in _framebuffer_ranges(host):
-        # efifb/simpledrm holding a BAR: vfio-pci then fails with "BAR 0: can't reserve"
-        if any(first <= bar_last and bar_first <= last for bar_first, bar_last in _bars(host, dev.address)):
-            reasons.append(f"{dev.address} has a BAR held by the firmware framebuffer {name} "
-                           "(add initcall_blacklist=sysfb_init or video=efifb:off to the kernel arguments)")
-    marker = f"/{dev.address}/"
-    for disk, use in sorted(_block_devices_in_use(host).items()):
-        if marker in host.resolve(f"/sys/class/block/{disk}") + "/":
-            reasons.append(f"{dev.address} controls disk {disk} ({', '.join(use)})")
-    routes = set()
-    for table, column in (("/proc/net/route", 0), ("/proc/net/ipv6_route", -1)):
-        for line in (host.read_text(table) or "").splitlines()[(1 if column == 0 else 0):]:
-            parts = line.split()
-            if parts:
-                routes.add(parts[column])
-    for iface in host.listdir("/sys/class/net"):
-        if host.resolve(f"/sys/class/net/{iface}/device").rsplit("/", 1)[-1] == dev.address and iface in routes:
-            reasons.append(f"{dev.address} is network interface {iface}, which carries a route")
-    # an unbind would wait for these processes (pain point: nvidia-persistenced holding the GPU)
-    reasons.extend(f"{dev.address}: {holder}" for holder in device_node_holders(host, dev.address))
-    return reasons
-
-
 # Character devices a host driver creates under the PCI device, and where they appear in /dev.
 _DEV_NODE_DIRS = (("drm", "/dev/dri"), ("nvme", "/dev"), ("infiniband_verbs", "/dev/infiniband"))
 
 
-def device_node_holders(host: Host, address: str) -> List[str]:
-    """Processes holding one of the device's /dev nodes open (a GPU's /dev/dri/card1 …), as far
-    as /proc shows them (all processes as root, only our own otherwise)."""
-    nodes = set()
-    for subdir, devdir in _DEV_NODE_DIRS:
-        for name in host.listdir(f"{pci.PCI_DEVICES}/{address}/{subdir}"):
-            nodes.add(f"{devdir}/{name}")
-    return _holders(host, nodes) if nodes else []
+class HostUse(NamedTuple):
+    """What the host is using right now, read once per plan (not once per device: a plan for
+    64 VFs would otherwise scan /proc 64 times)."""
+
+    framebuffers: List[tuple]            # (start, end, name) of firmware framebuffers
+    disks: Dict[str, List[str]]          # whole-disk name → its uses
+    routed: set                          # interfaces that carry a route
+    open_devices: Dict[str, List[str]]   # /dev path → ["comm (pid N)", …] holding it open
 
 
-def _holders(host: Host, paths: set) -> List[str]:
-    found = []
+def _open_devices(host: Host) -> Dict[str, List[str]]:
+    """Every /dev node some process holds open, with who holds it (all processes as root, only
+    our own otherwise)."""
+    found: Dict[str, List[str]] = {}
     for pid in host.listdir("/proc"):
         if not pid.isdigit():
             continue
-        for fd in host.listdir(f"/proc/{pid}/fd"):
-            target = host.readlink(f"/proc/{pid}/fd/{fd}")
-            if target in paths:
-                comm = host.read_attr(f"/proc/{pid}/comm") or "?"
-                found.append(f"{comm} (pid {pid}) has {target} open")
-                break
+        targets = {host.readlink(f"/proc/{pid}/fd/{fd}") for fd in host.listdir(f"/proc/{pid}/fd")}
+        targets = {t for t in targets if t and t.startswith("/dev/")}
+        if targets:
+            holder = f"{host.read_attr(f'/proc/{pid}/comm') or '?'} (pid {pid})"
+            for target in targets:
+                found.setdefault(target, []).append(holder)
     return found
 
 
-def vfio_group_holders(host: Host, group: int) -> List[str]:
+def host_use(host: Host) -> HostUse:
+    routed = set()
+    for table, column in (("/proc/net/route", 0), ("/proc/net/ipv6_route", -1)):
+        for line in (host.read_text(table) or "").splitlines()[(1 if column == 0 else 0):]:
+            parts = line.split()
+            if parts:
+                routed.add(parts[column])
+    return HostUse(_framebuffer_ranges(host), _block_devices_in_use(host), routed, _open_devices(host))
+
+
+def interlocks(host: Host, dev: PciDevice, use: Optional[HostUse] = None) -> List[str]:
+    """Why taking ``dev`` from its driver would hurt this host (empty when it would not)."""
+    use = use or host_use(host)
+    reasons = []
+    if dev.boot_vga:
+        reasons.append(f"{dev.address} is the boot VGA device (the console is on it)")
+    bars = _bars(host, dev.address) if use.framebuffers else []
+    for first, last, name in use.framebuffers:
+        # efifb/simpledrm holding a BAR: vfio-pci then fails with "BAR 0: can't reserve"
+        if any(first <= bar_last and bar_first <= last for bar_first, bar_last in bars):
+            reasons.append(f"{dev.address} has a BAR held by the firmware framebuffer {name} "
+                           "(add initcall_blacklist=sysfb_init or video=efifb:off to the kernel arguments)")
+    marker = f"/{dev.address}/"
+    for disk, uses in sorted(use.disks.items()):
+        if marker in host.resolve(f"/sys/class/block/{disk}") + "/":
+            reasons.append(f"{dev.address} controls disk {disk} ({', '.join(uses)})")
+    for iface in host.listdir("/sys/class/net"):
+        if iface in use.routed and host.resolve(f"/sys/class/net/{iface}/device").rsplit("/", 1)[-1] == dev.address:
+            reasons.append(f"{dev.address} is network interface {iface}, which carries a route")
+    # an unbind would wait for these processes (pain point: nvidia-persistenced holding the GPU)
+    for subdir, devdir in _DEV_NODE_DIRS:
+        for name in host.listdir(f"{pci.PCI_DEVICES}/{dev.address}/{subdir}"):
+            node = f"{devdir}/{name}"
+            reasons.extend(f"{dev.address}: {holder} has {node} open" for holder in use.open_devices.get(node, []))
+    return reasons
+
+
+def vfio_group_holders(host: Host, group: int, use: Optional[HostUse] = None) -> List[str]:
     """Processes holding /dev/vfio/GROUP open ("qemu-system-x86 (pid 123)").
 
     A vfio-pci unbind blocks until the user closes the device (vfio_unregister_group_dev
     waits), so we look first. Without root only our own processes are visible.
     """
-    return [h.split(" has ", 1)[0] for h in _holders(host, {f"/dev/vfio/{group}"})]
+    opened = use.open_devices if use is not None else _open_devices(host)
+    return list(opened.get(f"/dev/vfio/{group}", []))
 
 
 # ---------------------------------------------------------------- plans
@@ -417,7 +430,7 @@ def _with_group(host: Host, devices: List[PciDevice], force: bool, plan: Plan) -
                 plan.notes.append(f"also binding {member} ({other.pci_id}, on {other.driver or 'no driver'}): "
                                   f"another function of the same card in IOMMU group {dev.iommu_group}")
                 continue
-            if other.driver is None or _is_vfio(other.driver) or other.driver in GROUP_SAFE_DRIVERS:
+            if other.driver is None or is_vfio_driver(other.driver) or other.driver in GROUP_SAFE_DRIVERS:
                 continue
             if not force:
                 raise RefusedError(
@@ -444,8 +457,9 @@ def plan_bind(host: Host, devices: List[PciDevice], driver: str = VFIO, force: b
         if dev.driver == driver:
             changes.append(DeviceChange(dev.address, dev.driver, driver, "none", dev.iommu_group,
                                         f"already on {driver}"))
+    use = host_use(host) if todo else None
     for dev in todo:
-        reasons = interlocks(host, dev)
+        reasons = interlocks(host, dev, use)
         if reasons and not force:
             raise RefusedError(f"refusing to take {reasons[0]}", fix="pass --force if you are sure")
         plan.notes.extend(f"--force: {r}" for r in reasons)
@@ -461,7 +475,7 @@ def plan_bind(host: Host, devices: List[PciDevice], driver: str = VFIO, force: b
             plan.add(f"unbind {addr} from {dev.driver}", _unbind(addr, dev.driver),
                      _rebind(addr, dev.driver, dev.driver_override), addr)
         plan.add(f"probe {addr} (drivers_probe)", _probe(addr), _unbind_if_on(addr, driver), addr)
-        has_node = _is_vfio(driver) and dev.iommu_group is not None
+        has_node = is_vfio_driver(driver) and dev.iommu_group is not None
         dev_node = f" and /dev/vfio/{dev.iommu_group} exists" if has_node else ""
         plan.add(f"verify {addr} is on {driver}{dev_node}",
                  _verify(addr, driver, dev.iommu_group), None, addr)
@@ -494,15 +508,15 @@ def plan_persisted(host: Host, force: bool = False) -> BindingPlan:
     return BindingPlan(plan, changes)
 
 
-def _refuse_if_held(host: Host, dev: PciDevice, force: bool) -> None:
-    if _is_vfio(dev.driver) and dev.iommu_group is not None:
-        holders = vfio_group_holders(host, dev.iommu_group)
+def _refuse_if_held(host: Host, dev: PciDevice, force: bool, use: HostUse) -> None:
+    if is_vfio_driver(dev.driver) and dev.iommu_group is not None:
+        holders = vfio_group_holders(host, dev.iommu_group, use)
         if holders:
             # never force this one: the kernel would block the unbind until the user lets go
             raise RefusedError(f"{dev.address} is in use: /dev/vfio/{dev.iommu_group} is held by {', '.join(holders)}",
                                fix="stop the VM or process first (virsh destroy …)")
-    if not _is_vfio(dev.driver):
-        reasons = interlocks(host, dev)
+    if not is_vfio_driver(dev.driver):
+        reasons = interlocks(host, dev, use)
         if reasons and not force:
             raise RefusedError(f"refusing to take {reasons[0]}", fix="pass --force if you are sure")
 
@@ -511,11 +525,12 @@ def plan_unbind(host: Host, devices: List[PciDevice], force: bool = False) -> Bi
     """Leave each device without a driver (recording the one it had)."""
     plan = Plan()
     changes = []
+    use = host_use(host)
     for dev in devices:
         if dev.driver is None:
             changes.append(DeviceChange(dev.address, None, None, "none", dev.iommu_group, "no driver"))
             continue
-        _refuse_if_held(host, dev, force)
+        _refuse_if_held(host, dev, force, use)
         run, undo = _record(dev.address, dev.driver, dev.driver_override, None)
         plan.add(f"record {dev.address}'s driver ({dev.driver}) in {JOURNAL}", run, undo, dev.address)
         plan.add(f"unbind {dev.address} from {dev.driver}", _unbind(dev.address, dev.driver),
@@ -537,6 +552,7 @@ def plan_restore(host: Host, addresses: Sequence[str], every: bool = False, forc
     plan = Plan()
     changes = []
     persistent = persisted(host)
+    use = host_use(host)
     for addr in targets:
         if addr in persistent:
             path = f"{PERSIST_DIR}/pci-{addr}"
@@ -556,7 +572,7 @@ def plan_restore(host: Host, addresses: Sequence[str], every: bool = False, forc
             changes.append(DeviceChange(addr, dev.driver, original, "none", dev.iommu_group,
                                         f"already on {original or 'no driver'}"))
             continue
-        _refuse_if_held(host, dev, force)
+        _refuse_if_held(host, dev, force, use)
         if original and not host.exists(f"{DRIVERS}/{original}"):
             plan.add(f"load driver {original}", _load_driver(original))
         plan.add(f"give {addr} back to {original or 'no driver'}", _rebind(addr, original, override),

@@ -12,21 +12,12 @@ from collections import defaultdict
 from typing import Dict, List, Optional
 
 from . import bootloader, kernel, pci
+from .binding import GROUP_SAFE_DRIVERS, is_vfio_driver
 from .host import Host
 from .model import FAIL, PASS, SKIP, WARN, Check, CheckReport, PciDevice
 
 # Arguments that decide IOMMU behaviour; the rest of the command line is not our business.
 IOMMU_ARGS = ("intel_iommu", "amd_iommu", "iommu", "vfio_pci.ids", "vfio_iommu_type1.allow_unsafe_interrupts")
-
-# Drivers that leave an IOMMU group viable for VFIO: vfio's own, pci-stub, and bridges on
-# pcieport (drivers/vfio/group.c vfio_dev_driver_allowed / vfio_group_viable). Variant drivers
-# (nvgrace_gpu_vfio_pci, mlx5_vfio_pci …) are vfio drivers too.
-_VIABLE_DRIVERS = ("pci-stub", "pcieport")
-
-
-def is_vfio_driver(driver: Optional[str]) -> bool:
-    return bool(driver) and (driver == "vfio-pci" or "vfio" in driver)
-
 
 def _enable_fix(cpu: kernel.CpuInfo) -> str:
     if cpu.vendor == "intel":
@@ -153,7 +144,7 @@ def check_groups(devices: List[PciDevice]) -> List[Check]:
         if not any(is_vfio_driver(d.driver) for d in members):
             continue
         blockers = [d for d in members if d.driver and not is_vfio_driver(d.driver)
-                    and d.driver not in _VIABLE_DRIVERS]
+                    and d.driver not in GROUP_SAFE_DRIVERS]
         if blockers:
             broken.append((group, blockers))
     if broken:

@@ -15,6 +15,7 @@ from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 from .errors import RefusedError, SysfsWriteError, UsageError
 from .host import Host
 from .model import Mdev, MdevType
+from .pci import int_or_none
 from .plan import Plan
 
 MDEV_BUS = "/sys/class/mdev_bus"
@@ -33,13 +34,6 @@ def normalize(name: str) -> str:
     return name.strip().replace(" ", "_").strip()
 
 
-def _int(text: Optional[str]) -> Optional[int]:
-    try:
-        return int(text) if text is not None else None
-    except ValueError:
-        return None
-
-
 def parents(host: Host) -> List[str]:
     return host.listdir(MDEV_BUS)
 
@@ -50,7 +44,7 @@ def types(host: Host, parent: str) -> List[MdevType]:
     for type_id in host.listdir(base):
         values, _, _ = host.scan_attrs(f"{base}/{type_id}", ("name", "available_instances", "device_api",
                                                               "description"))
-        found.append(MdevType(parent, type_id, values["name"], _int(values["available_instances"]),
+        found.append(MdevType(parent, type_id, values["name"], int_or_none(values["available_instances"]),
                               values["device_api"], values["description"]))
     return found
 
@@ -202,7 +196,7 @@ def plan_create(host: Host, parent: str, type_id: Optional[str] = None, name: Op
 def plan_remove(host: Host, uuids: Sequence[str] = (), parent: Optional[str] = None) -> Tuple[Plan, List[str]]:
     """Remove mdevs (by UUID, or every mdev of ``parent``) and their mdevctl definitions.
     Raises UsageError (no such mdev) and RefusedError (in use: /dev/vfio/N held open)."""
-    from .binding import vfio_group_holders
+    from .binding import host_use, vfio_group_holders
 
     active = {m.uuid: m for m in list_mdevs(host)}
     defined = definitions(host)
@@ -222,10 +216,11 @@ def plan_remove(host: Host, uuids: Sequence[str] = (), parent: Optional[str] = N
     if not targets and parent is None:
         raise UsageError("no mdev given", fix="name mdevs by UUID, or --parent ADDR")
     plan = Plan()
+    use = host_use(host) if active else None
     for value in targets:
         mdev = active.get(value)
         if mdev is not None:
-            holders = vfio_group_holders(host, mdev.iommu_group) if mdev.iommu_group is not None else []
+            holders = vfio_group_holders(host, mdev.iommu_group, use) if mdev.iommu_group is not None else []
             if holders:
                 raise RefusedError(f"mdev {value} is in use: /dev/vfio/{mdev.iommu_group} is held by "
                                    f"{', '.join(holders)}", fix="stop the VM using it first")

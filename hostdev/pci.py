@@ -48,7 +48,8 @@ def _hex4(text: Optional[str]) -> Optional[str]:
         return None
 
 
-def _int(text: Optional[str]) -> Optional[int]:
+def int_or_none(text: Optional[str]) -> Optional[int]:
+    """A sysfs integer attribute, or None when missing or not a number."""
     try:
         return int(text) if text is not None else None
     except ValueError:
@@ -89,14 +90,14 @@ def read_device(host: Host, address: str, names: Optional[PciIds] = None) -> Opt
     except ValueError:
         class_id = "000000"
     override = values["driver_override"]
-    numa = _int(values["numa_node"])
-    group = _int(links["iommu_group"])
+    numa = int_or_none(values["numa_node"])
+    group = int_or_none(links["iommu_group"])
     sriov = None
     if links["physfn"]:
         sriov = Sriov("vf", physfn=links["physfn"])
     elif values["sriov_totalvfs"] is not None:
-        sriov = Sriov("pf", total_vfs=_int(values["sriov_totalvfs"]),
-                      num_vfs=_int(host.read_attr(f"{base}/sriov_numvfs")))
+        sriov = Sriov("pf", total_vfs=int_or_none(values["sriov_totalvfs"]),
+                      num_vfs=int_or_none(host.read_attr(f"{base}/sriov_numvfs")))
     # boot_vga exists only for VGA-class devices (drivers/pci/pci-sysfs.c pci_dev_attrs_are_visible)
     boot_vga = host.read_attr(f"{base}/boot_vga") if class_id.startswith("0300") else None
     return PciDevice(

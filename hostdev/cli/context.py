@@ -67,6 +67,15 @@ def apply_plan(h: Host, plan, verb: str) -> None:
             plan.apply(h, step)
 
 
+def report_plan(plan, dry_run: bool) -> None:
+    """A plan's notes, and with --dry-run what it would do, on stderr (for people)."""
+    for note in plan.notes:
+        message(f"note: {note}", "warn")
+    if dry_run:
+        for action in plan.describe():
+            message(f"would: {action['action']}")
+
+
 def render_error(exc: HostdevError) -> None:
     """One line on stderr; with -o json also the error object on stdout (Ansible reads it)."""
     if state.output == Format.json:
