@@ -887,35 +887,31 @@ class SimKernel:
     def _loaded(self, name: str) -> bool:
         return self.fr.exists(f"/sys/module/{name}/initstate")
 
+    def _modprobe_conf_words(self):
+        """The words of every line of /lib/modprobe.d/*.conf then /etc/modprobe.d/*.conf, comments
+        stripped, in the order kmod reads them (modprobe.d(5))."""
+        for directory in ("/lib/modprobe.d", "/etc/modprobe.d"):
+            try:
+                files = sorted(f for f in os.listdir(self.fr.p(directory)) if f.endswith(".conf"))
+            except OSError:
+                continue
+            for fname in files:
+                for line in (self.fr.read(f"{directory}/{fname}") or "").splitlines():
+                    yield line.split("#", 1)[0].split()
+
     def _options(self, name: str) -> Dict[str, str]:
         """``options NAME k=v`` lines of /etc/modprobe.d and /lib/modprobe.d (modprobe.d(5))."""
         out: Dict[str, str] = {}
-        for directory in ("/lib/modprobe.d", "/etc/modprobe.d"):
-            try:
-                files = sorted(f for f in os.listdir(self.fr.p(directory)) if f.endswith(".conf"))
-            except OSError:
-                continue
-            for fname in files:
-                for line in (self.fr.read(f"{directory}/{fname}") or "").splitlines():
-                    words = line.split("#", 1)[0].split()
-                    if len(words) >= 3 and words[0] == "options" and catalog.normalize(words[1]) == name:
-                        for word in words[2:]:
-                            key, _, val = word.partition("=")
-                            out[key] = val
+        for words in self._modprobe_conf_words():
+            if len(words) >= 3 and words[0] == "options" and catalog.normalize(words[1]) == name:
+                for word in words[2:]:
+                    key, _, val = word.partition("=")
+                    out[key] = val
         return out
 
     def _blacklisted(self, name: str) -> bool:
-        for directory in ("/lib/modprobe.d", "/etc/modprobe.d"):
-            try:
-                files = sorted(f for f in os.listdir(self.fr.p(directory)) if f.endswith(".conf"))
-            except OSError:
-                continue
-            for fname in files:
-                for line in (self.fr.read(f"{directory}/{fname}") or "").splitlines():
-                    words = line.split("#", 1)[0].split()
-                    if len(words) == 2 and words[0] == "blacklist" and catalog.normalize(words[1]) == name:
-                        return True
-        return False
+        return any(len(words) == 2 and words[0] == "blacklist" and catalog.normalize(words[1]) == name
+                   for words in self._modprobe_conf_words())
 
     def _resolve_alias(self, alias: str) -> List[str]:
         out = []
@@ -1076,20 +1072,13 @@ class SimKernel:
 
     def _softdeps(self) -> Dict[str, List[str]]:
         out: Dict[str, List[str]] = {}
-        texts = [self.fr.read(f"{self._modules_dir()}/modules.softdep") or ""]
-        for directory in ("/lib/modprobe.d", "/etc/modprobe.d"):
-            try:
-                texts += [self.fr.read(f"{directory}/{f}") or ""
-                          for f in sorted(os.listdir(self.fr.p(directory))) if f.endswith(".conf")]
-            except OSError:
-                pass
-        for text in texts:
-            for line in text.splitlines():
-                words = line.split("#", 1)[0].split()
-                if len(words) >= 3 and words[0] == "softdep" and "post:" in words:
-                    post = words[words.index("post:") + 1:]
-                    post = [w for w in post if not w.endswith(":")]
-                    out.setdefault(catalog.normalize(words[1]), []).extend(catalog.normalize(w) for w in post)
+        softdep_file = self.fr.read(f"{self._modules_dir()}/modules.softdep") or ""
+        lines = [line.split("#", 1)[0].split() for line in softdep_file.splitlines()]
+        for words in lines + list(self._modprobe_conf_words()):
+            if len(words) >= 3 and words[0] == "softdep" and "post:" in words:
+                post = words[words.index("post:") + 1:]
+                post = [w for w in post if not w.endswith(":")]
+                out.setdefault(catalog.normalize(words[1]), []).extend(catalog.normalize(w) for w in post)
         return out
 
     def _modprobe_remove(self, name: str, dry_run: bool) -> None:
