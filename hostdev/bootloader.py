@@ -8,9 +8,11 @@ after it in name order (grub2's util/grub-mkconfig.in).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, NamedTuple, Optional, Tuple
 
+from .errors import EXIT_ENVIRONMENT, HostdevError
 from .host import Host
 from .kernel import split_cmdline
 
@@ -21,37 +23,25 @@ KERNEL_CMDLINE = "/etc/kernel/cmdline"  # systemd-boot / UKI (kernel-install)
 CMDLINE_VARS = ("GRUB_CMDLINE_LINUX", "GRUB_CMDLINE_LINUX_DEFAULT")
 
 
-def _shell_value(text: str, variables: Dict[str, str]) -> str:
-    """Evaluate the right-hand side of a shell assignment (one word: quotes, $VAR, escapes)."""
-    out: List[str] = []
-    i, quote = 0, None
-    while i < len(text):
-        char = text[i]
-        if quote == "'":
-            if char == "'":
-                quote = None
-            else:
-                out.append(char)
-        elif char == "\\" and i + 1 < len(text):
-            nxt = text[i + 1]
-            if quote == '"' and nxt not in '$`"\\':
-                out.append(char)
-            out.append(nxt)
-            i += 1
-        elif char == '"':
-            quote = None if quote == '"' else '"'
-        elif char == "'" and quote is None:
-            quote = "'"
-        elif char == "$":
-            name, i = _read_var(text, i + 1)
-            out.append(variables.get(name, "") if name else "$")
-            continue
-        elif quote is None and (char.isspace() or char in ";#"):
-            break
-        else:
-            out.append(char)
-        i += 1
-    return "".join(out)
+# Characters that end an unquoted shell word (and so an assignment's value).
+_WORD_END = frozenset(" \t\r\n;&|<>()")
+_NAME_EQ = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
+_EXPORT = re.compile(r"(?:export|readonly)[ \t]+")
+
+
+class _Value(NamedTuple):
+    """A shell value with, for each character, the offset in the file text it was written at
+    (-1: it came from outside this text, e.g. a variable set in an earlier file)."""
+
+    chars: str
+    origin: Tuple[int, ...]
+
+
+class _Word(NamedTuple):
+    value: _Value
+    start: int                 # offset of the first character of the word
+    end: int                   # offset just after the word
+    closing_quote: Optional[str]  # '"' or "'" when the word ends with a closing quote
 
 
 def _read_var(text: str, i: int) -> Tuple[str, int]:
@@ -66,34 +56,284 @@ def _read_var(text: str, i: int) -> Tuple[str, int]:
     return text[i:j], j
 
 
-def logical_lines(text: str) -> List[str]:
-    """Lines with backslash-newline continuations joined, CRLF tolerated."""
-    lines: List[str] = []
-    pending = ""
-    for raw in text.replace("\r\n", "\n").split("\n"):
-        if raw.endswith("\\") and not raw.endswith("\\\\"):
-            pending += raw[:-1]
+def _continuation(text: str, i: int) -> int:
+    """Length of a backslash-newline at ``i`` (2, or 3 for backslash-CRLF), else 0."""
+    if text.startswith("\\\n", i):
+        return 2
+    if text.startswith("\\\r\n", i):
+        return 3
+    return 0
+
+
+def _lex_word(text: str, i: int, variables: Dict[str, _Value]) -> _Word:
+    """One shell word from ``i``, evaluated as ``sh`` would for an assignment's right-hand
+    side: quotes, backslash escapes and continuations, ``$VAR``/``${VAR}``. Raises
+    BootConfigError for an unterminated quote (the shell would refuse the file too)."""
+    chars: List[str] = []
+    origin: List[int] = []
+    start, quote, closed = i, None, (-1, None)  # closed: (offset after a closing quote, the quote)
+    n = len(text)
+    while i < n:
+        char = text[i]
+        if quote == "'":
+            if char == "'":
+                quote, closed = None, (i + 1, "'")
+            else:
+                chars.append(char)
+                origin.append(i)
+            i += 1
             continue
-        lines.append(pending + raw)
-        pending = ""
-    if pending:
-        lines.append(pending)
-    return lines
+        skip = _continuation(text, i)
+        if skip:
+            i += skip
+            continue
+        if char == "\\" and i + 1 < n:
+            nxt = text[i + 1]
+            if quote == '"' and nxt not in '$`"\\':
+                chars.append(char)
+                origin.append(i)
+            chars.append(nxt)
+            origin.append(i + 1)
+            i += 2
+            continue
+        if char == '"':
+            if quote == '"':
+                quote, closed = None, (i + 1, '"')
+            else:
+                quote = '"'
+            i += 1
+            continue
+        if char == "'" and quote is None:
+            quote = "'"
+            i += 1
+            continue
+        if char == "`" or text.startswith("$(", i):
+            # command substitution: its output is unknown here (GRUB_DISTRIBUTOR=`lsb_release …`)
+            i = _skip_substitution(text, i)
+            continue
+        if char == "$":
+            name, j = _read_var(text, i + 1)
+            if name:
+                value = variables.get(name, _Value("", ()))
+                chars.extend(value.chars)
+                origin.extend(value.origin)
+                i = j
+                continue
+        elif quote is None and char in _WORD_END:
+            break
+        chars.append(char)
+        origin.append(i)
+        i += 1
+    if quote is not None:
+        raise BootConfigError(f"unterminated {quote} quote", start)
+    return _Word(_Value("".join(chars), tuple(origin)), start, i, closed[1] if closed[0] == i else None)
+
+
+def _skip_substitution(text: str, i: int) -> int:
+    """The offset after a `...` or $(...) starting at ``i`` (quotes inside skipped, $( nested)."""
+    closer, depth, j = ("`", 1, i + 1) if text[i] == "`" else (")", 1, i + 2)
+    n = len(text)
+    while j < n:
+        char = text[j]
+        if char == "\\":
+            j += 2
+            continue
+        if char in "'\"" and closer == ")":
+            end = text.find(char, j + 1)
+            if end < 0:
+                break
+            j = end + 1
+            continue
+        if closer == ")" and text.startswith("$(", j):
+            depth += 1
+            j += 2
+            continue
+        if char == closer:
+            depth -= 1
+            if depth == 0:
+                return j + 1
+        j += 1
+    raise BootConfigError("unterminated command substitution", i)
+
+
+def _skip_command(text: str, i: int) -> int:
+    """From inside a command that is not an assignment, the offset of its end (an unquoted
+    newline or ``;``), skipping quoted words and comments as the shell would."""
+    n = len(text)
+    while i < n:
+        char = text[i]
+        if char in "\n;":
+            return i
+        if char in " \t\r&|<>()":
+            i += 1
+        elif char == "#" and (i == 0 or text[i - 1] in " \t\r\n;"):
+            end = text.find("\n", i)
+            return n if end < 0 else end
+        else:
+            i = max(_lex_word(text, i, {}).end, i + 1)
+    return n
+
+
+def _assignments(text: str, variables: Dict[str, _Value]):
+    """Yield ``(name, word)`` for each assignment at the start of a command, in order, and
+    update ``variables`` as sourcing the text would."""
+    i, n = 0, len(text)
+    while i < n:
+        char = text[i]
+        skip = _continuation(text, i)
+        if skip:
+            i += skip
+        elif char in " \t\r\n;":
+            i += 1
+        elif char == "#":
+            end = text.find("\n", i)
+            i = n if end < 0 else end
+        else:
+            export = _EXPORT.match(text, i)
+            j = export.end() if export else i
+            match = _NAME_EQ.match(text, j)
+            if not match:
+                i = _skip_command(text, j)
+                continue
+            name = match.group()[:-1]
+            word = _lex_word(text, match.end(), variables)
+            variables[name] = word.value
+            yield name, word
+            i = word.end
 
 
 def parse_shell_assignments(text: str, variables: Optional[Dict[str, str]] = None) -> Dict[str, str]:
-    """Variables a sourced shell fragment leaves set (assignments only; other lines ignored)."""
-    result = dict(variables or {})
-    for line in logical_lines(text):
-        stripped = line.strip()
-        if stripped.startswith("export "):
-            stripped = stripped[len("export "):].lstrip()
-        name, eq, value = stripped.partition("=")
-        if not eq or not name or not (name[0].isalpha() or name[0] == "_") \
-                or not all(c.isalnum() or c == "_" for c in name):
-            continue
-        result[name] = _shell_value(value, result)
-    return result
+    """Variables a sourced shell fragment leaves set (assignments only; other lines ignored).
+    A fragment that does not parse (an open quote) yields what was read before the error."""
+    values = {k: _Value(v, (-1,) * len(v)) for k, v in (variables or {}).items()}
+    try:
+        for _ in _assignments(text, values):
+            pass
+    except BootConfigError:
+        pass
+    return {k: v.chars for k, v in values.items()}
+
+
+class BootConfigError(HostdevError):
+    """A GRUB file hostdev cannot edit safely (exit 4: nothing was changed)."""
+
+    exit_code = EXIT_ENVIRONMENT
+
+    def __init__(self, reason: str, offset: int = -1, path: Optional[str] = None) -> None:
+        self.reason, self.offset, self.path = reason, offset, path
+        where = f"{path}: " if path else ""
+        super().__init__(f"{where}{reason}", fix="fix the file by hand (sh -n FILE must accept it), or use --dry-run "
+                                                  "to see the intended change")
+
+    def at(self, path: str, text: str) -> BootConfigError:
+        """The same error naming the file and line."""
+        line = text.count("\n", 0, self.offset) + 1 if self.offset >= 0 else None
+        return BootConfigError(f"{self.reason}" + (f" (line {line})" if line else ""), path=path)
+
+
+# ------------------------------------------------------------------ editing (pure text transforms)
+# Kernel arguments hostdev writes are plain words: nothing the shell or GRUB would interpret.
+_SAFE_ARG = re.compile(r"[A-Za-z0-9_.,:=/+@%~^!{}\[\]-]+")
+
+
+def is_plain_arg(arg: str) -> bool:
+    return bool(_SAFE_ARG.fullmatch(arg))
+
+
+def _var_words(text: str, var: str, inherited: Optional[Dict[str, str]] = None) -> Tuple[List[_Word], _Value]:
+    """Every assignment of ``var`` in ``text`` and the value the variable has after the text."""
+    values = {k: _Value(v, (-1,) * len(v)) for k, v in (inherited or {}).items()}
+    words = [word for name, word in _assignments(text, values) if name == var]
+    return words, values.get(var, _Value("", ()))
+
+
+def _final_value(text: str, var: str, inherited: Optional[Dict[str, str]] = None) -> Tuple[Optional[_Word], _Value]:
+    """The last assignment of ``var`` in ``text`` and the value the variable has after the text."""
+    words, value = _var_words(text, var, inherited)
+    return (words[-1] if words else None), value
+
+
+def _tokens(value: _Value):
+    """(start, end) character spans of the whitespace-separated words of a value."""
+    spans, start = [], None
+    for index, char in enumerate(value.chars + " "):
+        if char.isspace():
+            if start is not None:
+                spans.append((start, index))
+                start = None
+        elif start is None:
+            start = index
+    return spans
+
+
+def remove_args(text: str, var: str, args, inherited: Optional[Dict[str, str]] = None,
+                last_only: bool = False) -> Tuple[str, List[str]]:
+    """Remove each of ``args`` (exact words) from the value ``var`` ends up with in ``text``,
+    wherever in the text it is written literally (``last_only``: only its last occurrence, the
+    one hostdev appended), with one adjacent blank. Returns the new text and the args that were
+    removed. Other lines stay byte-identical."""
+    removed: List[str] = []
+    for arg in args:
+        while not (last_only and arg in removed):
+            words, value = _var_words(text, var, inherited)
+            cut = None
+            for start, end in (reversed(_tokens(value)) if last_only else _tokens(value)):
+                if value.chars[start:end] != arg:
+                    continue
+                first, last = value.origin[start], value.origin[end - 1]
+                if first < 0 or last - first != end - start - 1 or text[first:last + 1] != arg:
+                    continue  # not written as one literal run in this text (an expansion, an escape)
+                if not any(w.start <= first and last < w.end for w in words):
+                    continue  # written in another variable ($EXTRA): not ours to change
+                lo, hi = first, last + 1
+                if start > 0 and value.origin[start - 1] == first - 1 and value.chars[start - 1] in " \t":
+                    lo -= 1
+                elif end < len(value.chars) and value.origin[end] == hi and value.chars[end] in " \t":
+                    hi += 1
+                cut = (lo, hi)
+                break
+            if cut is None:
+                break
+            text = text[:cut[0]] + text[cut[1]:]
+            removed.append(arg)
+    return text, removed
+
+
+def append_args(text: str, var: str, args) -> str:
+    """Append ``args`` (plain words, see is_plain_arg) to the last assignment of ``var``; add an
+    assignment at the end when there is none. Only that assignment's text changes."""
+    args = list(args)
+    if not args:
+        return text
+    for arg in args:
+        if not is_plain_arg(arg):
+            raise BootConfigError(f"kernel argument {arg!r} has characters the shell or GRUB would interpret")
+    words = " ".join(args)
+    last, value = _final_value(text, var)
+    if last is None:
+        newline = "\r\n" if "\r\n" in text else "\n"
+        sep = newline if text and not text.endswith("\n") else ""
+        return f'{text}{sep}{var}="{words}"{newline}'
+    raw = text[last.start:last.end]
+    # no blank after an empty value, unless it holds an expansion we could not see ($FOO set elsewhere)
+    blank = "" if value.chars[-1:].isspace() or (not value.chars and "$" not in raw) else " "
+    if last.closing_quote:
+        at = last.end - 1
+        return text[:at] + blank + words + text[at:]
+    if last.start == last.end:
+        return text[:last.end] + f'"{words}"' + text[last.end:]
+    if raw == value.chars:  # a plain unquoted word: quote it as people write it
+        return text[:last.start] + f'"{raw} {words}"' + text[last.end:]
+    return text[:last.end] + f'"{blank}{words}"' + text[last.end:]
+
+
+def check_parses(text: str, path: str) -> None:
+    """Raise BootConfigError (with the line) when ``text`` has an open quote."""
+    try:
+        for _ in _assignments(text, {}):
+            pass
+    except BootConfigError as exc:
+        raise exc.at(path, text) from None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,193 @@
+"""The /etc/default/grub edit is a pure text transform (tests/data/grub: real-shaped files from
+Debian, Ubuntu, RHEL/Rocky, Fedora, openSUSE, Arch, and hostile ones).
+
+Expected results are written here by hand, line by line; bash itself is the oracle for what
+the edited file means (it is what grub-mkconfig sources).
+"""
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hostdev import bootloader
+from hostdev.bootloader import BootConfigError
+
+DATA = Path(__file__).parent / "data" / "grub"
+VAR = "GRUB_CMDLINE_LINUX"
+ARGS = ["intel_iommu=on", "iommu=pt"]
+
+# file → (the line as it is, the line as the edit must leave it); every other byte stays.
+EXPECTED = {
+    "debian12": ('GRUB_CMDLINE_LINUX=""\n', 'GRUB_CMDLINE_LINUX="intel_iommu=on iommu=pt"\n'),
+    "ubuntu2204": ('GRUB_CMDLINE_LINUX=""\n', 'GRUB_CMDLINE_LINUX="intel_iommu=on iommu=pt"\n'),
+    "rhel8": ('GRUB_CMDLINE_LINUX="crashkernel=auto resume=/dev/mapper/rhel-swap rd.lvm.lv=rhel/root '
+              'rd.lvm.lv=rhel/swap rhgb quiet"\n',
+              'GRUB_CMDLINE_LINUX="crashkernel=auto resume=/dev/mapper/rhel-swap rd.lvm.lv=rhel/root '
+              'rd.lvm.lv=rhel/swap rhgb quiet intel_iommu=on iommu=pt"\n'),
+    "rocky9": ('rd.lvm.lv=rl/root rd.lvm.lv=rl/swap"\n', 'rd.lvm.lv=rl/root rd.lvm.lv=rl/swap intel_iommu=on iommu=pt"\n'),
+    "fedora": ('GRUB_CMDLINE_LINUX="rhgb quiet"\n', 'GRUB_CMDLINE_LINUX="rhgb quiet intel_iommu=on iommu=pt"\n'),
+    "opensuse": ('GRUB_CMDLINE_LINUX=""\n', 'GRUB_CMDLINE_LINUX="intel_iommu=on iommu=pt"\n'),
+    "arch": ('GRUB_CMDLINE_LINUX=""\n', 'GRUB_CMDLINE_LINUX="intel_iommu=on iommu=pt"\n'),
+    "single-quoted": ("GRUB_CMDLINE_LINUX='console=ttyS0,115200n8'\n",
+                      "GRUB_CMDLINE_LINUX='console=ttyS0,115200n8 intel_iommu=on iommu=pt'\n"),
+    "missing-variable": ('GRUB_CMDLINE_LINUX_DEFAULT="quiet"\n',
+                         'GRUB_CMDLINE_LINUX_DEFAULT="quiet"\nGRUB_CMDLINE_LINUX="intel_iommu=on iommu=pt"\n'),
+    "empty-unquoted": ("GRUB_CMDLINE_LINUX=\n", 'GRUB_CMDLINE_LINUX="intel_iommu=on iommu=pt"\n'),
+    "comments": ('GRUB_CMDLINE_LINUX="quiet" # keep it quiet\n',
+                 'GRUB_CMDLINE_LINUX="quiet intel_iommu=on iommu=pt" # keep it quiet\n'),
+    "continuation": ('    console=tty0"\n', '    console=tty0 intel_iommu=on iommu=pt"\n'),
+    "variable-reference": ('GRUB_CMDLINE_LINUX="$EXTRA quiet"\n',
+                           'GRUB_CMDLINE_LINUX="$EXTRA quiet intel_iommu=on iommu=pt"\n'),
+    "no-final-newline": ('GRUB_CMDLINE_LINUX="quiet"', 'GRUB_CMDLINE_LINUX="quiet intel_iommu=on iommu=pt"'),
+    "duplicates": ('GRUB_CMDLINE_LINUX="second"\n', 'GRUB_CMDLINE_LINUX="second intel_iommu=on iommu=pt"\n'),
+    "crlf": ('GRUB_CMDLINE_LINUX="quiet"\r\n', 'GRUB_CMDLINE_LINUX="quiet intel_iommu=on iommu=pt"\r\n'),
+    "unquoted": ("GRUB_CMDLINE_LINUX=quiet\n", 'GRUB_CMDLINE_LINUX="quiet intel_iommu=on iommu=pt"\n'),
+    "export-and-braces": ('GRUB_CMDLINE_LINUX="${GRUB_CMDLINE_LINUX} nosplash"\n',
+                          'GRUB_CMDLINE_LINUX="${GRUB_CMDLINE_LINUX} nosplash intel_iommu=on iommu=pt"\n'),
+}
+
+# What bash says the variable is after the edit (split on blanks).
+SOURCED = {
+    "debian12": "intel_iommu=on iommu=pt", "rhel8": "crashkernel=auto resume=/dev/mapper/rhel-swap "
+    "rd.lvm.lv=rhel/root rd.lvm.lv=rhel/swap rhgb quiet intel_iommu=on iommu=pt",
+    "single-quoted": "console=ttyS0,115200n8 intel_iommu=on iommu=pt",
+    "continuation": "root=/dev/sda1 console=tty0 intel_iommu=on iommu=pt",
+    "variable-reference": "nomodeset quiet intel_iommu=on iommu=pt",
+    "duplicates": "second intel_iommu=on iommu=pt", "crlf": "quiet intel_iommu=on iommu=pt",
+    "export-and-braces": "console=ttyS0 nosplash intel_iommu=on iommu=pt",
+}
+
+
+def read(name: str) -> str:
+    with open(DATA / name, encoding="utf-8", newline="") as handle:
+        return handle.read()
+
+
+def sourced(text: str, tmp_path, var: str = VAR) -> str:
+    """The value bash gives ``var`` after sourcing ``text`` (as grub-mkconfig does)."""
+    path = tmp_path / "grub"
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        handle.write(text)
+    assert subprocess.run(["bash", "-n", str(path)], capture_output=True).returncode == 0
+    out = subprocess.run(["bash", "-c", f'. "$1" >/dev/null 2>&1; printf %s "${var}"', "_", str(path)],
+                         capture_output=True, text=True, env={"PATH": os.environ["PATH"]})
+    return " ".join(out.stdout.split())
+
+
+def test_the_corpus_is_complete():
+    assert sorted(EXPECTED) == sorted(os.listdir(DATA))
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_append_changes_only_the_last_assignment(name):
+    text = read(name)
+    before, after = EXPECTED[name]
+    assert text.count(before) == 1 or name == "duplicates"
+    expected = after.join(text.rsplit(before, 1))
+    assert bootloader.append_args(text, VAR, ARGS) == expected
+
+
+@pytest.mark.parametrize("name", sorted(SOURCED))
+def test_bash_sources_the_edit_to_the_intended_value(name, tmp_path):
+    assert sourced(bootloader.append_args(read(name), VAR, ARGS), tmp_path) == SOURCED[name]
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_our_reading_agrees_with_bash(name, tmp_path):
+    text = bootloader.append_args(read(name), VAR, ARGS)
+    ours = " ".join(bootloader.parse_shell_assignments(text).get(VAR, "").split())
+    assert ours == sourced(text, tmp_path)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_removing_what_was_appended_gives_the_same_arguments_back(name, tmp_path):
+    text = read(name)
+    edited = bootloader.append_args(text, VAR, ARGS)
+    undone, removed = bootloader.remove_args(edited, VAR, ARGS, last_only=True)
+    assert removed == ARGS
+    assert sourced(undone, tmp_path) == sourced(text, tmp_path)
+    assert [line for line in undone.splitlines() if VAR not in line and "console=tty0" not in line] == \
+           [line for line in text.splitlines() if VAR not in line and "console=tty0" not in line]
+
+
+def test_remove_takes_an_administrators_conflicting_value_from_where_it_is_written(tmp_path):
+    text = ('GRUB_CMDLINE_LINUX="intel_iommu=off quiet"\n'
+            'GRUB_TIMEOUT=5\n'
+            'GRUB_CMDLINE_LINUX="$GRUB_CMDLINE_LINUX splash"\n')
+    undone, removed = bootloader.remove_args(text, VAR, ["intel_iommu=off"])
+    assert removed == ["intel_iommu=off"]
+    assert undone == ('GRUB_CMDLINE_LINUX="quiet"\n'
+                      'GRUB_TIMEOUT=5\n'
+                      'GRUB_CMDLINE_LINUX="$GRUB_CMDLINE_LINUX splash"\n')
+
+
+def test_an_argument_that_only_arrives_through_a_variable_is_not_removed():
+    text = 'X="intel_iommu=off"\nGRUB_CMDLINE_LINUX="$X"\n'
+    undone, removed = bootloader.remove_args(text, VAR, ["intel_iommu=off"])
+    # it is written in X's assignment, not GRUB_CMDLINE_LINUX's: removing it would change X for everyone
+    assert removed == [] and undone == text
+
+
+def test_a_file_with_an_open_quote_is_refused_not_edited():
+    with pytest.raises(BootConfigError, match=r"unterminated \" quote \(line 2\)"):
+        bootloader.check_parses('GRUB_TIMEOUT=5\nGRUB_CMDLINE_LINUX="quiet\n', "/etc/default/grub")
+
+
+def test_arguments_the_shell_would_interpret_are_refused():
+    for bad in ('a"b', "x;reboot", "$(id)", "a b", "`id`"):
+        with pytest.raises(BootConfigError):
+            bootloader.append_args('GRUB_CMDLINE_LINUX=""\n', VAR, [bad])
+
+
+# ---------------------------------------------------------------- property test
+VALUE_WORDS = st.lists(st.sampled_from(["quiet", "splash", "console=ttyS0,115200n8", "rd.lvm.lv=vg/root",
+                                        "crashkernel=1G-4G:192M", "nomodeset"]), max_size=3)
+
+
+@st.composite
+def grub_files(draw):
+    """A file of filler lines around one or more assignments of VAR in any style; returns the
+    text and the index of the line that the edit may change (None: a line is appended)."""
+    filler = st.sampled_from(["GRUB_TIMEOUT=5", "# GRUB_CMDLINE_LINUX=\"intel_iommu=off\"", "",
+                              'GRUB_CMDLINE_LINUX_DEFAULT="quiet splash"', "GRUB_DISTRIBUTOR=`echo Debian`",
+                              "#GRUB_TERMINAL=console", "GRUB_BACKGROUND="])
+    words = " ".join(draw(VALUE_WORDS))
+    style = draw(st.sampled_from(["dq", "sq", "bare", "empty", "ref", "export", "comment", "braces"]))
+    assignment = {
+        "dq": f'{VAR}="{words}"', "sq": f"{VAR}='{words}'", "bare": f"{VAR}={words.split(' ')[0]}",
+        "empty": f"{VAR}=", "ref": f'{VAR}="${VAR} {words}"', "export": f'export {VAR}="{words}"',
+        "comment": f'{VAR}="{words}" # note', "braces": f'{VAR}="${{{VAR}}}"',
+    }[style]
+    before = draw(st.lists(filler, max_size=4))
+    after = draw(st.lists(filler, max_size=4))
+    earlier = draw(st.booleans())
+    lines = before + ([f'{VAR}="first"'] if earlier else []) + [assignment] + after
+    target = len(before) + (1 if earlier else 0)
+    if draw(st.booleans()):  # no assignment at all: the edit appends one
+        lines = before + after
+        target = None
+    newline = draw(st.sampled_from(["\n", "\r\n"]))
+    final = draw(st.booleans())
+    return newline.join(lines) + (newline if final else ""), target
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(case=grub_files(), args=st.lists(st.sampled_from(["intel_iommu=on", "iommu=pt", "vfio-pci.ids=10de:1eb8"]),
+                                        min_size=1, max_size=3, unique=True))
+def test_property_only_the_assignment_changes_and_bash_agrees(case, args, tmp_path):
+    text, target = case
+    edited = bootloader.append_args(text, VAR, args)
+    old_lines, new_lines = text.splitlines(True), edited.splitlines(True)
+    if target is None:
+        # appended after the last line (a newline first when the file had none)
+        assert edited.startswith(text) and VAR in edited[len(text):]
+    else:
+        assert len(new_lines) == len(old_lines)
+        changed = [i for i, (a, b) in enumerate(zip(old_lines, new_lines)) if a != b]
+        assert changed == [target]
+    assert sourced(edited, tmp_path).split() == sourced(text, tmp_path).split() + args
+    # idempotent through hostdev's own reading: every argument is now configured once more
+    assert bootloader.parse_shell_assignments(edited).get(VAR, "").split()[-len(args):] == args
