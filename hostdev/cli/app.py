@@ -12,6 +12,7 @@ from . import devices as devices_cmd
 from . import iommu as iommu_cmd
 from . import mdev as mdev_cmd
 from . import sriov as sriov_cmd
+from . import vm as vm_cmd
 from .context import state
 
 app = typer.Typer(
@@ -43,6 +44,7 @@ app.add_typer(devices_cmd.app, name="devices")
 app.add_typer(iommu_cmd.app, name="iommu")
 app.add_typer(mdev_cmd.app, name="mdev")
 app.add_typer(sriov_cmd.app, name="sriov")
+app.add_typer(vm_cmd.app, name="vm")
 app.command("check")(check_cmd.check)
 app.command("bind")(binding_cmd.bind)
 app.command("unbind")(binding_cmd.unbind)

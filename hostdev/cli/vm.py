@@ -1,0 +1,118 @@
+"""hostdev vm test: start a transient libvirt domain with the device and prove it is attached."""
+
+import enum
+from typing import Optional
+
+import typer
+
+from ..render import Format
+from .context import OutputOption, command, complete_address, host, set_output
+
+app = typer.Typer(help="Test VMs: prove device assignment through libvirt.", no_args_is_help=True)
+
+
+class VirtType(str, enum.Enum):
+    auto = "auto"
+    kvm = "kvm"
+    qemu = "qemu"
+
+
+@app.command("test")
+@command
+def test(
+    address: Optional[str] = typer.Argument(None, metavar="[ADDR]", autocompletion=complete_address,
+                                            help="PCI device to give to the test VM (0000:65:00.0)."),
+    mdev: Optional[str] = typer.Option(None, "--mdev", metavar="UUID", help="Test this mdev instead."),
+    connect: str = typer.Option("qemu:///system", "--connect", "-c", metavar="URI", help="libvirt URI."),
+    memory: int = typer.Option(256, "--memory", min=16, metavar="MiB", help="Guest memory in MiB."),
+    timeout: float = typer.Option(60.0, "--timeout", min=1, metavar="S",
+                                  help="Seconds to wait for the domain to run."),
+    keep: bool = typer.Option(False, "--keep", help="Leave the domain running (virsh destroy it after)."),
+    virt_type: VirtType = typer.Option(VirtType.auto, "--virt-type", case_sensitive=False,
+                                       help="kvm or qemu (TCG); auto: kvm when /dev/kvm exists."),
+    force: bool = typer.Option(False, "--force", help="Let libvirt take a device the interlocks protect."),
+    dry_run: bool = typer.Option(False, "--dry-run", "-n", help="Print the domain XML; start nothing."),
+    kernel: Optional[str] = typer.Option(None, "--kernel", metavar="PATH",
+                                         help="Boot this kernel in the guest (a path libvirt's QEMU can read)."),
+    initrd: Optional[str] = typer.Option(None, "--initrd", metavar="PATH", help="Initramfs for --kernel."),
+    cmdline: str = typer.Option("console=ttyS0 panic=-1", "--cmdline", metavar="ARGS",
+                                help="Kernel command line for --kernel."),
+    output: Format = OutputOption,
+) -> int:
+    """Start a transient libvirt domain with the device (or mdev), check it is attached and on
+    vfio-pci, destroy the domain and check the device went back to its driver."""
+    import platform
+
+    from .. import domainxml, vmtest
+    from ..errors import UsageError
+    from ..render import emit, message
+
+    set_output(output)
+    if (address is None) == (mdev is None):
+        raise UsageError("give a PCI address or --mdev UUID (one of them)",
+                         fix="hostdev devices lists addresses, hostdev mdev list the mdevs")
+    if initrd and not kernel:
+        raise UsageError("--initrd needs --kernel", fix="pass --kernel PATH too")
+    h = host()
+    plan = vmtest.plan_mdev(h, mdev) if mdev else vmtest.plan_pci(h, address, force=force)
+    chosen = vmtest.virt_type(h) if virt_type == VirtType.auto else virt_type.value
+    xml = domainxml.build(plan.name, chosen, plan.sources, memory_mib=memory, arch=platform.machine(),
+                          kernel=kernel, initrd=initrd, cmdline=cmdline if kernel else None)
+    for note in plan.notes:
+        message(f"note: {note}", "warn")
+    if dry_run:
+        if not emit({"dry_run": True, "uri": connect, "domain": plan.name, "virt_type": chosen,
+                     "devices": [d.to_dict() for d in plan.devices], "xml": xml}, output):
+            typer.echo(xml, nl=False)
+        return 0
+    if virt_type == VirtType.auto:
+        message(f"virt type {chosen}: " + ("/dev/kvm exists" if chosen == "kvm" else "no /dev/kvm, QEMU emulates "
+                                                                                        "the CPU (TCG, slower)"))
+    from .. import virt
+
+    conn = virt.open_connection(connect)
+    try:
+        if plan.managed:
+            # libvirt will unbind host drivers (managed='yes'): the same rules as hostdev bind
+            h.require_mutable("hostdev vm test (libvirt rebinds the device)")
+        outcome = _run_with_progress(h, conn, plan, xml, timeout, keep)
+    finally:
+        conn.close()
+    result = {"ok": outcome.ok, "uri": connect, "domain": plan.name,
+              "devices": [d.to_dict() for d in outcome.devices], "seconds": outcome.seconds,
+              "error": outcome.error.to_dict() if outcome.error else None,
+              "virt_type": chosen, "kept": outcome.kept}
+    if not emit(result, output):
+        _report(result)
+    if outcome.error is not None:
+        message(f"hostdev: error: {outcome.error}", "error")
+        if outcome.error.libvirt_message:
+            message(f"libvirt said: {outcome.error.libvirt_message.strip()}")
+        return outcome.error.exit_code
+    if outcome.kept:
+        message(f"note: {plan.name} is still running; virsh -c {connect} destroy {plan.name} ends it", "warn")
+    return 0
+
+
+def _run_with_progress(h, conn, plan, xml, timeout, keep):
+    import sys
+
+    from .. import vmtest
+
+    if not sys.stderr.isatty():
+        return vmtest.run(h, conn, plan, xml, timeout=timeout, keep=keep)
+    from rich.console import Console
+
+    with Console(stderr=True).status(f"starting {plan.name}") as status:
+        return vmtest.run(h, conn, plan, xml, timeout=timeout, keep=keep,
+                          step=lambda text: status.update(text))
+
+
+def _report(result: dict) -> None:
+    from ..render import table
+
+    table(["device", "type", "before", "running", "after", "attached", "held by", "returned"],
+          [[d["address"], d["type"], d["driver_before"], d["driver_running"], d["driver_after"], d["attached"],
+            ", ".join(d["held_by"]) or None, d["returned"]] for d in result["devices"]],
+          title=f"{result['domain']} ({result['virt_type']}, {result['uri']}): "
+                f"{'passed' if result['ok'] else 'FAILED'} in {result['seconds']:g} s")

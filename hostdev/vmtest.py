@@ -1,0 +1,264 @@
+"""``hostdev vm test``: prove that a device can be given to a VM, before KubeVirt tries.
+
+Plan (what goes into the domain, refused up front when taking a device would hurt the host),
+run (create a transient libvirt domain, wait for it to run, check the live XML and sysfs,
+destroy it), verify (each device is back on the driver it had). The libvirt calls are in
+virt.py, the XML in domainxml.py; this module reads sysfs through Host.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Callable, List, NamedTuple, Optional
+
+from . import binding, domainxml, pci, virt
+from .domainxml import HostdevSource
+from .errors import EXIT_ENVIRONMENT, RefusedError, UsageError
+from .host import Host
+
+MDEV_DEVICES = "/sys/bus/mdev/devices"
+_UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+class Device(NamedTuple):
+    """A device of the test and what was seen of it: the driver before the test, while the
+    domain ran, and after it was destroyed (None: no driver; ``driver_after`` None also when
+    not checked, see ``returned``)."""
+
+    source: HostdevSource
+    group: Optional[int]
+    driver_before: Optional[str]
+    override_before: Optional[str] = None
+    driver_running: Optional[str] = None
+    attached: bool = False
+    held_by: tuple = ()
+    driver_after: Optional[str] = None
+    returned: Optional[bool] = None
+
+    def to_dict(self) -> dict:
+        return {"type": self.source.kind, "address": self.source.address, "managed": self.source.managed,
+                "iommu_group": self.group, "driver_before": self.driver_before,
+                "driver_running": self.driver_running, "attached": self.attached, "held_by": list(self.held_by),
+                "driver_after": self.driver_after, "returned": self.returned}
+
+
+class TestPlan(NamedTuple):
+    target: str                   # what the user named: a PCI address or an mdev UUID
+    name: str                     # the domain name
+    devices: List[Device]
+    notes: List[str]
+
+    @property
+    def sources(self) -> List[HostdevSource]:
+        return [d.source for d in self.devices]
+
+    @property
+    def managed(self) -> bool:
+        return any(d.source.managed for d in self.devices)
+
+
+def virt_type(host: Host) -> str:
+    """"kvm" when /dev/kvm exists (kvm_intel or kvm_amd created it), else "qemu" (TCG)."""
+    return "kvm" if host.exists("/dev/kvm") else "qemu"
+
+
+def _mdev_driver(host: Host, uuid: str) -> Optional[str]:
+    return host.link_name(f"{MDEV_DEVICES}/{uuid}/driver")
+
+
+def _mdev_group(host: Host, uuid: str) -> Optional[int]:
+    group = host.link_name(f"{MDEV_DEVICES}/{uuid}/iommu_group")
+    return int(group) if group and group.isdigit() else None
+
+
+def plan_pci(host: Host, address: str, force: bool = False) -> TestPlan:
+    """The devices a test of ``address`` gives to the domain: the function and the other
+    functions of its card in its IOMMU group (never bridges). A function already on a vfio
+    driver goes in unmanaged (libvirt leaves its binding alone, as KubeVirt's domains do); one
+    on a host driver goes in managed, after the interlocks of ``hostdev bind`` (boot VGA, root
+    disk, routed NIC, open device nodes) — libvirt would unbind it.
+
+    Raises UsageError, DeviceNotFoundError, RefusedError (interlocks, a partial group, a group
+    held by another process).
+    """
+    dev = pci.get_device(host, address)
+    if dev.is_bridge:
+        raise UsageError(f"{dev.address} is a PCI bridge ({dev.class_id}); bridges are not assigned to VMs",
+                         fix="name the device behind it (hostdev devices)")
+    if dev.iommu_group is None:
+        raise virt.PassthroughError("no_iommu", f"{dev.address} has no IOMMU group: the IOMMU is off",
+                                    fix="hostdev iommu enable (then reboot); " + virt.CHECK_FIX,
+                                    exit_code=EXIT_ENVIRONMENT)
+    # plan_bind is the group and safety logic of `hostdev bind`: same card's functions, refuse a
+    # group that cannot be viable, interlocks for each device it would take. Nothing is applied.
+    bound = binding.plan_bind(host, [dev], force=force)
+    use = binding.host_use(host)
+    holders = binding.vfio_group_holders(host, dev.iommu_group, use)
+    if holders:
+        raise RefusedError(f"{dev.address} is in use: /dev/vfio/{dev.iommu_group} is held by {', '.join(holders)}",
+                           fix="stop that VM or process first; a group is opened by one user at a time")
+    devices = []
+    for change in bound.devices:
+        current = pci.read_device(host, change.address)
+        managed = not binding.is_vfio_driver(change.before)
+        devices.append(Device(HostdevSource("pci", change.address, managed), change.group, change.before,
+                              current.driver_override if current else None))
+    # plan_bind's notes speak of binding; here the same functions are attached to the domain
+    notes = [n.replace("also binding ", "also attaching ", 1) for n in bound.plan.notes]
+    for d in devices:
+        if d.source.managed:
+            notes.append(f"libvirt will move {d.source.address} from {d.driver_before or 'no driver'} to vfio-pci "
+                         "for the test and give it back after (managed='yes')")
+    return TestPlan(dev.address, domainxml.domain_name(dev.address), devices, notes)
+
+
+def plan_mdev(host: Host, uuid: str) -> TestPlan:
+    """The test of one mdev (model vfio-pci). Raises UsageError, RefusedError."""
+    value = uuid.strip().lower()
+    if not _UUID_RE.match(value):
+        raise UsageError(f"invalid mdev UUID {uuid!r}", fix="use the form hostdev mdev list prints")
+    if not host.exists(f"{MDEV_DEVICES}/{value}"):
+        raise UsageError(f"no mdev {value} on this host", fix="hostdev mdev list shows them; hostdev mdev create")
+    api = host.read_attr(f"{MDEV_DEVICES}/{value}/mdev_type/device_api")
+    if api and api != "vfio-pci":
+        raise UsageError(f"mdev {value} has device_api {api}; hostdev vm test attaches vfio-pci mdevs only",
+                         fix="test vfio-ccw and vfio-ap devices with a guest of that architecture")
+    group = _mdev_group(host, value)
+    if group is not None:
+        holders = binding.vfio_group_holders(host, group)
+        if holders:
+            raise RefusedError(f"mdev {value} is in use: /dev/vfio/{group} is held by {', '.join(holders)}",
+                               fix="stop that VM first; an mdev is given to one VM at a time")
+    device = Device(HostdevSource("mdev", value, False), group, _mdev_driver(host, value))
+    return TestPlan(value, domainxml.domain_name(value), [device], [])
+
+
+def _current_driver(host: Host, source: HostdevSource) -> Optional[str]:
+    if source.kind == "mdev":
+        return _mdev_driver(host, source.address)
+    dev = pci.read_device(host, source.address)
+    return dev.driver if dev else None
+
+
+def check_running(host: Host, plan: TestPlan, live_xml: str) -> List[Device]:
+    """Each device as the running domain has it: in the live XML, its driver (vfio for PCI),
+    and the processes holding its /dev/vfio group (QEMU, when it really opened it)."""
+    live = {(s.kind, s.address) for s in domainxml.attached(live_xml)}
+    use = binding.host_use(host)
+    seen = []
+    for d in plan.devices:
+        holders = tuple(binding.vfio_group_holders(host, d.group, use)) if d.group is not None else ()
+        seen.append(d._replace(attached=(d.source.kind, d.source.address) in live,
+                               driver_running=_current_driver(host, d.source), held_by=holders))
+    return seen
+
+
+def running_problem(devices: List[Device]) -> Optional[virt.PassthroughError]:
+    """Why the running domain does not prove the assignment, or None."""
+    for d in devices:
+        if not d.attached:
+            return virt.PassthroughError("not_attached", f"{d.source.address} is not in the running domain's XML",
+                                         fix="libvirt dropped the device: read the domain log; " + virt.CHECK_FIX)
+        if d.source.kind == "pci" and not binding.is_vfio_driver(d.driver_running):
+            return virt.PassthroughError(
+                "not_on_vfio", f"{d.source.address} is on {d.driver_running or 'no driver'}, not vfio-pci, "
+                               "while the domain runs",
+                fix=f"hostdev bind {d.source.address}; " + virt.CHECK_FIX)
+    return None
+
+
+def check_returned(host: Host, devices: List[Device], settle: float = 5.0, poll: float = 0.1) -> List[Device]:
+    """After destroy: each device back on the driver it had (libvirt's reattach of managed
+    devices reprobes them; waits up to ``settle`` seconds for the driver to show)."""
+    deadline = time.monotonic() + settle
+    while True:
+        after = [d._replace(driver_after=_current_driver(host, d.source)) for d in devices]
+        after = [d._replace(returned=d.driver_after == d.driver_before) for d in after]
+        if all(d.returned for d in after) or time.monotonic() >= deadline:
+            return after
+        time.sleep(poll)
+
+
+def returned_problem(devices: List[Device]) -> Optional[virt.PassthroughError]:
+    for d in devices:
+        if d.returned is False:
+            fix = (f"hostdev restore {d.source.address}" if d.source.kind == "pci" else "hostdev mdev list")
+            return virt.PassthroughError(
+                "not_returned", f"{d.source.address} is on {d.driver_after or 'no driver'} after the test, "
+                                f"not {d.driver_before or 'no driver'} as before", fix=fix)
+    return None
+
+
+def _with_host_facts(host: Host, plan: TestPlan, error: virt.PassthroughError) -> virt.PassthroughError:
+    """Make libvirt's explanation concrete with what sysfs and /proc/iomem say: the devices
+    that keep a group from being viable, a BAR the firmware framebuffer holds."""
+    if error.reason == "group_not_viable":
+        match = re.search(r"group (\d+)", error.message)
+        group = int(match.group(1)) if match else None
+        blocking = []
+        for member in pci.group_members(host, group) if group is not None else []:
+            dev = pci.read_device(host, member)
+            if dev is None or dev.is_bridge or dev.driver is None or binding.is_vfio_driver(dev.driver) \
+                    or dev.driver in binding.GROUP_SAFE_DRIVERS:
+                continue
+            if member not in [d.source.address for d in plan.devices]:
+                blocking.append(f"{member} (on {dev.driver})")
+        if blocking:
+            names = " ".join(b.split()[0] for b in blocking)
+            error.message = f"{error.message}: {', '.join(blocking)}"
+            error.fix = f"hostdev bind {names} (or test with a device whose group it owns); {virt.CHECK_FIX}"
+    elif error.reason == "busy":
+        use = binding.host_use(host)
+        for d in plan.devices:
+            dev = pci.read_device(host, d.source.address) if d.source.kind == "pci" else None
+            held = [r for r in (binding.interlocks(host, dev, use) if dev else []) if "BAR" in r]
+            if held:
+                return virt.PassthroughError("bar_reserve", held[0].split(" (")[0], fix=virt.BAR_FIX,
+                                             libvirt_message=error.libvirt_message)
+    return error
+
+
+class Outcome(NamedTuple):
+    ok: bool
+    devices: List[Device]
+    seconds: float
+    kept: bool
+    error: Optional[virt.PassthroughError]
+
+
+def run(host: Host, conn, plan: TestPlan, xml: str, *, timeout: float = 60.0, keep: bool = False,
+        step: Callable[[str], None] = lambda text: None) -> Outcome:
+    """Create the domain, wait until it runs, check the devices, destroy it (unless ``keep``)
+    and check they came back. A failure of the test is the Outcome's ``error``; the domain is
+    destroyed on every path, KeyboardInterrupt included (virt.TestDomain)."""
+    facts = {"iommu_enabled": any(n.isdigit() for n in host.listdir("/sys/kernel/iommu_groups")),
+             "vfio_loaded": host.exists("/dev/vfio/vfio")}
+    started = time.monotonic()
+    devices = list(plan.devices)
+    error: Optional[virt.PassthroughError] = None
+    kept = False
+    test = virt.TestDomain(conn, plan.name, xml, keep=keep, explain_facts=facts)
+    try:
+        with test:
+            step(f"starting {plan.name}")
+            test.create()
+            test.wait_running(timeout)
+            step(f"checking {', '.join(d.source.address for d in devices)} in the running domain")
+            devices = check_running(host, plan, test.live_xml())
+            error = running_problem(devices)
+            if error is not None:
+                raise error
+            kept = keep
+            if not keep:
+                step(f"destroying {plan.name}")
+                test.destroy()
+    except virt.PassthroughError as exc:
+        error = _with_host_facts(host, plan, exc)
+    if not kept:
+        # also after a failed start: libvirt moved managed devices to vfio-pci before QEMU ran
+        step("checking the devices went back to their drivers")
+        devices = check_returned(host, devices)
+        if error is None:
+            error = returned_problem(devices)
+    return Outcome(error is None, devices, round(time.monotonic() - started, 2), kept, error)
