@@ -32,6 +32,8 @@ _READ_CHUNK = 65536
 # hostdev started by a test refuses to change the live host, whatever uid it has.
 TEST_GUARD_ENV = "HOSTDEV_TEST_GUARD"
 LOCK_FILE = "/run/lock/hostdev.lock"
+# Where programs are looked up under a root (a root shell's PATH; sbin first).
+PROGRAM_DIRS = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
 
 
 class CommandResult(NamedTuple):
@@ -335,6 +337,13 @@ class Host:
             return True
         except FileNotFoundError:
             return False
+
+    def which(self, program: str) -> Optional[str]:
+        """The path under the root of ``program`` in the usual PATH directories, or None."""
+        for directory in PROGRAM_DIRS:
+            if os.path.isfile(self.path(f"{directory}/{program}")):
+                return f"{directory}/{program}"
+        return None
 
     # ---------------------------------------------------------------- commands
     def run(self, argv: Sequence[str], *, check: bool = True, timeout: float = 300,

@@ -53,6 +53,27 @@ class Plan:
             device: Optional[str] = None) -> None:
         self.actions.append(Action(description, run, undo, device))
 
+    def add_file(self, host: Host, path: str, new: Optional[str], *, backup: bool = False,
+                 description: Optional[str] = None) -> bool:
+        """Plan writing ``new`` to a config file (``None``: removing it) with the undo that puts
+        the current content back; False, planning nothing, when it is already so. The undo writes
+        no backup: it must not replace the backup of the administrator's original with our edit."""
+        old = host.read_text(path)
+        if old == new:
+            return False
+
+        def restore(h: Host) -> None:
+            if old is None:
+                h.remove_file(path)
+            else:
+                h.write_file(path, old, backup=False)
+
+        if new is None:
+            self.add(description or f"remove {path}", lambda h: h.remove_file(path), restore)
+        else:
+            self.add(description or f"write {path}", lambda h: h.write_file(path, new, backup=backup), restore)
+        return True
+
     @property
     def changes(self) -> bool:
         return bool(self.actions)

@@ -1,4 +1,6 @@
-"""hostdev iommu groups (later: enable / disable)."""
+"""hostdev iommu groups / enable / disable."""
+
+from typing import List, Optional
 
 import typer
 
@@ -29,3 +31,68 @@ def groups(output: Format = OutputOption) -> int:
                          dev.driver if dev else h.link_name(f"/sys/bus/mdev/devices/{member}/driver")])
     table(["group", "address", "id", "class", "driver"], rows)
     return 0
+
+
+DryRunOption = typer.Option(False, "--dry-run", "-n", help="Print the diff and the commands; change nothing "
+                                                          "(Ansible check mode).")
+
+
+def _report(boot_plan, dry_run: bool, output: Format, verb: str) -> int:
+    import sys
+
+    from ..render import emit, message
+    from .context import apply_plan, report_plan
+
+    if not dry_run and boot_plan.changed:
+        apply_plan(host(), boot_plan.plan, f"iommu {verb}")
+    if emit(boot_plan.to_dict(dry_run), output):
+        return 0
+    report_plan(boot_plan.plan, False)
+    if dry_run:
+        sys.stdout.write(boot_plan.diff())
+        for argv in boot_plan.commands:
+            message(f"would run: {' '.join(argv)}")
+    what = ", ".join(boot_plan.added if verb == "enable" else boot_plan.removed)
+    if boot_plan.changed:
+        done = "would change" if dry_run else ("added" if verb == "enable" else "removed")
+        message(f"{done}: {what or 'nothing'} ({boot_plan.stack}: {', '.join(sorted(boot_plan.files)) or 'grubby'})",
+                "ok")
+    else:
+        message(f"nothing to change ({boot_plan.stack})" + (f": {', '.join(boot_plan.present)} already configured"
+                                                             if boot_plan.present else ""))
+    if boot_plan.reboot_required:
+        message("reboot required: the running kernel does not have these arguments yet ('hostdev check' says "
+                "'reboot pending' until then)", "warn")
+    return 0
+
+
+@app.command("enable")
+@command
+def enable(
+    passthrough: bool = typer.Option(False, "--passthrough", help="Also add iommu=pt (host devices skip "
+                                                                  "translation; DMA for VMs is unchanged)."),
+    arg: Optional[List[str]] = typer.Option(None, "--arg", metavar="K=V", help="Another kernel argument to add, "
+                                            "e.g. vfio-pci.ids=10de:1eb8 (repeatable)."),
+    replace: bool = typer.Option(False, "--replace", help="Replace an argument configured with another value "
+                                                          "(intel_iommu=off)."),
+    dry_run: bool = DryRunOption,
+    output: Format = OutputOption,
+) -> int:
+    """Add the IOMMU kernel arguments to the boot configuration with its own tool (GRUB drop-in or
+    /etc/default/grub + update-grub/grub2-mkconfig; grubby on BLS). Idempotent; reboot to apply."""
+    from .. import bootargs
+
+    set_output(output)
+    h = host()
+    args, notes = bootargs.decide_args(h, passthrough, arg or [])
+    return _report(bootargs.plan_enable(h, args, replace, notes), dry_run, output, "enable")
+
+
+@app.command("disable")
+@command
+def disable(dry_run: bool = DryRunOption, output: Format = OutputOption) -> int:
+    """Remove exactly the kernel arguments 'hostdev iommu enable' added (nothing of the administrator's)."""
+    from .. import bootargs
+
+    set_output(output)
+    return _report(bootargs.plan_disable(host()), dry_run, output, "disable")

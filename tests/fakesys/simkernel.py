@@ -28,6 +28,7 @@ import shlex
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
+from hostdev.host import PROGRAM_DIRS as PATH_DIRS  # the same lookup as Host.which
 from hostdev.host import CommandResult
 
 from . import catalog
@@ -40,7 +41,6 @@ PCI_ANY_ID = 0xFFFFFFFF
 
 # Tools that every Linux host has (kmod); any other program must exist in the fake root.
 KMOD_TOOLS = {"modprobe", "insmod", "rmmod", "lsmod", "modinfo", "depmod"}
-PATH_DIRS = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
 
 # mdev parents' vendor driver → the mdev driver their mdevs bind to
 PARENT_MDEV_DRIVER = {"nvidia": "nvidia-vgpu-vfio", "mtty": "mtty", "i915": "vfio_mdev"}
@@ -855,7 +855,7 @@ class SimKernel:
             "modprobe": self._cmd_modprobe, "insmod": self._cmd_insmod, "rmmod": self._cmd_rmmod,
             "lsmod": self._cmd_lsmod, "update-grub": self._cmd_grub_mkconfig,
             "grub-mkconfig": self._cmd_grub_mkconfig, "grub2-mkconfig": self._cmd_grub_mkconfig,
-            "update-initramfs": self._cmd_initramfs, "dracut": self._cmd_initramfs,
+            "update-initramfs": self._cmd_initramfs, "dracut": self._cmd_initramfs, "grubby": self._cmd_grubby,
         }.get(prog)
         if handler is None:
             return CommandResult(argv, 0, "", "")
@@ -1193,6 +1193,25 @@ class SimKernel:
             return CommandResult(tuple(argv), 0, text, "")
         self.fr.write(out, text)
         return CommandResult(tuple(argv), 0, "", "Generating grub configuration file ...\ndone\n")
+
+    def _cmd_grubby(self, argv: Sequence[str]) -> CommandResult:
+        """grubby --update-kernel=ALL --args=".." / --remove-args="..": edit the ``options`` line
+        of every BLS entry (grubby's own behaviour on Fedora/RHEL 8+: add replaces a key's value)."""
+        if "--update-kernel=ALL" not in argv:
+            return CommandResult(tuple(argv), 64, "", "grubby: only --update-kernel=ALL is simulated\n")
+        add = [a for x in argv if x.startswith("--args=") for a in x.split("=", 1)[1].split()]
+        remove = [a for x in argv if x.startswith("--remove-args=") for a in x.split("=", 1)[1].split()]
+        entries = "/boot/loader/entries"
+        for name in sorted(os.listdir(self.fr.p(entries))):
+            lines = (self.fr.read(f"{entries}/{name}") or "").splitlines()
+            for i, line in enumerate(lines):
+                if line.startswith("options "):
+                    opts = [o for o in line.split()[1:] if o not in remove]
+                    for a in add:
+                        opts = [o for o in opts if o.split("=", 1)[0] != a.split("=", 1)[0]] + [a]
+                    lines[i] = "options " + " ".join(opts)
+            self.fr.write(f"{entries}/{name}", "\n".join(lines) + "\n")
+        return CommandResult(tuple(argv), 0, "", "")
 
     def _cmd_initramfs(self, argv: Sequence[str]) -> CommandResult:
         prog = os.path.basename(argv[0])

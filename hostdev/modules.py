@@ -1,0 +1,141 @@
+"""The vfio kernel modules: their state, loading them with modprobe, loading them at boot
+(modules-load.d), and loading vfio-pci before a device's own driver (a modprobe.d softdep)
+so that early binding wins the race; the initramfs generator is detected, run only when asked.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import List, NamedTuple, Optional, Sequence, Tuple
+
+from . import kernel
+from .errors import HostEnvironmentError
+from .host import Host
+from .plan import Plan
+
+MODULES_LOAD = "/etc/modules-load.d/hostdev-vfio.conf"
+SOFTDEP_FILE = "/etc/modprobe.d/hostdev-vfio.conf"
+HEADER = "# Written by hostdev (hostdev modules load --persist/--early); hostdev rewrites this file.\n"
+
+
+def _release_tuple(release: Optional[str]) -> Tuple[int, int]:
+    match = re.match(r"(\d+)\.(\d+)", release or "")
+    return (int(match.group(1)), int(match.group(2))) if match else (0, 0)
+
+
+def vfio_modules(release: Optional[str]) -> List[str]:
+    """vfio-pci and what it needs. vfio_virqfd was merged into vfio in Linux 6.2 (commit
+    e2d55709398e); writing it for 6.2+ makes systemd-modules-load fail at every boot."""
+    names = ["vfio", "vfio_iommu_type1", "vfio_pci"]
+    if release and _release_tuple(release) < (6, 2):
+        names.insert(1, "vfio_virqfd")
+    return names
+
+
+class ModuleStatus(NamedTuple):
+    name: str
+    state: str            # loaded | builtin | available | missing
+    persistent: bool      # listed in MODULES_LOAD
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "state": self.state, "persistent": self.persistent}
+
+
+def _listed(host: Host, path: str) -> List[str]:
+    return [line.split("#", 1)[0].strip() for line in (host.read_text(path) or "").splitlines()
+            if line.split("#", 1)[0].strip()]
+
+
+def status(host: Host) -> List[ModuleStatus]:
+    index = kernel.read_module_index(host)
+    persistent = {n.replace("-", "_") for n in _listed(host, MODULES_LOAD)}
+    return [ModuleStatus(n, kernel.module_state(host, n, index), n in persistent) for n in vfio_modules(index.release)]
+
+
+def softdeps(host: Host) -> List[str]:
+    """Drivers that hostdev makes wait for vfio-pci (from SOFTDEP_FILE)."""
+    return [line.split()[1] for line in _listed(host, SOFTDEP_FILE) if line.startswith("softdep ")]
+
+
+def initramfs_command(host: Host, release: Optional[str]) -> Optional[List[str]]:
+    """The command that rebuilds the running kernel's initramfs with the host's generator."""
+    if host.which("update-initramfs"):
+        return ["update-initramfs", "-u", "-k", release or "all"]
+    if host.which("dracut"):
+        return ["dracut", "-f", "--kver", release] if release else ["dracut", "-f"]
+    if host.which("mkinitcpio"):
+        return ["mkinitcpio", "-P"]
+    return None
+
+
+class ModulesPlan(NamedTuple):
+    plan: Plan
+    modules: List[ModuleStatus]    # before
+    load: List[str]                # modprobe'd now
+    files: List[str]               # written
+    initramfs: Optional[List[str]]  # the command to regenerate (run only with run_initramfs)
+
+    @property
+    def changed(self) -> bool:
+        return self.plan.changes
+
+    def to_dict(self, dry_run: bool) -> dict:
+        return {"changed": self.changed, "dry_run": dry_run, "reboot_required": False,
+                "modules": [m.to_dict() for m in self.modules], "load": self.load, "files": self.files,
+                "initramfs_command": self.initramfs, "actions": self.plan.describe(), "notes": list(self.plan.notes)}
+
+
+def _verify_loaded(names: Sequence[str]):
+    def run(host: Host) -> None:
+        index = kernel.read_module_index(host)
+        missing = [n for n in names if kernel.module_state(host, n, index) not in (kernel.LOADED, kernel.BUILTIN)]
+        if missing:
+            raise HostEnvironmentError(f"modprobe succeeded but {', '.join(missing)} is not loaded",
+                                       fix="see dmesg")
+    return run
+
+
+def plan_load(host: Host, persist: bool = False, early_drivers: Sequence[str] = (),
+              run_initramfs: bool = False) -> ModulesPlan:
+    """Load the vfio modules now; with ``persist`` at every boot; with ``early_drivers`` make
+    those drivers wait for vfio-pci (softdep). Raises HostEnvironmentError when a module is missing."""
+    before = status(host)
+    release = kernel.read_module_index(host).release
+    plan = Plan()
+    missing = [m.name for m in before if m.state == kernel.MISSING]
+    if missing:
+        raise HostEnvironmentError(f"{', '.join(missing)} is neither loaded, built in nor installed for kernel "
+                                   f"{release or 'unknown'}",
+                                   fix="install the kernel's modules package (Debian: linux-image-$(uname -r))")
+    load = [m.name for m in before if m.state == kernel.AVAILABLE]
+    for m in before:
+        if m.state == kernel.BUILTIN:
+            plan.notes.append(f"{m.name} is built into the kernel: nothing to load")
+    if load:
+        # -a: every name is a module (without it the second name would be a parameter of the first)
+        plan.add(f"modprobe -a {' '.join(load)}", lambda h: h.run(["modprobe", "-a", *load]),
+                 lambda h: h.run(["modprobe", "-r", "-a", *reversed(load)], check=False))
+        plan.add(f"verify {', '.join(load)} loaded", _verify_loaded(load))
+    files: List[str] = []
+    if persist:
+        wanted = [m.name for m in before if m.state != kernel.BUILTIN]
+        text = HEADER + "".join(f"{n}\n" for n in wanted)
+        if wanted and plan.add_file(host, MODULES_LOAD, text):
+            files.append(MODULES_LOAD)
+    initramfs = None
+    if early_drivers:
+        drivers = sorted(set(softdeps(host)) | set(early_drivers))
+        text = HEADER + "".join(f"softdep {d} pre: vfio-pci\n" for d in drivers)
+        if plan.add_file(host, SOFTDEP_FILE, text):
+            files.append(SOFTDEP_FILE)
+        initramfs = initramfs_command(host, release)
+        if initramfs is None:
+            plan.notes.append("no initramfs generator found (update-initramfs, dracut, mkinitcpio): a driver built "
+                              "into the initramfs may still bind first")
+        elif run_initramfs and files:
+            plan.add(f"regenerate the initramfs ({' '.join(initramfs)})", lambda h: h.run(initramfs))
+        elif files:
+            plan.notes.append(f"drivers in the initramfs load before the softdep is seen: run "
+                              f"'{' '.join(initramfs)}' (or pass --initramfs)")
+    return ModulesPlan(plan, before, load, files, initramfs)
+

@@ -1,0 +1,231 @@
+"""hostdev iommu enable / disable on fake roots of each boot stack, with the simulated kernel's
+update-grub, grub(2)-mkconfig and grubby (they write the grub.cfg / BLS entries a real one would).
+The real grub-mkconfig runs in the real-kernel guest (tests/behaviour/test_boot_real.py)."""
+import hashlib
+import json
+import os
+
+import pytest
+from typer.testing import CliRunner
+
+from hostdev.cli import context
+from hostdev.cli.app import app
+from hostdev.host import CommandResult, Host
+from tests.fakesys.builder import FakeRoot
+from tests.fakesys.simkernel import SimKernel
+
+RELEASE = "6.1.0-56-amd64"
+DEBIAN_GRUB = ('GRUB_DEFAULT=0\nGRUB_TIMEOUT=5\nGRUB_CMDLINE_LINUX_DEFAULT="quiet"\n'
+               'GRUB_CMDLINE_LINUX="console=ttyS0"\n')
+
+
+class Machine:
+    def __init__(self, tmp_path, monkeypatch, *, vendor="intel", cmdline="ro quiet", grub=DEBIAN_GRUB,
+                 dropin_dir=True, tools=("update-grub", "grub-mkconfig"), config=""):
+        self.fr = FakeRoot(str(tmp_path / "root"), release=RELEASE)
+        self.fr.set_cpu(vendor)
+        self.fr.set_cmdline(f"BOOT_IMAGE=/boot/vmlinuz-{RELEASE} root=/dev/sda1 {cmdline}")
+        self.fr.write(f"/boot/config-{RELEASE}", config or "CONFIG_INTEL_IOMMU=y\n")
+        if grub is not None:
+            self.fr.write("/etc/default/grub", grub)
+        if dropin_dir:
+            self.fr.mkdir("/etc/default/grub.d")
+        self.fr.add_tools(*tools)
+        self.kernel = SimKernel(self.fr.root)
+        self.host = Host(self.fr.root, kernel=self.kernel)
+        monkeypatch.setattr(context, "host_factory", lambda root: self.host)
+
+    def invoke(self, *args):
+        result = CliRunner().invoke(app, list(args))
+        return result.exit_code, result.stdout, result.stderr
+
+    def json(self, *args, code=0):
+        rc, out, err = self.invoke(*args, "-o", "json")
+        assert rc == code, err
+        return json.loads(out)
+
+    def read(self, path):
+        return self.fr.read(path)
+
+    def tree_digest(self):
+        digest = hashlib.sha256()
+        for base, dirs, files in sorted(os.walk(self.fr.root)):
+            dirs.sort()
+            for name in sorted(files):
+                path = os.path.join(base, name)
+                digest.update(path.encode())
+                if not os.path.islink(path):
+                    with open(path, "rb") as handle:
+                        digest.update(handle.read())
+        return digest.hexdigest()
+
+    def ran(self, prog):
+        return [c for c in self.kernel.commands if os.path.basename(c[0]) == prog]
+
+
+@pytest.fixture
+def machine(tmp_path, monkeypatch):
+    return lambda **kw: Machine(tmp_path, monkeypatch, **kw)
+
+
+def test_debian_dropin_enable_is_idempotent_and_disable_removes_it(machine):
+    m = machine()
+    out = m.json("iommu", "enable", "--passthrough")
+    assert out["changed"] is True and out["reboot_required"] is True and out["stack"] == "grub"
+    assert out["added"] == ["intel_iommu=on", "iommu=pt"]
+    assert m.read("/etc/default/grub.d/hostdev.cfg") == (
+        "# Kernel arguments added by hostdev (hostdev iommu enable).\n"
+        "# 'hostdev iommu disable' removes this file; edit /etc/default/grub for your own arguments.\n"
+        'GRUB_CMDLINE_LINUX="$GRUB_CMDLINE_LINUX intel_iommu=on iommu=pt"\n')
+    assert m.read("/etc/default/grub") == DEBIAN_GRUB  # the administrator's file is not touched
+    assert m.ran("update-grub") == [("update-grub",)]
+    linux = [line for line in m.read("/boot/grub/grub.cfg").splitlines() if "\tlinux\t" in line][0]
+    assert linux.endswith("ro console=ttyS0 intel_iommu=on iommu=pt quiet")
+    assert json.loads(m.read("/var/lib/hostdev/boot-args.json"))["args"] == ["intel_iommu=on", "iommu=pt"]
+    # check sees what the next boot gets
+    checks = {c["id"]: c for c in m.json("check", code=1)["checks"]}
+    assert checks["kernel-args"]["summary"] == "reboot pending: the next boot adds intel_iommu=on iommu=pt"
+
+    digest = m.tree_digest()
+    again = m.json("iommu", "enable", "--passthrough")
+    assert again["changed"] is False and again["present"] == ["intel_iommu=on", "iommu=pt"]
+    assert again["reboot_required"] is True  # still not running with them
+    assert m.tree_digest() == digest and len(m.ran("update-grub")) == 1
+
+    off = m.json("iommu", "disable")
+    assert off["changed"] is True and off["removed"] == ["intel_iommu=on", "iommu=pt"]
+    assert m.read("/etc/default/grub.d/hostdev.cfg") is None
+    assert m.read("/var/lib/hostdev/boot-args.json") is None
+    assert "intel_iommu" not in m.read("/boot/grub/grub.cfg")
+    assert m.read("/etc/default/grub") == DEBIAN_GRUB
+    assert m.json("iommu", "disable")["changed"] is False
+
+
+def test_rhel_bios_edits_grub_cmdline_linux_and_runs_grub2_mkconfig(machine):
+    rhel = ('GRUB_TIMEOUT=5\nGRUB_DISTRIBUTOR="$(sed \'s, release .*$,,g\' /etc/system-release)"\n'
+            'GRUB_CMDLINE_LINUX="crashkernel=auto rhgb quiet"\nGRUB_ENABLE_BLSCFG=true\n')
+    m = machine(grub=rhel, dropin_dir=False, tools=("grub2-mkconfig",))
+    m.fr.mkdir("/boot/grub2")
+    out = m.json("iommu", "enable")
+    assert out["commands"] == [["grub2-mkconfig", "-o", "/boot/grub2/grub.cfg"]]
+    assert m.read("/etc/default/grub") == rhel.replace('rhgb quiet"', 'rhgb quiet intel_iommu=on"')
+    assert m.read("/etc/default/grub.hostdev.bak") == rhel
+    assert "intel_iommu=on" in m.read("/boot/grub2/grub.cfg")
+    m.json("iommu", "disable")
+    assert m.read("/etc/default/grub") == rhel
+
+
+def test_el9_uefi_writes_the_unified_grub_cfg_not_the_esp_stub(machine):
+    m = machine(dropin_dir=False, tools=("grub2-mkconfig",))
+    m.fr.mkdir("/sys/firmware/efi")
+    m.fr.mkdir("/boot/grub2")
+    m.fr.write("/boot/efi/EFI/rocky/grub.cfg", "search --no-floppy --fs-uuid --set=dev 1234\n"
+                                               "set prefix=($dev)/grub2\nconfigfile $prefix/grub.cfg\n")
+    assert m.json("iommu", "enable", "--dry-run")["commands"] == [["grub2-mkconfig", "-o", "/boot/grub2/grub.cfg"]]
+    m.fr.write("/boot/efi/EFI/rocky/grub.cfg", "menuentry 'Rocky' { linux /vmlinuz }\n")  # EL8: the real one
+    assert m.json("iommu", "enable", "--dry-run")["commands"] == [
+        ["grub2-mkconfig", "-o", "/boot/efi/EFI/rocky/grub.cfg"]]
+
+
+def test_dry_run_prints_the_diff_and_commands_and_changes_nothing(machine):
+    m = machine(dropin_dir=False)
+    digest = m.tree_digest()
+    rc, out, err = m.invoke("iommu", "enable", "--dry-run")
+    assert rc == 0
+    assert out == ("--- a/etc/default/grub\n+++ b/etc/default/grub\n@@ -1,4 +1,4 @@\n"
+                   " GRUB_DEFAULT=0\n GRUB_TIMEOUT=5\n GRUB_CMDLINE_LINUX_DEFAULT=\"quiet\"\n"
+                   "-GRUB_CMDLINE_LINUX=\"console=ttyS0\"\n+GRUB_CMDLINE_LINUX=\"console=ttyS0 intel_iommu=on\"\n")
+    assert "would run: update-grub" in err and "reboot required" in err
+    assert m.tree_digest() == digest and m.kernel.commands == []
+
+
+def test_a_conflicting_value_is_refused_then_replaced_with_replace(machine):
+    grub = 'GRUB_CMDLINE_LINUX="intel_iommu=off quiet"\n'
+    m = machine(grub=grub, dropin_dir=False)
+    digest = m.tree_digest()
+    rc, _, err = m.invoke("iommu", "enable")
+    assert rc == 3 and "already has intel_iommu=off (wanted intel_iommu=on)" in err and "--replace" in err
+    assert m.tree_digest() == digest
+    out = m.json("iommu", "enable", "--replace")
+    assert out["removed"] == ["intel_iommu=off"] and out["added"] == ["intel_iommu=on"]
+    assert m.read("/etc/default/grub") == 'GRUB_CMDLINE_LINUX="quiet intel_iommu=on"\n'
+    assert any("will not put it back" in n for n in out["notes"])
+
+
+def test_disable_removes_only_what_hostdev_added(machine):
+    grub = 'GRUB_CMDLINE_LINUX="intel_iommu=on quiet"\n'  # the administrator's own intel_iommu=on
+    m = machine(grub=grub, dropin_dir=False)
+    out = m.json("iommu", "enable", "--passthrough")
+    assert out["present"] == ["intel_iommu=on"] and out["added"] == ["iommu=pt"]
+    assert m.read("/etc/default/grub") == 'GRUB_CMDLINE_LINUX="intel_iommu=on quiet iommu=pt"\n'
+    m.json("iommu", "disable")
+    assert m.read("/etc/default/grub") == grub
+
+
+def test_a_failing_regeneration_restores_every_file(machine):
+    m = machine(dropin_dir=False)
+    m.kernel.command_handlers["update-grub"] = lambda argv: CommandResult(tuple(argv), 1, "",
+                                                                          "grub-mkconfig: error: out of space\n")
+    rc, _, err = m.invoke("iommu", "enable")
+    assert rc == 5 and "out of space" in err and "rolled back 2 step(s)" in err
+    assert m.read("/etc/default/grub") == DEBIAN_GRUB
+    assert m.read("/var/lib/hostdev/boot-args.json") is None
+
+
+def test_bls_uses_grubby_and_keeps_etc_default_grub_consistent(machine):
+    m = machine(grub='GRUB_CMDLINE_LINUX="rhgb quiet"\nGRUB_ENABLE_BLSCFG=true\n', dropin_dir=False,
+                tools=("grubby", "grub2-mkconfig"))
+    entry = f"/boot/loader/entries/abc-{RELEASE}.conf"
+    m.fr.write(entry, f"title Fedora\nversion {RELEASE}\nlinux /vmlinuz-{RELEASE}\noptions root=/dev/sda1 ro rhgb quiet\n")
+    out = m.json("iommu", "enable", "--arg", "vfio-pci.ids=10de:1eb8")
+    assert out["stack"] == "bls"
+    assert [c[1:] for c in m.ran("grubby")] == [("--update-kernel=ALL", "--args=intel_iommu=on vfio-pci.ids=10de:1eb8")]
+    assert "options root=/dev/sda1 ro rhgb quiet intel_iommu=on vfio-pci.ids=10de:1eb8" in m.read(entry)
+    assert m.read("/etc/default/grub") == ('GRUB_CMDLINE_LINUX="rhgb quiet intel_iommu=on vfio-pci.ids=10de:1eb8"\n'
+                                          'GRUB_ENABLE_BLSCFG=true\n')
+    assert m.json("iommu", "enable", "--arg", "vfio-pci.ids=10de:1eb8")["changed"] is False
+    m.json("iommu", "disable")
+    assert "options root=/dev/sda1 ro rhgb quiet\n" in m.read(entry)
+    assert m.read("/etc/default/grub") == 'GRUB_CMDLINE_LINUX="rhgb quiet"\nGRUB_ENABLE_BLSCFG=true\n'
+
+
+def test_ostree_and_systemd_boot_get_the_exact_command(machine):
+    m = machine(grub=None, dropin_dir=False, tools=())
+    m.fr.write("/run/ostree-booted", "")
+    rc, _, err = m.invoke("iommu", "enable", "--passthrough")
+    assert rc == 4 and "rpm-ostree kargs --append-if-missing=intel_iommu=on --append-if-missing=iommu=pt" in err
+    os.unlink(m.fr.p("/run/ostree-booted"))
+    m.fr.write("/etc/kernel/cmdline", "root=/dev/sda1 ro\n")
+    rc, _, err = m.invoke("iommu", "enable")
+    assert rc == 4 and "add 'intel_iommu=on' to /etc/kernel/cmdline" in err and "kernel-install add" in err
+    assert m.read("/etc/kernel/cmdline") == "root=/dev/sda1 ro\n"
+
+
+def test_amd_needs_no_argument_and_amd_iommu_on_is_refused(machine):
+    m = machine(vendor="amd")
+    out = m.json("iommu", "enable")
+    assert out["changed"] is False and out["added"] == []
+    assert any("amd_iommu=on is not a valid value" in n for n in out["notes"])
+    rc, _, err = m.invoke("iommu", "enable", "--arg", "amd_iommu=on")
+    assert rc == 2 and "not a valid value" in err
+
+
+def test_a_kernel_with_vt_d_on_by_default_gets_no_intel_iommu_on(machine):
+    m = machine(config="CONFIG_INTEL_IOMMU=y\nCONFIG_INTEL_IOMMU_DEFAULT_ON=y\n")
+    out = m.json("iommu", "enable", "--passthrough")
+    assert out["added"] == ["iommu=pt"]
+    assert any("CONFIG_INTEL_IOMMU_DEFAULT_ON=y" in n for n in out["notes"])
+
+
+@pytest.mark.parametrize("bad", ["a b", 'x"y', "$(reboot)", ""])
+def test_bad_arguments_are_one_line_errors(machine, bad):
+    m = machine()
+    rc, _, err = m.invoke("iommu", "enable", "--arg", bad)
+    assert rc == 2 and err.count("\n") == 1 and "invalid kernel argument" in err
+
+
+def test_an_unparseable_grub_file_is_not_edited(machine):
+    m = machine(grub='GRUB_TIMEOUT=5\nGRUB_CMDLINE_LINUX="quiet\n', dropin_dir=False)
+    rc, _, err = m.invoke("iommu", "enable")
+    assert rc == 4 and "/etc/default/grub: unterminated \" quote (line 2)" in err
+    assert m.read("/etc/default/grub") == 'GRUB_TIMEOUT=5\nGRUB_CMDLINE_LINUX="quiet\n'
