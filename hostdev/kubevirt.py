@@ -575,7 +575,7 @@ def _validate_generated(resource: str, selector: str, naming: str, external: boo
                    f"(--no-external --naming kubevirt), or --resource-name {selector}=NAME with your own plugin")
         else:
             fix = f"pass --resource-name {selector}=DOMAIN/NAME with a valid name"
-        raise InvalidResourceNameError(resource, f"{problem} (the name {naming} naming gives {selector})", fix)
+        raise InvalidResourceNameError(resource, f"{problem} (what --naming {naming} gives {selector})", fix)
 
 
 def _entry_notes(notes: Notes, entries: List[Entry], pci_dev: Dict[str, dict], opts: Options) -> None:

@@ -9,7 +9,9 @@ from .. import __version__
 from . import binding as binding_cmd
 from . import check as check_cmd
 from . import devices as devices_cmd
+from . import inventory as inventory_cmd
 from . import iommu as iommu_cmd
+from . import kubevirt as kubevirt_cmd
 from . import mdev as mdev_cmd
 from . import sriov as sriov_cmd
 from . import vm as vm_cmd
@@ -42,6 +44,7 @@ def _root(
 
 app.add_typer(devices_cmd.app, name="devices")
 app.add_typer(iommu_cmd.app, name="iommu")
+app.add_typer(kubevirt_cmd.app, name="kubevirt")
 app.add_typer(mdev_cmd.app, name="mdev")
 app.add_typer(sriov_cmd.app, name="sriov")
 app.add_typer(vm_cmd.app, name="vm")
@@ -50,6 +53,7 @@ app.command("bind")(binding_cmd.bind)
 app.command("unbind")(binding_cmd.unbind)
 app.command("restore")(binding_cmd.restore)
 app.command("bindings")(binding_cmd.bindings)
+app.command("inventory")(inventory_cmd.inventory)
 
 
 def main() -> None:

@@ -1,0 +1,198 @@
+"""hostdev kubevirt permitted / merge / vmi: KubeVirt CR snippets from the real host or from
+inventories (docs/kubevirt.md)."""
+
+from typing import List, Optional
+
+import typer
+
+from ..render import Format
+from .context import command, complete_address, host, set_output
+
+app = typer.Typer(help="KubeVirt output: permittedHostDevices, mdev configuration, VMI device blocks.",
+                  no_args_is_help=True)
+
+YamlOutputOption = typer.Option(Format.yaml, "--output", "-o", case_sensitive=False,
+                                help="yaml (the document; notes on stderr) or json ({format, document, notes}).")
+FORMAT_HELP = ("cr (a kind: KubeVirt manifest), patch (for kubectl patch --type merge), json-patch (for --type "
+               "json: appends), snippet (permittedHostDevices alone).")
+
+
+def _fail_table(output: Format) -> None:
+    from ..errors import UsageError
+
+    if output == Format.table:
+        raise UsageError("-o table is not available here", fix="use -o yaml (the default) or -o json")
+
+
+def _emit(doc, fmt: str, output: Format) -> None:
+    from ..render import emit, message
+
+    if output == Format.json:
+        emit({"format": fmt, "document": doc.data, "notes": doc.notes}, output)
+        for note in doc.notes:
+            message(note, "warn" if note.startswith("warning") else None)
+        return
+    for note in doc.notes:
+        message(note, "warn" if note.startswith("warning") else None)
+    emit(doc.data, output)
+
+
+def _generate(inventory_files: List[str], addresses: List[str], device: List[str], vendor: Optional[str],
+              class_: Optional[str], mdev_names: List[str], all_mdev_types: bool, pci_ids: Optional[str],
+              fmt: str, name: str, namespace: str, merge_with: Optional[str], naming: Optional[str],
+              resource_name: List[str], external: bool, mdev_config: bool, node_selector: List[str],
+              output: Format) -> int:
+    from .. import inventory, kubevirt, pci
+    from ..errors import UsageError
+    from ..host import read_user_file
+
+    set_output(output)
+    _fail_table(output)
+    if fmt not in kubevirt.FORMATS:
+        raise UsageError(f"unknown --format {fmt!r}", fix=f"use one of {', '.join(kubevirt.FORMATS)}")
+    if naming is not None and naming not in kubevirt.NAMINGS:
+        raise UsageError(f"unknown --naming {naming!r}", fix=f"use one of {', '.join(kubevirt.NAMINGS)}")
+    if node_selector and not mdev_config:
+        raise UsageError("--node-selector only shapes --mdev-config", fix="add --mdev-config")
+    if node_selector and inventory_files:
+        raise UsageError("--node-selector is for one host; inventories carry their node labels",
+                         fix="give each host's labels to hostdev inventory --label KEY=VALUE")
+    sel = kubevirt.Selection(
+        addresses=tuple(str(pci.PciAddress.parse(a)) for a in addresses),
+        device_ids=tuple(pci.parse_pci_id(d) for d in device),
+        vendor=pci.parse_vendor_id(vendor) if vendor else None,
+        class_prefixes=pci.parse_class(class_) if class_ else None,
+        mdev_names=tuple(mdev_names), all_mdev_types=all_mdev_types)
+    opts = kubevirt.Options(naming=naming, external=external, overrides=kubevirt.parse_overrides(resource_name),
+                            mdev_config=mdev_config,
+                            node_selector=kubevirt.parse_key_values(node_selector, "--node-selector")
+                            if node_selector else None)
+    existing = None
+    if merge_with:
+        try:
+            text = read_user_file(merge_with).decode("utf-8", "replace")
+        except OSError as exc:
+            raise UsageError(f"cannot read --merge-with {merge_with}: {exc.strerror}",
+                             fix="save it: kubectl get kubevirt -n kubevirt kubevirt -o yaml > kv.yaml") from None
+        existing = kubevirt.read_existing(text, merge_with)
+    if inventory_files:
+        inventories = inventory.load(inventory_files)
+        names, names_info = (inventory.load_pci_ids(host(), pci_ids) if pci_ids else (None, None))
+        result = kubevirt.build(inventories, sel, opts, names, names_info)
+    else:
+        h = host()
+        names, names_info = inventory.load_pci_ids(h, pci_ids)
+        inv = inventory.collect(h, names, names_info, name=inventory.hostname(h) or "this host")
+        result = kubevirt.build([inv], sel, opts)
+    _emit(kubevirt.render(result, fmt, name=name, namespace=namespace, existing=existing), fmt, output)
+    return 0
+
+
+AddressesArg = typer.Argument(None, metavar="[ADDR...]", autocompletion=complete_address,
+                              help="PCI addresses to permit (their vendor:device IDs).")
+DeviceOption = typer.Option(None, "--device", metavar="VVVV:DDDD", help="Permit this ID (repeatable).")
+VendorOption = typer.Option(None, "--vendor", metavar="VVVV", help="Every device of this vendor (no bridges).")
+ClassOption = typer.Option(None, "--class", metavar="CLASS", help="gpu, net, storage, accel, usb or a hex class.")
+MdevOption = typer.Option(None, "--mdev", metavar="TYPE",
+                          help='An mdev type by name ("GRID T4-1Q") or id (repeatable).')
+AllMdevOption = typer.Option(False, "--all-mdev-types", help="Every mdev type the parents offer.")
+InventoryOption = typer.Option(None, "--inventory", metavar="FILE",
+                               help="Build from this host inventory (hostdev inventory -o json; repeatable).")
+PciIdsOption = typer.Option(None, "--pci-ids", metavar="FILE", help="Name devices from this pci.ids.")
+FormatOption = typer.Option("cr", "--format", "-f", metavar="FORMAT", help=FORMAT_HELP)
+NameOption = typer.Option("kubevirt", "--name", help="metadata.name of the KubeVirt CR (cr format).")
+NamespaceOption = typer.Option("kubevirt", "--namespace", help="metadata.namespace of the KubeVirt CR.")
+MergeOption = typer.Option(None, "--merge-with", metavar="FILE",
+                           help="An existing CR or snippet: keep its entries, add the new ones, report unknown keys.")
+NamingOption = typer.Option(None, "--naming", metavar="MODE",
+                            help="nvidia (plugin >= v1.1.1; default for 10de with --external), nvidia-legacy "
+                                 "(<= v1.1.0), kubevirt (KubeVirt's own plugin; default).")
+ResourceNameOption = typer.Option(None, "--resource-name", metavar="SELECTOR=NAME",
+                                  help="Name one selector yourself: 10DE:1EB8=nvidia.com/T4 (repeatable).")
+ExternalOption = typer.Option(False, "--external/--no-external",
+                              help="externalResourceProvider: another device plugin advertises the devices.")
+MdevConfigOption = typer.Option(False, "--mdev-config", help="Also emit mediatedDevicesConfiguration.")
+NodeSelectorOption = typer.Option(None, "--node-selector", metavar="KEY=VALUE",
+                                  help="With --mdev-config: nodeMediatedDeviceTypes for nodes with this label.")
+
+
+@app.command("permitted")
+@command
+def permitted(
+    addresses: Optional[List[str]] = AddressesArg,
+    device: Optional[List[str]] = DeviceOption,
+    vendor: Optional[str] = VendorOption,
+    class_: Optional[str] = ClassOption,
+    mdev_names: Optional[List[str]] = MdevOption,
+    all_mdev_types: bool = AllMdevOption,
+    inventory_files: Optional[List[str]] = InventoryOption,
+    pci_ids: Optional[str] = PciIdsOption,
+    fmt: str = FormatOption,
+    name: str = NameOption,
+    namespace: str = NamespaceOption,
+    merge_with: Optional[str] = MergeOption,
+    naming: Optional[str] = NamingOption,
+    resource_name: Optional[List[str]] = ResourceNameOption,
+    external: bool = ExternalOption,
+    mdev_config: bool = MdevConfigOption,
+    node_selector: Optional[List[str]] = NodeSelectorOption,
+    output: Format = YamlOutputOption,
+) -> int:
+    """permittedHostDevices for this host (default: devices on vfio-pci and existing mdevs) or for
+    the hosts of --inventory files, as a CR, merge patch, JSON patch or snippet."""
+    return _generate(inventory_files or [], addresses or [], device or [], vendor, class_, mdev_names or [],
+                     all_mdev_types, pci_ids, fmt, name, namespace, merge_with, naming, resource_name or [],
+                     external, mdev_config, node_selector or [], output)
+
+
+@app.command("merge")
+@command
+def merge(
+    inventory_files: List[str] = typer.Argument(..., metavar="INVENTORY...", help="Host inventories (JSON)."),
+    device: Optional[List[str]] = DeviceOption,
+    vendor: Optional[str] = VendorOption,
+    class_: Optional[str] = ClassOption,
+    mdev_names: Optional[List[str]] = MdevOption,
+    all_mdev_types: bool = AllMdevOption,
+    pci_ids: Optional[str] = PciIdsOption,
+    fmt: str = FormatOption,
+    name: str = NameOption,
+    namespace: str = NamespaceOption,
+    merge_with: Optional[str] = MergeOption,
+    naming: Optional[str] = NamingOption,
+    resource_name: Optional[List[str]] = ResourceNameOption,
+    external: bool = ExternalOption,
+    mdev_config: bool = MdevConfigOption,
+    output: Format = YamlOutputOption,
+) -> int:
+    """One cluster CR from many host inventories: union of selectors, one name per selector
+    (conflicts are errors), nodeMediatedDeviceTypes per node label."""
+    return _generate(inventory_files, [], device or [], vendor, class_, mdev_names or [], all_mdev_types, pci_ids,
+                     fmt, name, namespace, merge_with, naming, resource_name or [], external, mdev_config, [], output)
+
+
+@app.command("vmi")
+@command
+def vmi(
+    gpu: Optional[List[str]] = typer.Option(None, "--gpu", metavar="RESOURCE[:NAME]",
+                                            help="A gpus entry for this resourceName (repeatable)."),
+    hostdev: Optional[List[str]] = typer.Option(None, "--hostdev", metavar="RESOURCE[:NAME]",
+                                                help="A hostDevices entry for this resourceName (repeatable)."),
+    fmt: str = typer.Option("snippet", "--format", "-f", metavar="FORMAT",
+                            help="snippet (spec.domain.devices), vmi or vm (a minimal manifest)."),
+    vm_name: str = typer.Option("vm", "--vm-name", help="metadata.name for --format vmi/vm."),
+    memory: str = typer.Option("4Gi", "--memory", help="Guest memory for --format vmi/vm."),
+    output: Format = YamlOutputOption,
+) -> int:
+    """The gpus/hostDevices block of a VMI (or a whole minimal VM) for permitted resources."""
+    from .. import kubevirt
+    from ..errors import UsageError
+
+    set_output(output)
+    _fail_table(output)
+    if not gpu and not hostdev:
+        raise UsageError("no device given", fix="use --gpu RESOURCE[:NAME] or --hostdev RESOURCE[:NAME]")
+    devices = kubevirt.vmi_devices([kubevirt.parse_device_spec(g, "--gpu") for g in gpu or []],
+                                   [kubevirt.parse_device_spec(d, "--hostdev") for d in hostdev or []])
+    _emit(kubevirt.vmi_document(devices, fmt, vm_name, memory), fmt, output)
+    return 0
