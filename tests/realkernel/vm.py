@@ -2,7 +2,7 @@
 
 The guest is a throwaway machine: q35 with an emulated Intel IOMMU and a fixed set of emulated
 PCI devices (see ``DEVICES``). A tiny busybox initramfs mounts the host's ``/`` read-only over
-9p, puts tmpfs overlays on ``/etc /var /tmp /root``, a tmpfs on ``/run`` and a writable 9p share
+9p, puts tmpfs overlays on ``/etc /var /tmp /root /boot``, a tmpfs on ``/run`` and a writable 9p share
 at ``/run/vmout``, chroots into the host's root and runs ``/run/vmout/cmd.sh``. The exit code of
 that script is written to ``/run/vmout/rc`` and the guest powers off. Nothing the guest does can
 reach the host's ``/sys`` or disk: every bind/unbind/modprobe happens in the guest's own kernel.
@@ -77,7 +77,7 @@ for m in $(cat /mods/order); do insmod /mods/$m.ko 2>/dev/null; done
 die() { echo "@@hostdev-vm init-error=$1"; poweroff -f; }
 mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=512000,cache=loose hostroot /newroot || die 9p-root-mount
 mount -t tmpfs rw /rw
-for d in etc var tmp root; do
+for d in etc var tmp root boot; do
   mkdir -p /rw/$d/u /rw/$d/w
   mount -t overlay ov_$d -o lowerdir=/newroot/$d,upperdir=/rw/$d/u,workdir=/rw/$d/w /newroot/$d || die overlay-$d
 done
