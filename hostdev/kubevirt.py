@@ -336,7 +336,7 @@ def _is_vfio(driver: Optional[str]) -> bool:
 def _pci_ids_label(inv: dict) -> str:
     info = inv.get("pci_ids") or {}
     if not info.get("path"):
-        return "no pci.ids (none found on the host)"
+        return "the host's pci.ids (none found)"
     dated = ", ".join(filter(None, [info.get("version") and f"version {info['version']}", info.get("date")]))
     return f"{info['path']} ({dated})" if dated else info["path"]
 
