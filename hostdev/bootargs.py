@@ -26,7 +26,7 @@ from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 from . import bootloader, kernel
 from .errors import HostEnvironmentError, RefusedError, UsageError
 from .host import Host
-from .plan import Plan
+from .plan import Action, Plan
 
 STATE = "/var/lib/hostdev/boot-args.json"
 DROPIN = f"{bootloader.GRUB_DROPIN_DIR}/hostdev.cfg"
@@ -315,8 +315,27 @@ def _command_steps(plan: Plan, stack: Stack, commands: List[List[str]], files: d
             undo = _runner([*argv[:-1], f"{reverse}={value}"])
         plan.add(f"run {' '.join(argv)}", _runner(argv), undo)
     if files and stack.regenerate:
-        # last: when it fails, the file edits before it are rolled back
-        plan.add(f"regenerate grub.cfg ({' '.join(stack.regenerate)})", lambda h: h.run(list(stack.regenerate)))
+        # Last: when it fails, the file edits before it are rolled back (grub-mkconfig writes
+        # grub.cfg.new and renames it only on success). When a LATER step fails (hostdev apply
+        # plans more after this), grub.cfg must be regenerated again once the files are back:
+        # the first action's undo does that, as rollback runs in reverse order.
+        regenerated = []
+
+        def regenerate(h: Host) -> None:
+            h.run(list(stack.regenerate))
+            regenerated.append(True)
+
+        def regenerate_again(h: Host) -> None:
+            if regenerated:
+                h.run(list(stack.regenerate))
+
+        plan.actions.insert(0, Action("(on rollback: regenerate grub.cfg from the restored files)", _noop,
+                                      regenerate_again))
+        plan.add(f"regenerate grub.cfg ({' '.join(stack.regenerate)})", regenerate)
+
+
+def _noop(host: Host) -> None:
+    return None
 
 
 def plan_disable(host: Host) -> BootPlan:

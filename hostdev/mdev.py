@@ -118,7 +118,7 @@ def list_mdevs(host: Host) -> List[Mdev]:
     return found
 
 
-def _find_type(host: Host, parent: str, type_id: Optional[str] = None, name: Optional[str] = None) -> MdevType:
+def find_type(host: Host, parent: str, type_id: Optional[str] = None, name: Optional[str] = None) -> MdevType:
     """The parent's type with this id, or with this name (exact or KubeVirt-normalised)."""
     if parent not in parents(host):
         raise UsageError(f"{parent} is not an mdev parent on this host",
@@ -173,7 +173,7 @@ def plan_create(host: Host, parent: str, type_id: Optional[str] = None, name: Op
     """The plan that creates ``count`` mdevs (or one per given UUID), optionally with mdevctl
     definitions. Raises UsageError (unknown parent/type, bad or taken UUID) and RefusedError
     (not enough instances left)."""
-    mtype = _find_type(host, parent, type_id, name)
+    mtype = find_type(host, parent, type_id, name)
     values = [_check_uuid(host, u) for u in uuids] or [str(_uuid.uuid4()) for _ in range(count)]
     if uuids and count not in (1, len(values)):
         raise UsageError("--count and --uuid disagree", fix="give one --uuid per mdev, or only --count")

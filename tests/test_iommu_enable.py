@@ -167,7 +167,7 @@ def test_a_failing_regeneration_restores_every_file(machine):
     m.kernel.command_handlers["update-grub"] = lambda argv: CommandResult(tuple(argv), 1, "",
                                                                           "grub-mkconfig: error: out of space\n")
     rc, _, err = m.invoke("iommu", "enable")
-    assert rc == 5 and "out of space" in err and "rolled back 2 step(s)" in err
+    assert rc == 5 and "out of space" in err and "rolled back 3 step(s)" in err
     assert m.read("/etc/default/grub") == DEBIAN_GRUB
     assert m.read("/var/lib/hostdev/boot-args.json") is None
 

@@ -6,6 +6,7 @@ from typing import Optional
 import typer
 
 from .. import __version__
+from . import apply as apply_cmd
 from . import binding as binding_cmd
 from . import check as check_cmd
 from . import devices as devices_cmd
@@ -13,6 +14,7 @@ from . import inventory as inventory_cmd
 from . import iommu as iommu_cmd
 from . import kubevirt as kubevirt_cmd
 from . import mdev as mdev_cmd
+from . import modules as modules_cmd
 from . import sriov as sriov_cmd
 from . import vm as vm_cmd
 from .context import state
@@ -46,6 +48,7 @@ app.add_typer(devices_cmd.app, name="devices")
 app.add_typer(iommu_cmd.app, name="iommu")
 app.add_typer(kubevirt_cmd.app, name="kubevirt")
 app.add_typer(mdev_cmd.app, name="mdev")
+app.add_typer(modules_cmd.app, name="modules")
 app.add_typer(sriov_cmd.app, name="sriov")
 app.add_typer(vm_cmd.app, name="vm")
 app.command("check")(check_cmd.check)
@@ -54,6 +57,7 @@ app.command("unbind")(binding_cmd.unbind)
 app.command("restore")(binding_cmd.restore)
 app.command("bindings")(binding_cmd.bindings)
 app.command("inventory")(inventory_cmd.inventory)
+app.command("apply")(apply_cmd.apply)
 
 
 def main() -> None:
