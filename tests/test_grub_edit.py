@@ -27,7 +27,8 @@ EXPECTED = {
               'rd.lvm.lv=rhel/swap rhgb quiet"\n',
               'GRUB_CMDLINE_LINUX="crashkernel=auto resume=/dev/mapper/rhel-swap rd.lvm.lv=rhel/root '
               'rd.lvm.lv=rhel/swap rhgb quiet intel_iommu=on iommu=pt"\n'),
-    "rocky9": ('rd.lvm.lv=rl/root rd.lvm.lv=rl/swap"\n', 'rd.lvm.lv=rl/root rd.lvm.lv=rl/swap intel_iommu=on iommu=pt"\n'),
+    "rocky9": ('rd.lvm.lv=rl/root rd.lvm.lv=rl/swap"\n',
+               'rd.lvm.lv=rl/root rd.lvm.lv=rl/swap intel_iommu=on iommu=pt"\n'),
     "fedora": ('GRUB_CMDLINE_LINUX="rhgb quiet"\n', 'GRUB_CMDLINE_LINUX="rhgb quiet intel_iommu=on iommu=pt"\n'),
     "opensuse": ('GRUB_CMDLINE_LINUX=""\n', 'GRUB_CMDLINE_LINUX="intel_iommu=on iommu=pt"\n'),
     "arch": ('GRUB_CMDLINE_LINUX=""\n', 'GRUB_CMDLINE_LINUX="intel_iommu=on iommu=pt"\n'),

@@ -176,7 +176,8 @@ def test_bls_uses_grubby_and_keeps_etc_default_grub_consistent(machine):
     m = machine(grub='GRUB_CMDLINE_LINUX="rhgb quiet"\nGRUB_ENABLE_BLSCFG=true\n', dropin_dir=False,
                 tools=("grubby", "grub2-mkconfig"))
     entry = f"/boot/loader/entries/abc-{RELEASE}.conf"
-    m.fr.write(entry, f"title Fedora\nversion {RELEASE}\nlinux /vmlinuz-{RELEASE}\noptions root=/dev/sda1 ro rhgb quiet\n")
+    m.fr.write(entry, f"title Fedora\nversion {RELEASE}\nlinux /vmlinuz-{RELEASE}\n"
+                      "options root=/dev/sda1 ro rhgb quiet\n")
     out = m.json("iommu", "enable", "--arg", "vfio-pci.ids=10de:1eb8")
     assert out["stack"] == "bls"
     assert [c[1:] for c in m.ran("grubby")] == [("--update-kernel=ALL", "--args=intel_iommu=on vfio-pci.ids=10de:1eb8")]
