@@ -116,6 +116,8 @@ def decide_args(host: Host, passthrough: bool = False, extra: Sequence[str] = ()
         notes.append(f"CPU vendor {cpu.vendor or 'unknown'}: no IOMMU argument is known to be needed")
     if passthrough:
         args.append("iommu=pt")
+        notes.append("iommu=pt: the host's own devices skip DMA translation (VMs keep full isolation)"
+                     + ("; it is incompatible with AMD SEV-SNP hosts" if cpu.vendor == "amd" else ""))
     for arg in extra:
         if not arg or not bootloader.is_plain_arg(arg):
             raise UsageError(f"invalid kernel argument {arg!r}",

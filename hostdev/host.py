@@ -369,7 +369,11 @@ class Host:
                         f"cannot run '{' '.join(argv)}' for root {self.root}: it would act on this machine",
                         fix="run hostdev on the target host itself (root /)")
                 self.require_mutable(f"running {argv[0]}")
-            env = dict(os.environ, LC_ALL="C")
+            # Ansible's shell: and sudo's secure_path may leave out the sbin directories where
+            # update-grub, grubby and modprobe live (ANCHORS.md, pain point 4): add them.
+            path = os.environ.get("PATH", "").split(os.pathsep)
+            env = dict(os.environ, LC_ALL="C",
+                       PATH=os.pathsep.join([p for p in path if p] + [d for d in PROGRAM_DIRS if d not in path]))
             try:
                 proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env,
                                       stdin=subprocess.DEVNULL, check=False)

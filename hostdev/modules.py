@@ -123,6 +123,13 @@ def plan_load(host: Host, persist: bool = False, early_drivers: Sequence[str] = 
         if wanted and plan.add_file(host, MODULES_LOAD, text):
             files.append(MODULES_LOAD)
     initramfs = None
+    vfio_pci = next(m for m in before if m.name == "vfio_pci")
+    if early_drivers and vfio_pci.state == kernel.BUILTIN:
+        # Ubuntu builds vfio-pci in: there is no module to load first, and modprobe.d is not read
+        plan.notes.append("vfio-pci is built into this kernel: a softdep has no effect; bind at boot with "
+                          "'hostdev bind --persist', or add vfio-pci.ids=VVVV:DDDD to the kernel command line "
+                          "('hostdev iommu enable --arg vfio-pci.ids=…')")
+        early_drivers = ()
     if early_drivers:
         drivers = sorted(set(softdeps(host)) | set(early_drivers))
         text = HEADER + "".join(f"softdep {d} pre: vfio-pci\n" for d in drivers)

@@ -125,3 +125,10 @@ def test_plan_reports_each_step_before_it_runs(tmp_path):
         plan.add(name, lambda h, n=name: ran.append(n))
     plan.apply(Host(str(tmp_path)), lambda i, total, action: seen.append((i, total, action.description, list(ran))))
     assert seen == [(0, 3, "a", []), (1, 3, "b", ["a"]), (2, 3, "c", ["a", "b"])]
+
+
+def test_commands_find_sbin_tools_even_from_a_narrow_path(monkeypatch):
+    # Ansible's shell: or sudo's secure_path may drop /usr/sbin (update-grub, grubby, modprobe)
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    out = Host("/").run(["sh", "-c", 'printf %s "$PATH"'], mutating=False).stdout
+    assert out.split(":")[:2] == ["/usr/bin", "/bin"] and "/usr/sbin" in out.split(":") and "/sbin" in out.split(":")

@@ -61,3 +61,18 @@ def test_dry_run_changes_nothing(sim):
     data = json.loads(out)
     assert rc == 0 and data["dry_run"] is True and data["changed"] is True
     assert sim.kernel.commands == [] and sim.host.read_text("/etc/modules-load.d/hostdev-vfio.conf") is None
+
+
+def test_builtin_vfio_pci_gets_no_softdep_and_says_what_works(sim):
+    # Ubuntu builds vfio-pci into the kernel: modprobe.d is never read for it
+    release = "6.1.0-56-amd64"
+    path = f"/lib/modules/{release}/modules.builtin"
+    text = sim.host.read_text(path) or ""
+    with open(sim.host.path(path), "a") as handle:
+        handle.write("kernel/drivers/vfio/pci/vfio-pci.ko\n")
+    assert "vfio-pci.ko" not in text
+    rc, out, err = sim.invoke("modules", "load", "--early", sim.t4, "-o", "json")
+    assert rc == 0, err
+    data = json.loads(out)
+    assert sim.host.read_text("/etc/modprobe.d/hostdev-vfio.conf") is None
+    assert any("built into this kernel" in n and "vfio-pci.ids=" in n for n in data["notes"])
