@@ -86,6 +86,11 @@ def detect_stack(host: Host, args: Sequence[str] = ()) -> Stack:
                                            "nor grub-mkconfig is installed",
                                            fix="install GRUB's tools (Debian: grub2-common)")
             regen = (tool, "-o", grub_cfg_in_use(host))
+            script = host.read_text(host.which(tool) or "") or ""
+            if has_bls and "--update-bls-cmdline" in script:
+                # EL 9.3+: without it grub2-mkconfig leaves the BLS entries' options alone, and
+                # the new arguments never reach a kernel (RHEL 9.3 release notes, grub2 2.06-70)
+                regen += ("--update-bls-cmdline",)
         return Stack("grub", edit, regen, None)
     if host.exists(bootloader.KERNEL_CMDLINE) or has_bls:
         raise HostEnvironmentError(

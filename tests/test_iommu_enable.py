@@ -230,3 +230,15 @@ def test_an_unparseable_grub_file_is_not_edited(machine):
     rc, _, err = m.invoke("iommu", "enable")
     assert rc == 4 and "/etc/default/grub: unterminated \" quote (line 2)" in err
     assert m.read("/etc/default/grub") == 'GRUB_TIMEOUT=5\nGRUB_CMDLINE_LINUX="quiet\n'
+
+
+def test_el93_grub2_mkconfig_without_grubby_updates_the_bls_entries(machine):
+    m = machine(dropin_dir=False, tools=())
+    m.fr.mkdir("/boot/grub2")
+    m.fr.write(f"/boot/loader/entries/abc-{RELEASE}.conf", "title EL\noptions root=/dev/sda1 ro\n")
+    # EL 9.3's grub2-mkconfig knows --update-bls-cmdline; older ones do not
+    m.fr.write("/usr/sbin/grub2-mkconfig", '#!/bin/sh\ncase "$1" in --update-bls-cmdline) ;; esac\n', 0o755)
+    assert m.json("iommu", "enable", "--dry-run")["commands"] == [
+        ["grub2-mkconfig", "-o", "/boot/grub2/grub.cfg", "--update-bls-cmdline"]]
+    m.fr.write("/usr/sbin/grub2-mkconfig", "#!/bin/sh\n# grub2-mkconfig of EL 9.2\n", 0o755)
+    assert m.json("iommu", "enable", "--dry-run")["commands"] == [["grub2-mkconfig", "-o", "/boot/grub2/grub.cfg"]]

@@ -76,3 +76,19 @@ def test_builtin_vfio_pci_gets_no_softdep_and_says_what_works(sim):
     data = json.loads(out)
     assert sim.host.read_text("/etc/modprobe.d/hostdev-vfio.conf") is None
     assert any("built into this kernel" in n and "vfio-pci.ids=" in n for n in data["notes"])
+
+
+def test_initramfs_generator_is_detected(tmp_path):
+    from hostdev.host import Host
+    from tests.fakesys.builder import FakeRoot
+
+    fr = FakeRoot(str(tmp_path / "root"))
+    host = Host(fr.root)
+    assert modules.initramfs_command(host, "6.8.0") is None
+    fr.add_tools("mkinitcpio")
+    assert modules.initramfs_command(host, "6.8.0") == ["mkinitcpio", "-P"]
+    fr.add_tools("dracut")
+    assert modules.initramfs_command(host, "5.14.0-362.el9.x86_64") == ["dracut", "-f", "--kver",
+                                                                         "5.14.0-362.el9.x86_64"]
+    fr.add_tools("update-initramfs")
+    assert modules.initramfs_command(host, "6.1.0-56-amd64") == ["update-initramfs", "-u", "-k", "6.1.0-56-amd64"]
