@@ -3,7 +3,7 @@
 import typer
 
 from ..render import Format
-from .context import OutputOption, apply_plan, command, host, report_plan, set_output
+from .context import OutputOption, carry_out, command, host, set_output
 
 
 @command
@@ -17,17 +17,14 @@ def apply(
     import sys
 
     from .. import profile as profiles
-    from ..render import emit, message, table
+    from ..render import message, table
 
     set_output(output)
     h = host()
     wanted = (profiles.parse_profile(sys.stdin.read(), "standard input") if profile == "-"
               else profiles.load_profile_file(profile))
     planned = profiles.plan_profile(h, wanted)
-    if not dry_run and planned.changed:
-        apply_plan(h, planned.plan, "apply")
-    if not emit(planned.to_dict(dry_run), output):
-        report_plan(planned.plan, dry_run)
+    if not carry_out(h, planned, dry_run, output, "apply"):
         table(["section", "changed"], [[s["section"], ("would change" if dry_run else "changed") if s["changed"]
                                         else "no"] for s in planned.sections])
         if planned.reboot_required:

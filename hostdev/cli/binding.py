@@ -5,7 +5,7 @@ from typing import List, Optional
 import typer
 
 from ..render import Format
-from .context import OutputOption, apply_plan, command, complete_address, host, report_plan, set_output
+from .context import OutputOption, carry_out, command, complete_address, host, set_output
 
 DryRunOption = typer.Option(False, "--dry-run", "-n", help="Print the plan; change nothing (Ansible check mode).")
 ForceOption = typer.Option(False, "--force", help="Override the safety interlocks (boot VGA, mounted disk, routed NIC, "
@@ -15,13 +15,9 @@ AddressesArg = typer.Argument(None, metavar="ADDR...", help="PCI addresses (0000
 
 
 def _run(binding_plan, dry_run: bool, output: Format, verb: str) -> int:
-    from ..render import emit, table
+    from ..render import table
 
-    h = host()
-    if not dry_run and binding_plan.plan.changes:
-        apply_plan(h, binding_plan.plan, verb)
-    if not emit(binding_plan.to_dict(dry_run), output):
-        report_plan(binding_plan.plan, dry_run)
+    if not carry_out(host(), binding_plan, dry_run, output, verb):
         table(["address", "from", "to", "changed"],
               [[d.address, d.before or "none", d.after or "none",
                 ("would change" if dry_run else "changed") if d.changed else (d.note or "no")]

@@ -76,6 +76,22 @@ def report_plan(plan, dry_run: bool) -> None:
             message(f"would: {action['action']}")
 
 
+def carry_out(h: Host, result, dry_run: bool, output: Format, verb: str, describe: bool = True) -> bool:
+    """The common tail of a mutating command: apply ``result.plan`` (unless --dry-run or nothing
+    to do; a result with its own ``apply``, as SR-IOV's two-phase plan, is applied itself), then
+    write ``result.to_dict(dry_run)`` as json/yaml. Returns True when written; False when the
+    caller draws its table, after the plan's notes (and with --dry-run and ``describe`` the steps)
+    on stderr."""
+    from ..render import emit
+
+    if not dry_run and result.plan.changes:
+        apply_plan(h, result if hasattr(result, "apply") else result.plan, verb)
+    if emit(result.to_dict(dry_run), output):
+        return True
+    report_plan(result.plan, dry_run and describe)
+    return False
+
+
 def render_error(exc: HostdevError) -> None:
     """One line on stderr; with -o json also the error object on stdout (Ansible reads it)."""
     if state.output == Format.json:

@@ -40,14 +40,11 @@ DryRunOption = typer.Option(False, "--dry-run", "-n", help="Print the diff and t
 def _report(boot_plan, dry_run: bool, output: Format, verb: str) -> int:
     import sys
 
-    from ..render import emit, message
-    from .context import apply_plan, report_plan
+    from ..render import message
+    from .context import carry_out
 
-    if not dry_run and boot_plan.changed:
-        apply_plan(host(), boot_plan.plan, f"iommu {verb}")
-    if emit(boot_plan.to_dict(dry_run), output):
+    if carry_out(host(), boot_plan, dry_run, output, f"iommu {verb}", describe=False):
         return 0
-    report_plan(boot_plan.plan, False)
     if dry_run:
         sys.stdout.write(boot_plan.diff())
         for argv in boot_plan.commands:

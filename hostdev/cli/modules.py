@@ -5,7 +5,7 @@ from typing import List, Optional
 import typer
 
 from ..render import Format
-from .context import OutputOption, apply_plan, command, complete_address, host, report_plan, set_output
+from .context import OutputOption, carry_out, command, complete_address, host, set_output
 
 app = typer.Typer(help="The vfio kernel modules: status, load now, load at boot, load before device drivers.",
                   no_args_is_help=True)
@@ -42,7 +42,7 @@ def load(
 ) -> int:
     """Load vfio-pci and what it needs with modprobe; built-in modules count as present."""
     from .. import binding, modules
-    from ..render import emit, message, table
+    from ..render import message, table
 
     set_output(output)
     h = host()
@@ -58,10 +58,7 @@ def load(
             else:
                 message(f"note: {dev.address} has no host driver to hold back", "warn")
     plan = modules.plan_load(h, persist, drivers, initramfs)
-    if not dry_run and plan.changed:
-        apply_plan(h, plan.plan, "modules load")
-    if not emit(plan.to_dict(dry_run), output):
-        report_plan(plan.plan, dry_run)
+    if not carry_out(h, plan, dry_run, output, "modules load"):
         table(["module", "state", "action"],
               [[m.name, m.state, ("would load" if dry_run else "loaded") if m.name in plan.load else "none"]
                for m in plan.modules])

@@ -5,7 +5,7 @@ from typing import Optional
 import typer
 
 from ..render import Format
-from .context import OutputOption, apply_plan, command, complete_address, host, report_plan, set_output
+from .context import OutputOption, carry_out, command, complete_address, host, set_output
 
 app = typer.Typer(help="SR-IOV virtual functions: enable and disable them on a physical function.",
                   no_args_is_help=True)
@@ -18,13 +18,9 @@ PfArg = typer.Argument(..., metavar="PF", help="The physical function (0000:31:0
 
 
 def _run(sriov_plan, dry_run: bool, output: Format, verb: str) -> int:
-    from ..render import emit, table
+    from ..render import table
 
-    h = host()
-    if not dry_run and sriov_plan.plan.changes:
-        apply_plan(h, sriov_plan, f"sriov {verb}")
-    if not emit(sriov_plan.to_dict(dry_run), output):
-        report_plan(sriov_plan.plan, dry_run)
+    if not carry_out(host(), sriov_plan, dry_run, output, f"sriov {verb}"):
         done = ("would change" if dry_run else "changed") if sriov_plan.changed else "no"
         rows = [[sriov_plan.pf, "pf", f"{sriov_plan.before} VFs", f"{sriov_plan.after} VFs", done]]
         bound = {d.address: d for d in sriov_plan.devices}
