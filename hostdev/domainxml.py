@@ -10,7 +10,7 @@ Element and attribute names follow libvirt's domain format (https://libvirt.org/
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from typing import List, NamedTuple, Optional, Sequence
+from typing import Dict, List, NamedTuple, Optional, Sequence, Set, Tuple
 
 from .errors import BugError, UsageError
 from .model import PciAddress
@@ -44,7 +44,15 @@ def _sub(parent: ET.Element, tag: str, text: Optional[str] = None, **attrs: str)
     return element
 
 
-def _hostdev(devices: ET.Element, source: HostdevSource) -> None:
+# Guest slots for the hostdevs, on the root bus (pcie.0 on q35): a device behind a root port or
+# a PCIe-to-PCI bridge (where libvirt puts it by default; a conventional PCI function goes
+# behind a pcie-pci-bridge) only shows in QEMU's query-pci after the guest firmware has numbered
+# the buses, which under TCG can take long. On the root bus it is listed as soon as QEMU runs.
+# Slot 0x10 and up: q35 keeps 0x00 (host bridge), 0x01 (libvirt's first ports) and 0x1f (ICH9).
+FIRST_GUEST_SLOT = 0x10
+
+
+def _hostdev(devices: ET.Element, source: HostdevSource, index: int) -> None:
     if source.kind == "pci":
         addr = PciAddress.parse(source.address)
         hostdev = _sub(devices, "hostdev", mode="subsystem", type="pci", managed="yes" if source.managed else "no")
@@ -57,6 +65,8 @@ def _hostdev(devices: ET.Element, source: HostdevSource) -> None:
         _sub(src, "address", uuid=source.address)
     else:
         raise BugError(f"unknown hostdev kind {source.kind!r}")
+    _sub(hostdev, "address", type="pci", domain="0x0000", bus="0x00", slot=f"0x{FIRST_GUEST_SLOT + index:02x}",
+         function="0x0")
 
 
 def build(name: str, virt_type: str, sources: Sequence[HostdevSource], *, memory_mib: int = 256,
@@ -93,8 +103,11 @@ def build(name: str, virt_type: str, sources: Sequence[HostdevSource], *, memory
     for event in ("on_poweroff", "on_reboot", "on_crash"):
         _sub(domain, event, "destroy")
     devices = _sub(domain, "devices")
-    for source in sources:
-        _hostdev(devices, source)
+    if len(sources) > 0x1F - FIRST_GUEST_SLOT:
+        raise UsageError(f"{len(sources)} devices do not fit on the test domain's root bus",
+                         fix=f"test at most {0x1F - FIRST_GUEST_SLOT} at a time")
+    for index, source in enumerate(sources):
+        _hostdev(devices, source, index)
     if serial_log:
         serial = _sub(devices, "serial", type="file")
         _sub(serial, "source", path=serial_log)
@@ -113,26 +126,61 @@ def build(name: str, virt_type: str, sources: Sequence[HostdevSource], *, memory
     return ET.tostring(domain, encoding="unicode") + "\n"
 
 
+def _parse(xml_text: str) -> ET.Element:
+    try:
+        return ET.fromstring(xml_text)
+    except ET.ParseError as exc:
+        raise UsageError(f"the domain XML does not parse: {exc}") from None
+
+
+def _source(hostdev: ET.Element) -> Optional[HostdevSource]:
+    address = hostdev.find("./source/address")
+    if address is None:
+        return None
+    kind = hostdev.get("type")
+    if kind == "pci":
+        try:
+            parts = [int(address.get(key, "0"), 0) for key in ("domain", "bus", "slot", "function")]
+        except ValueError:
+            return None
+        return HostdevSource("pci", str(PciAddress(*parts)), hostdev.get("managed") == "yes")
+    if kind == "mdev" and address.get("uuid"):
+        return HostdevSource("mdev", address.get("uuid", "").lower(), False)
+    return None
+
+
+def _subsystem_hostdevs(xml_text: str):
+    for hostdev in _parse(xml_text).iterfind("./devices/hostdev[@mode='subsystem']"):
+        source = _source(hostdev)
+        if source is not None:
+            yield source, hostdev
+
+
 def attached(xml_text: str) -> List[HostdevSource]:
     """The subsystem hostdevs of a (live) domain XML, in document order. PCI addresses come
     back in sysfs form; ``managed`` as libvirt reports it. Raises UsageError on XML that does
     not parse."""
-    try:
-        root = ET.fromstring(xml_text)
-    except ET.ParseError as exc:
-        raise UsageError(f"the domain XML does not parse: {exc}") from None
-    found = []
-    for hostdev in root.iterfind("./devices/hostdev[@mode='subsystem']"):
-        address = hostdev.find("./source/address")
-        if address is None:
-            continue
-        kind = hostdev.get("type")
-        if kind == "pci":
-            try:
-                parts = [int(address.get(key, "0"), 0) for key in ("domain", "bus", "slot", "function")]
-            except ValueError:
-                continue
-            found.append(HostdevSource("pci", str(PciAddress(*parts)), hostdev.get("managed") == "yes"))
-        elif kind == "mdev" and address.get("uuid"):
-            found.append(HostdevSource("mdev", address.get("uuid", "").lower(), False))
+    return [source for source, _ in _subsystem_hostdevs(xml_text)]
+
+
+def aliases(xml_text: str) -> Dict[Tuple[str, str], str]:
+    """(kind, address) → the alias libvirt gave each hostdev of a live domain (``hostdev0`` …):
+    QEMU's ``id`` of the device, which its monitor reports. Hostdevs without one are left out."""
+    found = {}
+    for source, hostdev in _subsystem_hostdevs(xml_text):
+        alias = hostdev.find("./alias")
+        if alias is not None and alias.get("name"):
+            found[(source.kind, source.address)] = alias.get("name", "")
     return found
+
+
+def guest_domain_types(capabilities_xml: str, arch: str) -> Set[str]:
+    """The domain types (kvm, qemu …) libvirt's capabilities offer for hvm guests of ``arch``."""
+    root = _parse(capabilities_xml)
+    types = set()
+    for guest in root.iterfind("./guest"):
+        if guest.findtext("os_type") != "hvm":
+            continue
+        for arch_el in guest.iterfind(f"./arch[@name='{arch}']"):
+            types.update(d.get("type", "") for d in arch_el.iterfind("./domain"))
+    return types

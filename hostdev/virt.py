@@ -202,6 +202,21 @@ class TestDomain:
     def live_xml(self) -> str:
         return self.domain.XMLDesc(0)
 
+    def guest_pci(self) -> Optional[dict]:
+        """What QEMU shows the guest on its PCI buses: QEMU device id → ``vvvv:dddd``, from the
+        QMP command query-pci (through libvirt_qemu). None when the driver has no QEMU monitor
+        (test:///default, other hypervisors)."""
+        libvirt = import_libvirt()
+        try:
+            import libvirt_qemu  # part of libvirt-python; lazy like libvirt
+        except ImportError:
+            return None
+        try:
+            reply = libvirt_qemu.qemuMonitorCommand(self.domain, '{"execute": "query-pci"}', 0)
+        except libvirt.libvirtError:
+            return None
+        return parse_query_pci(reply)
+
     def is_active(self) -> bool:
         return bool(self.domain.isActive())
 
@@ -232,3 +247,23 @@ class TestDomain:
         if self.domain is None and exc_type is PassthroughError:
             return  # createXML refused: there is no domain (and a same-named one is not ours)
         self.destroy()
+
+
+def parse_query_pci(reply: str) -> dict:
+    """QEMU device id → ``vvvv:dddd`` for every device with an id in a QMP query-pci reply
+    (qapi/pci.json: a list of buses with their devices; a bridge's PciBridgeInfo has ``bus``
+    and, beside it, ``devices`` — on q35 every hostdev sits behind a pcie-root-port)."""
+    import json
+
+    found = {}
+
+    def walk(devices):
+        for device in devices or []:
+            ids = device.get("id") or {}
+            if device.get("qdev_id") and "vendor" in ids and "device" in ids:
+                found[device["qdev_id"]] = f"{ids['vendor']:04x}:{ids['device']:04x}"
+            walk((device.get("pci_bridge") or {}).get("devices"))
+
+    for bus in json.loads(reply).get("return", []):
+        walk(bus.get("devices"))
+    return found

@@ -33,6 +33,7 @@ class Device(NamedTuple):
     driver_running: Optional[str] = None
     attached: bool = False
     held_by: tuple = ()
+    guest_pci_id: Optional[str] = None
     driver_after: Optional[str] = None
     returned: Optional[bool] = None
 
@@ -40,6 +41,7 @@ class Device(NamedTuple):
         return {"type": self.source.kind, "address": self.source.address, "managed": self.source.managed,
                 "iommu_group": self.group, "driver_before": self.driver_before,
                 "driver_running": self.driver_running, "attached": self.attached, "held_by": list(self.held_by),
+                "guest_pci_id": self.guest_pci_id,
                 "driver_after": self.driver_after, "returned": self.returned}
 
 
@@ -141,25 +143,34 @@ def _current_driver(host: Host, source: HostdevSource) -> Optional[str]:
     return dev.driver if dev else None
 
 
-def check_running(host: Host, plan: TestPlan, live_xml: str) -> List[Device]:
+def check_running(host: Host, plan: TestPlan, live_xml: str, guest_pci: Optional[dict] = None) -> List[Device]:
     """Each device as the running domain has it: in the live XML, its driver (vfio for PCI),
-    and the processes holding its /dev/vfio group (QEMU, when it really opened it)."""
+    the processes holding its /dev/vfio group (QEMU, when it really opened it), and the
+    vendor:device the guest sees on its PCI bus (``guest_pci``: QEMU id → ID, when known)."""
     live = {(s.kind, s.address) for s in domainxml.attached(live_xml)}
+    alias = domainxml.aliases(live_xml)
     use = binding.host_use(host)
     seen = []
     for d in plan.devices:
+        key = (d.source.kind, d.source.address)
         holders = tuple(binding.vfio_group_holders(host, d.group, use)) if d.group is not None else ()
-        seen.append(d._replace(attached=(d.source.kind, d.source.address) in live,
-                               driver_running=_current_driver(host, d.source), held_by=holders))
+        in_guest = guest_pci.get(alias.get(key, "")) if guest_pci is not None else None
+        seen.append(d._replace(attached=key in live, driver_running=_current_driver(host, d.source),
+                               held_by=holders, guest_pci_id=in_guest))
     return seen
 
 
-def running_problem(devices: List[Device]) -> Optional[virt.PassthroughError]:
-    """Why the running domain does not prove the assignment, or None."""
+def running_problem(devices: List[Device], guest_checked: bool = False) -> Optional[virt.PassthroughError]:
+    """Why the running domain does not prove the assignment, or None. ``guest_checked``: QEMU
+    was asked what the guest sees, so a device missing there is a failure."""
     for d in devices:
         if not d.attached:
             return virt.PassthroughError("not_attached", f"{d.source.address} is not in the running domain's XML",
                                          fix="libvirt dropped the device: read the domain log; " + virt.CHECK_FIX)
+        if guest_checked and d.guest_pci_id is None:
+            return virt.PassthroughError("not_in_guest", f"{d.source.address} is not on the guest's PCI bus "
+                                                         "(QEMU's query-pci does not list it)",
+                                         fix="read the domain log; " + virt.CHECK_FIX)
         if d.source.kind == "pci" and not binding.is_vfio_driver(d.driver_running):
             return virt.PassthroughError(
                 "not_on_vfio", f"{d.source.address} is on {d.driver_running or 'no driver'}, not vfio-pci, "
@@ -245,8 +256,9 @@ def run(host: Host, conn, plan: TestPlan, xml: str, *, timeout: float = 60.0, ke
             test.create()
             test.wait_running(timeout)
             step(f"checking {', '.join(d.source.address for d in devices)} in the running domain")
-            devices = check_running(host, plan, test.live_xml())
-            error = running_problem(devices)
+            guest_pci = test.guest_pci()
+            devices = check_running(host, plan, test.live_xml(), guest_pci)
+            error = running_problem(devices, guest_pci is not None)
             if error is not None:
                 raise error
             kept = keep

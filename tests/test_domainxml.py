@@ -106,3 +106,21 @@ def test_attached_round_trip_and_bad_xml():
     assert domainxml.attached("<domain><devices/></domain>") == []
     with pytest.raises(UsageError, match="does not parse"):
         domainxml.attached("<domain>")
+
+
+CAPS = """<capabilities><host/>
+  <guest><os_type>hvm</os_type><arch name='x86_64'><domain type='qemu'/><domain type='kvm'/></arch></guest>
+  <guest><os_type>hvm</os_type><arch name='i686'><domain type='qemu'/></arch></guest>
+  <guest><os_type>xen</os_type><arch name='x86_64'><domain type='xen'/></arch></guest>
+</capabilities>"""
+
+
+def test_domain_types_from_capabilities():
+    assert domainxml.guest_domain_types(CAPS, "x86_64") == {"qemu", "kvm"}
+    assert domainxml.guest_domain_types(CAPS, "i686") == {"qemu"}
+    assert domainxml.guest_domain_types(CAPS, "aarch64") == set()
+
+
+def test_aliases_of_live_hostdevs():
+    # the PCI function has libvirt's alias; the mdev in LIVE has none and is left out
+    assert domainxml.aliases(LIVE) == {("pci", T4): "hostdev0"}

@@ -56,8 +56,8 @@ def test_bound_device_passes_and_the_domain_is_gone(sim, conn):
     assert (report["uri"], report["domain"], report["virt_type"]) == (URI, T4_NAME, "kvm")
     assert report["devices"] == [{
         "type": "pci", "address": T4, "managed": False, "iommu_group": 12, "driver_before": "vfio-pci",
-        "driver_running": "vfio-pci", "attached": True, "held_by": [], "driver_after": "vfio-pci",
-        "returned": True}]
+        "driver_running": "vfio-pci", "attached": True, "held_by": [], "guest_pci_id": None,
+        "driver_after": "vfio-pci", "returned": True}]
     assert isinstance(report["seconds"], float)
     assert ours(conn) == []
     assert "virt type kvm: /dev/kvm exists" in err
@@ -69,8 +69,8 @@ def test_table_output_and_keep(sim, conn):
     assert code == 0, err
     assert f"{T4_NAME} (kvm, {URI}): passed" in out
     assert out.splitlines()[1].split() == ["DEVICE", "TYPE", "BEFORE", "RUNNING", "AFTER", "ATTACHED", "HELD",
-                                           "BY", "RETURNED"]
-    assert out.splitlines()[2].split() == [T4, "pci", "vfio-pci", "vfio-pci", "-", "yes", "-", "-"]
+                                           "BY", "GUEST", "SEES", "RETURNED"]
+    assert out.splitlines()[2].split() == [T4, "pci", "vfio-pci", "vfio-pci", "-", "yes", "-", "-", "-"]
     assert f"virsh -c {URI} destroy {T4_NAME}" in err
     assert ours(conn) == [T4_NAME]
     # a second run finds the kept domain and refuses rather than touch it
@@ -175,8 +175,8 @@ def test_mdev_flow(amd, conn):
     assert report["domain"] == f"hostdev-test-{uuid}"
     assert report["devices"] == [{
         "type": "mdev", "address": uuid, "managed": False, "iommu_group": 8, "driver_before": "nvidia-vgpu-vfio",
-        "driver_running": "nvidia-vgpu-vfio", "attached": True, "held_by": [], "driver_after": "nvidia-vgpu-vfio",
-        "returned": True}]
+        "driver_running": "nvidia-vgpu-vfio", "attached": True, "held_by": [], "guest_pci_id": None,
+        "driver_after": "nvidia-vgpu-vfio", "returned": True}]
     assert ours(conn) == []
 
 
@@ -317,3 +317,32 @@ def test_busy_with_a_bar_under_the_framebuffer_is_explained(sim):
     assert error.reason == "bar_reserve"
     assert error.message == "0000:65:00.0 has a BAR held by the firmware framebuffer efifb"
     assert "video=efifb:off" in error.fix
+
+
+# A QMP query-pci reply shaped as qapi/pci.json defines it (PciBridgeInfo: bus, and devices
+# beside it) for a q35 guest with a vfio-pci device behind a pcie-root-port (fields trimmed to
+# those the parser reads; numbers are decimal in QMP)
+QUERY_PCI = json.dumps({"return": [{"bus": 0, "devices": [
+    {"bus": 0, "slot": 0, "function": 0, "qdev_id": "", "id": {"vendor": 32902, "device": 10688}},
+    {"bus": 0, "slot": 1, "function": 0, "qdev_id": "pci.1", "id": {"vendor": 6966, "device": 12},
+     "pci_bridge": {"bus": {"number": 1, "secondary": 1, "subordinate": 1}, "devices": [
+         {"bus": 1, "slot": 0, "function": 0, "qdev_id": "hostdev0", "id": {"vendor": 4660, "device": 4584}}]}},
+]}]})
+
+
+def test_query_pci_reply_gives_the_ids_the_guest_sees():
+    from hostdev import virt
+
+    # 32902 = 0x8086 (no id: left out), 6966:12 = 1b36:000c (QEMU's pcie-root-port), 4660:4584 = 1234:11e8 (edu)
+    assert virt.parse_query_pci(QUERY_PCI) == {"pci.1": "1b36:000c", "hostdev0": "1234:11e8"}
+
+
+def test_a_device_missing_from_the_guest_bus_fails(sim):
+    plan, xml = _plan(sim)
+    live = xml.replace("</source>", "</source><alias name='hostdev0'/>")
+    devices = vmtest.check_running(sim.host, plan, live, {"hostdev1": "10de:1eb8"})
+    assert devices[0].guest_pci_id is None
+    error = vmtest.running_problem(devices, guest_checked=True)
+    assert error.reason == "not_in_guest"
+    devices = vmtest.check_running(sim.host, plan, live, {"hostdev0": "10de:1eb8"})
+    assert devices[0].guest_pci_id == "10de:1eb8" and vmtest.running_problem(devices, True) is None

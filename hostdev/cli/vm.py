@@ -55,9 +55,15 @@ def test(
         raise UsageError("--initrd needs --kernel", fix="pass --kernel PATH too")
     h = host()
     plan = vmtest.plan_mdev(h, mdev) if mdev else vmtest.plan_pci(h, address, force=force)
+    arch = platform.machine()
     chosen = vmtest.virt_type(h) if virt_type == VirtType.auto else virt_type.value
-    xml = domainxml.build(plan.name, chosen, plan.sources, memory_mib=memory, arch=platform.machine(),
-                          kernel=kernel, initrd=initrd, cmdline=cmdline if kernel else None)
+    why = "/dev/kvm exists" if chosen == "kvm" else "no /dev/kvm, QEMU emulates the CPU (TCG, slower)"
+
+    def build() -> str:
+        return domainxml.build(plan.name, chosen, plan.sources, memory_mib=memory, arch=arch, kernel=kernel,
+                               initrd=initrd, cmdline=cmdline if kernel else None)
+
+    xml = build()
     for note in plan.notes:
         message(f"note: {note}", "warn")
     if dry_run:
@@ -65,13 +71,18 @@ def test(
                      "devices": [d.to_dict() for d in plan.devices], "xml": xml}, output):
             typer.echo(xml, nl=False)
         return 0
-    if virt_type == VirtType.auto:
-        message(f"virt type {chosen}: " + ("/dev/kvm exists" if chosen == "kvm" else "no /dev/kvm, QEMU emulates "
-                                                                                        "the CPU (TCG, slower)"))
     from .. import virt
 
     conn = virt.open_connection(connect)
     try:
+        if virt_type == VirtType.auto:
+            # /dev/kvm can exist where KVM does not work for libvirt (nested without VMX, a
+            # kvm module that failed half way): libvirt's capabilities have the last word
+            offered = domainxml.guest_domain_types(conn.getCapabilities(), arch)
+            if chosen == "kvm" and "kvm" not in offered and "qemu" in offered:
+                chosen, why = "qemu", f"/dev/kvm exists but libvirt offers no kvm domains for {arch} (TCG, slower)"
+                xml = build()
+            message(f"virt type {chosen}: {why}")
         if plan.managed:
             # libvirt will unbind host drivers (managed='yes'): the same rules as hostdev bind
             h.require_mutable("hostdev vm test (libvirt rebinds the device)")
@@ -111,8 +122,8 @@ def _run_with_progress(h, conn, plan, xml, timeout, keep):
 def _report(result: dict) -> None:
     from ..render import table
 
-    table(["device", "type", "before", "running", "after", "attached", "held by", "returned"],
+    table(["device", "type", "before", "running", "after", "attached", "held by", "guest sees", "returned"],
           [[d["address"], d["type"], d["driver_before"], d["driver_running"], d["driver_after"], d["attached"],
-            ", ".join(d["held_by"]) or None, d["returned"]] for d in result["devices"]],
+            ", ".join(d["held_by"]) or None, d["guest_pci_id"], d["returned"]] for d in result["devices"]],
           title=f"{result['domain']} ({result['virt_type']}, {result['uri']}): "
                 f"{'passed' if result['ok'] else 'FAILED'} in {result['seconds']:g} s")

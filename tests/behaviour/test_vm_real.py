@@ -23,8 +23,8 @@ def hostdev(*args):
                           env=dict(os.environ, HOSTDEV_ROOT="/"), timeout=300)
 
 
-def vm_test(*args):
-    result = hostdev("vm", "test", *args, *ARGS)
+def vm_test(*args, options=ARGS):
+    result = hostdev("vm", "test", *args, *options)
     return result, json.loads(result.stdout)
 
 
@@ -53,8 +53,10 @@ def clean_guest():
 
 def test_pci_device_attached_managed_and_given_back(libvirtd, clean_guest):
     assert driver(EDU) is None
-    result, report = vm_test(EDU, "--connect", libvirtd)
+    # the virt type chosen from evidence (/dev/kvm, then libvirt's capabilities) must work here
+    result, report = vm_test(EDU, "--connect", libvirtd, options=ARGS[2:])
     assert result.returncode == 0, result.stderr
+    assert f"virt type {report['virt_type']}: " in result.stderr
     assert report["ok"] is True and report["error"] is None
     assert report["uri"] == "qemu:///system" and report["domain"] == "hostdev-test-0000-00-10-0"
     [edu] = report["devices"]
@@ -62,6 +64,7 @@ def test_pci_device_attached_managed_and_given_back(libvirtd, clean_guest):
     # libvirt moved it to vfio-pci, QEMU opened /dev/vfio/3, and after destroy it has no driver again
     assert edu["driver_before"] is None and edu["driver_running"] == "vfio-pci" and edu["attached"] is True
     assert edu["held_by"] and edu["held_by"][0].startswith("qemu")
+    assert edu["guest_pci_id"] == "1234:11e8"     # QEMU's edu device, as the guest's PCI bus shows it
     assert edu["driver_after"] is None and edu["returned"] is True
     assert driver(EDU) is None
     assert domains(libvirtd) == []
@@ -75,6 +78,7 @@ def test_prebound_device_goes_in_unmanaged_and_stays_on_vfio(libvirtd, clean_gue
     [edu] = report["devices"]
     assert edu["managed"] is False      # as KubeVirt's domains: libvirt leaves the binding alone
     assert (edu["driver_before"], edu["driver_running"], edu["driver_after"]) == ("vfio-pci",) * 3
+    assert edu["guest_pci_id"] == "1234:11e8"
     assert edu["held_by"] and edu["returned"] is True
     assert driver(EDU) == "vfio-pci"
     assert domains(libvirtd) == []
@@ -88,6 +92,8 @@ def test_mdev_attached_to_a_running_domain(libvirtd, mdev_samples, clean_guest):
     [mdev] = report["devices"]
     assert (mdev["type"], mdev["address"], mdev["managed"], mdev["attached"]) == ("mdev", UUID, False, True)
     assert mdev["held_by"] and mdev["held_by"][0].startswith("qemu")
+    # mtty's virtual config space: vendor 0x4348, device 0x3253 (samples/vfio-mdev/mtty.c)
+    assert mdev["guest_pci_id"] == "4348:3253"
     assert mdev["returned"] is True and os.path.isdir(f"/sys/bus/mdev/devices/{UUID}")
     assert domains(libvirtd) == []
 
