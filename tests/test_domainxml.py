@@ -2,28 +2,20 @@
 
 Regenerate the golden files with HOSTDEV_REGENERATE_GOLDEN=1 (then read the diff: the files
 are the expected values, checked by hand against libvirt's domain format)."""
-import os
-import pathlib
 
 import pytest
 
 from hostdev import domainxml
 from hostdev.domainxml import HostdevSource
 from hostdev.errors import UsageError
-from tests import guard
+from tests import golden as goldens
 
-GOLDEN = pathlib.Path(__file__).parent / "golden" / "domainxml"
-REGENERATE = os.environ.get("HOSTDEV_REGENERATE_GOLDEN") == "1"
 T4 = "0000:65:00.0"
 VGPU = "6bd3aab7-0f47-4a1c-8a39-6b2e5f7f0a11"
 
 
 def golden(name: str, text: str) -> None:
-    path = GOLDEN / name
-    if REGENERATE:
-        guard.allow_root(str(GOLDEN))  # the one place a test may write into the checkout
-        path.write_text(text)
-    assert text == path.read_text(), f"{path} differs (HOSTDEV_REGENERATE_GOLDEN=1 rewrites it)"
+    goldens.check("domainxml", name, text)
 
 
 def test_names_are_file_names():

@@ -7,7 +7,6 @@ Devices are named from tests/golden/kubevirt/pci.ids (a dated excerpt), which la
 (GH200) on purpose.
 """
 import json
-import os
 import pathlib
 
 import pytest
@@ -17,7 +16,7 @@ from typer.testing import CliRunner
 from hostdev.cli import context
 from hostdev.cli.app import app
 from hostdev.host import Host
-from tests import guard
+from tests import golden as goldens
 from tests.fakesys import scenarios
 from tests.fakesys.builder import FakeRoot
 from tests.fakesys.simkernel import SimKernel
@@ -26,15 +25,10 @@ from . import kubevirt_schema as schema
 
 GOLDEN = pathlib.Path(__file__).resolve().parent / "golden" / "kubevirt"
 PCI_IDS = str(GOLDEN / "pci.ids")
-REGENERATE = os.environ.get("HOSTDEV_REGENERATE_GOLDEN") == "1"
 
 
 def golden(name: str, text: str) -> None:
-    path = GOLDEN / name
-    if REGENERATE:
-        guard.allow_root(str(GOLDEN))  # the one place a test may write into the checkout
-        path.write_text(text)
-    assert text == path.read_text(), f"{path} differs (HOSTDEV_REGENERATE_GOLDEN=1 rewrites it)"
+    goldens.check("kubevirt", name, text)
 
 
 @pytest.fixture
