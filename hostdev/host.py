@@ -265,14 +265,29 @@ class Host:
             raise ConfigWriteError(path, exc.strerror or str(exc)) from None
         return True
 
+    def write_bytes(self, path: str, data: bytes, mode: int = 0o644) -> bool:
+        """Replace a binary file of ours atomically (no backup); False when it already holds ``data``.
+        Raises ConfigWriteError."""
+        if self.read_bytes(path) == data:
+            return False
+        self.require_mutable(f"writing {path}")
+        real = self.path(path)
+        try:
+            os.makedirs(os.path.dirname(real), exist_ok=True)
+            self._atomic_write(real, data, mode)
+        except OSError as exc:
+            raise ConfigWriteError(path, exc.strerror or str(exc)) from None
+        return True
+
     @staticmethod
-    def _atomic_write(real: str, text: str, mode: int) -> None:
+    def _atomic_write(real: str, text, mode: int) -> None:
+        """Write ``text`` (str as UTF-8, or bytes) to a temp file beside ``real``, fsync, rename."""
         import tempfile
 
         fd, tmp = tempfile.mkstemp(prefix=".hostdev-", dir=os.path.dirname(real))
         try:
-            with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-                handle.write(text)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(text.encode("utf-8") if isinstance(text, str) else text)
                 handle.flush()
                 os.fsync(handle.fileno())
             os.chmod(tmp, mode)

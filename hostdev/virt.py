@@ -220,6 +220,25 @@ class TestDomain:
     def is_active(self) -> bool:
         return bool(self.domain.isActive())
 
+    def wait_stopped(self, timeout: float, poll: float = 0.2) -> bool:
+        """Wait until the guest powered itself off (a transient domain then disappears); True
+        when it did within ``timeout`` seconds."""
+        import time
+
+        libvirt = import_libvirt()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if not self.domain.isActive():
+                    break
+            except libvirt.libvirtError:
+                break  # gone: on_poweroff=destroy removed the transient domain
+            time.sleep(poll)
+        else:
+            return False
+        self.destroyed = True
+        return True
+
     def destroy(self) -> None:
         """Destroy the domain (libvirt then gives managed devices back). Idempotent."""
         libvirt = import_libvirt()

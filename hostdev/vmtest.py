@@ -12,7 +12,7 @@ import re
 import time
 from typing import Callable, List, NamedTuple, Optional
 
-from . import binding, domainxml, pci, virt
+from . import binding, domainxml, guestinit, pci, virt
 from .domainxml import HostdevSource
 from .errors import EXIT_ENVIRONMENT, RefusedError, UsageError
 from .host import Host
@@ -179,7 +179,7 @@ def running_problem(devices: List[Device], guest_checked: bool = False) -> Optio
     return None
 
 
-def check_returned(host: Host, devices: List[Device], settle: float = 5.0, poll: float = 0.1) -> List[Device]:
+def check_returned(host: Host, devices: List[Device], settle: float = 30.0, poll: float = 0.1) -> List[Device]:
     """After destroy: each device back on the driver it had (libvirt's reattach of managed
     devices reprobes them; waits up to ``settle`` seconds for the driver to show)."""
     deadline = time.monotonic() + settle
@@ -230,25 +230,86 @@ def _with_host_facts(host: Host, plan: TestPlan, error: virt.PassthroughError) -
     return error
 
 
+# Where the reporting guest's files go: libvirt's own directories, which QEMU may read/write
+# whatever the security driver (libvirt labels them), and which a root shell can read back.
+INITRD = "/var/lib/libvirt/boot/hostdev-test-initrd.img"
+
+
+def console_log(name: str) -> str:
+    return f"/var/log/libvirt/qemu/{name}-console.log"
+
+
+def prepare_boot(host: Host, console: str) -> None:
+    """Write hostdev's reporting initramfs (from the host's static busybox) and clear the old
+    console log. Raises HostEnvironmentError without a static busybox."""
+    from .errors import HostEnvironmentError
+
+    for path in guestinit.BUSYBOX_PATHS:
+        data = host.read_bytes(path)
+        if data and guestinit.is_static_elf(data):
+            break
+    else:
+        raise HostEnvironmentError("no statically linked busybox for the test guest's initramfs",
+                                   fix="install it (Debian/Ubuntu: apt install busybox-static), or pass --initrd")
+    host.require_mutable("hostdev vm test --boot (writes the test initramfs)")
+    host.write_bytes(INITRD, guestinit.build_initramfs(data))
+    if host.exists(console):
+        host.remove_file(console)
+
+
 class Outcome(NamedTuple):
     ok: bool
     devices: List[Device]
     seconds: float
     kept: bool
     error: Optional[virt.PassthroughError]
+    guest: Optional[guestinit.GuestReport] = None   # what a booted guest reported (--boot)
+
+
+def expected_guest_id(host: Host, device: Device) -> Optional[str]:
+    """The vendor:device the guest kernel must enumerate for ``device``: what QEMU showed the
+    guest (query-pci), else the host's ID of a PCI function."""
+    if device.guest_pci_id:
+        return device.guest_pci_id
+    if device.source.kind == "pci":
+        dev = pci.read_device(host, device.source.address)
+        return dev.pci_id if dev else None
+    return None
+
+
+def guest_problem(host: Host, devices: List[Device], report: guestinit.GuestReport,
+                  console: str) -> Optional[virt.PassthroughError]:
+    """Why the booted guest's report does not show every device, or None."""
+    if not report.done:
+        return virt.PassthroughError("no_guest_report", "the guest kernel booted but printed no complete PCI report "
+                                                        f"on its console ({console})",
+                                     fix="read the console log; the kernel needs an 8250 serial console built in "
+                                         "and gzip initramfs support (any distribution kernel)")
+    seen = report.ids()
+    for d in devices:
+        wanted = expected_guest_id(host, d)
+        if wanted and wanted not in seen:
+            return virt.PassthroughError("not_seen_by_guest", f"the guest kernel does not see {d.source.address} "
+                                                              f"({wanted}); it saw {', '.join(seen) or 'nothing'}",
+                                         fix=f"read the console log {console}; " + virt.CHECK_FIX)
+    return None
 
 
 def run(host: Host, conn, plan: TestPlan, xml: str, *, timeout: float = 60.0, keep: bool = False,
-        step: Callable[[str], None] = lambda text: None) -> Outcome:
+        step: Callable[[str], None] = lambda text: None, console: Optional[str] = None,
+        boot_timeout: float = 600.0) -> Outcome:
     """Create the domain, wait until it runs, check the devices, destroy it (unless ``keep``)
-    and check they came back. A failure of the test is the Outcome's ``error``; the domain is
-    destroyed on every path, KeyboardInterrupt included (virt.TestDomain)."""
+    and check they came back. With ``console`` (the serial log of a guest booted with hostdev's
+    initramfs) also wait until the guest powers itself off and check its PCI report names every
+    device. A failure of the test is the Outcome's ``error``; the domain is destroyed on every
+    path, KeyboardInterrupt included (virt.TestDomain)."""
     facts = {"iommu_enabled": any(n.isdigit() for n in host.listdir("/sys/kernel/iommu_groups")),
              "vfio_loaded": host.exists("/dev/vfio/vfio")}
     started = time.monotonic()
     devices = list(plan.devices)
     error: Optional[virt.PassthroughError] = None
     kept = False
+    report: Optional[guestinit.GuestReport] = None
     test = virt.TestDomain(conn, plan.name, xml, keep=keep, explain_facts=facts)
     try:
         with test:
@@ -261,6 +322,17 @@ def run(host: Host, conn, plan: TestPlan, xml: str, *, timeout: float = 60.0, ke
             error = running_problem(devices, guest_pci is not None)
             if error is not None:
                 raise error
+            if console is not None:
+                step("waiting for the guest kernel's PCI report (it powers off after)")
+                if not test.wait_stopped(boot_timeout):
+                    raise virt.PassthroughError("guest_timeout", f"the guest did not finish its report within "
+                                                                 f"{boot_timeout:g} s (console: {console})",
+                                                fix="read the console log; a TCG guest boots slowly: raise --timeout")
+                text = host.read_text(console) or ""
+                report = guestinit.parse_report(text)
+                error = guest_problem(host, devices, report, console)
+                if error is not None:
+                    raise error
             kept = keep
             if not keep:
                 step(f"destroying {plan.name}")
@@ -273,4 +345,4 @@ def run(host: Host, conn, plan: TestPlan, xml: str, *, timeout: float = 60.0, ke
         devices = check_returned(host, devices)
         if error is None:
             error = returned_problem(devices)
-    return Outcome(error is None, devices, round(time.monotonic() - started, 2), kept, error)
+    return Outcome(error is None, devices, round(time.monotonic() - started, 2), kept, error, report)

@@ -51,7 +51,8 @@ def test_bound_device_passes_and_the_domain_is_gone(sim, conn):
     bind(sim, T4)
     code, report, err = vm_test(sim, T4, "-c", URI, "-o", "json")
     assert code == 0, err
-    assert list(report) == ["ok", "uri", "domain", "devices", "seconds", "error", "virt_type", "kept"]
+    assert list(report) == ["ok", "uri", "domain", "devices", "seconds", "error", "virt_type", "kept", "guest"]
+    assert report["guest"] is None  # no --boot
     assert report["ok"] is True and report["error"] is None and report["kept"] is False
     assert (report["uri"], report["domain"], report["virt_type"]) == (URI, T4_NAME, "kvm")
     assert report["devices"] == [{
@@ -346,3 +347,69 @@ def test_a_device_missing_from_the_guest_bus_fails(sim):
     assert error.reason == "not_in_guest"
     devices = vmtest.check_running(sim.host, plan, live, {"hostdev0": "10de:1eb8"})
     assert devices[0].guest_pci_id == "10de:1eb8" and vmtest.running_problem(devices, True) is None
+
+
+# ---------------------------------------------------------------- --boot: a guest that reports what it sees
+def _with_kernel_and_busybox(sim, busybox=True):
+    """The fake root gets a kernel image of its release and this machine's static busybox
+    (busybox-static is a test package)."""
+    import os
+    import shutil
+
+    os.makedirs(sim.host.path("/boot"), exist_ok=True)
+    with open(sim.host.path("/boot/vmlinuz-6.1.0-56-amd64"), "wb") as handle:
+        handle.write(b"MZ not a kernel")
+    if busybox:
+        os.makedirs(sim.host.path("/bin"), exist_ok=True)
+        shutil.copy("/bin/busybox", sim.host.path("/bin/busybox"))
+
+
+def test_boot_dry_run_boots_the_hosts_kernel_with_hostdevs_initramfs(sim, conn):
+    bind(sim, T4)
+    _with_kernel_and_busybox(sim, busybox=False)
+    code, report, err = vm_test(sim, T4, "--boot", "--dry-run", "-o", "json")
+    assert code == 0, err
+    xml = report["xml"]
+    assert "<kernel>/boot/vmlinuz-6.1.0-56-amd64</kernel>" in xml
+    assert "<initrd>/var/lib/libvirt/boot/hostdev-test-initrd.img</initrd>" in xml
+    assert "<cmdline>console=ttyS0 panic=-1 loglevel=3</cmdline>" in xml
+    assert f'<source path="/var/log/libvirt/qemu/{T4_NAME}-console.log" />' in xml
+
+
+def test_boot_without_a_kernel_image_says_so(sim):
+    code, _, err = vm_test(sim, T4, "--boot", "--dry-run")
+    assert code == 2 and "no kernel image of the running kernel under /boot" in err and "--kernel" in err
+
+
+def test_boot_and_keep_do_not_go_together(sim):
+    code, _, err = vm_test(sim, T4, "--boot", "--keep")
+    assert code == 2 and "--keep does not go with a reporting guest" in err
+
+
+def test_a_guest_that_never_reports_times_out_and_is_destroyed(sim, conn):
+    # the test driver's domains run but boot nothing: no report, no power-off
+    bind(sim, T4)
+    _with_kernel_and_busybox(sim)
+    code, report, err = vm_test(sim, T4, "--boot", "-c", URI, "--boot-timeout", "1", "-o", "json")
+    assert code != 0 and report["ok"] is False and report["error"]["reason"] == "guest_timeout"
+    assert ours(conn) == []
+    initrd = sim.host.read_bytes("/var/lib/libvirt/boot/hostdev-test-initrd.img")
+    assert initrd[:2] == b"\x1f\x8b"  # hostdev's gzip'd initramfs was written for QEMU
+
+
+def test_guest_report_decides(sim):
+    from hostdev import guestinit
+
+    bind(sim, T4)
+    plan = vmtest.plan_pci(sim.host, T4)
+    devices = plan.devices
+    console = ("[    0.000000] Linux version 6.1.0\r\n@@hostdev-guest-pci 0000:00:00.0 0x8086 0x29c0\r\n"
+               "@@hostdev-guest-pci 0000:00:10.0 0x10de 0x1eb8\r\n@@hostdev-guest-done\r\n")
+    report = guestinit.parse_report(console)
+    assert report.pci == {"0000:00:00.0": "8086:29c0", "0000:00:10.0": "10de:1eb8"} and report.done
+    assert vmtest.guest_problem(sim.host, devices, report, "c.log") is None
+    missing = guestinit.parse_report(console.replace("0x1eb8", "0x1234"))
+    problem = vmtest.guest_problem(sim.host, devices, missing, "c.log")
+    assert problem.reason == "not_seen_by_guest" and "10de:1eb8" in problem.message
+    cut = guestinit.parse_report(console.split("@@hostdev-guest-done")[0])
+    assert vmtest.guest_problem(sim.host, devices, cut, "c.log").reason == "no_guest_report"

@@ -32,11 +32,18 @@ def test(
                                        help="kvm or qemu (TCG); auto: kvm when /dev/kvm exists."),
     force: bool = typer.Option(False, "--force", help="Let libvirt take a device the interlocks protect."),
     dry_run: bool = typer.Option(False, "--dry-run", "-n", help="Print the domain XML; start nothing."),
+    boot: bool = typer.Option(False, "--boot", help="Boot a minimal guest (the host's own kernel, or --kernel, with "
+                                                    "an initramfs hostdev builds) that reports the PCI IDs it "
+                                                    "sees; the device must be among them."),
     kernel: Optional[str] = typer.Option(None, "--kernel", metavar="PATH",
-                                         help="Boot this kernel in the guest (a path libvirt's QEMU can read)."),
-    initrd: Optional[str] = typer.Option(None, "--initrd", metavar="PATH", help="Initramfs for --kernel."),
-    cmdline: str = typer.Option("console=ttyS0 panic=-1", "--cmdline", metavar="ARGS",
-                                help="Kernel command line for --kernel."),
+                                         help="Boot this kernel in the guest (a path libvirt's QEMU can read); "
+                                              "without --initrd, hostdev's reporting initramfs."),
+    initrd: Optional[str] = typer.Option(None, "--initrd", metavar="PATH",
+                                         help="Your own initramfs for --kernel (no report is read from it)."),
+    cmdline: Optional[str] = typer.Option(None, "--cmdline", metavar="ARGS",
+                                          help="Kernel command line (default: console=ttyS0 panic=-1 loglevel=3)."),
+    boot_timeout: float = typer.Option(600.0, "--boot-timeout", min=1, metavar="S",
+                                       help="Seconds for the booted guest to report and power off."),
     output: Format = OutputOption,
 ) -> int:
     """Start a transient libvirt domain with the device (or mdev), check it is attached and on
@@ -53,15 +60,32 @@ def test(
                          fix="hostdev devices lists addresses, hostdev mdev list the mdevs")
     if initrd and not kernel:
         raise UsageError("--initrd needs --kernel", fix="pass --kernel PATH too")
+    reporting = (boot or kernel is not None) and not initrd
+    if reporting and keep:
+        raise UsageError("--keep does not go with a reporting guest: it powers itself off",
+                         fix="drop --keep, or --boot")
     h = host()
     plan = vmtest.plan_mdev(h, mdev) if mdev else vmtest.plan_pci(h, address, force=force)
     arch = platform.machine()
     chosen = vmtest.virt_type(h) if virt_type == VirtType.auto else virt_type.value
     why = "/dev/kvm exists" if chosen == "kvm" else "no /dev/kvm, QEMU emulates the CPU (TCG, slower)"
 
+    console = None
+    if reporting:
+        from .. import guestinit
+        from .. import kernel as kernel_facts
+
+        kernel = kernel or guestinit.default_kernel(kernel_facts.kernel_release(h), h.exists)
+        if kernel is None:
+            raise UsageError("no kernel image of the running kernel under /boot to boot the test guest",
+                             fix="pass --kernel PATH")
+        initrd, console = vmtest.INITRD, vmtest.console_log(plan.name)
+    boots = kernel is not None
+
     def build() -> str:
         return domainxml.build(plan.name, chosen, plan.sources, memory_mib=memory, arch=arch, kernel=kernel,
-                               initrd=initrd, cmdline=cmdline if kernel else None)
+                               initrd=initrd, cmdline=(cmdline or guestinit_cmdline()) if boots else None,
+                               serial_log=console)
 
     xml = build()
     for note in plan.notes:
@@ -86,13 +110,17 @@ def test(
         if plan.managed:
             # libvirt will unbind host drivers (managed='yes'): the same rules as hostdev bind
             h.require_mutable("hostdev vm test (libvirt rebinds the device)")
-        outcome = _run_with_progress(h, conn, plan, xml, timeout, keep)
+        if console is not None:
+            vmtest.prepare_boot(h, console)
+        outcome = _run_with_progress(h, conn, plan, xml, timeout, keep, console, boot_timeout)
     finally:
         conn.close()
     result = {"ok": outcome.ok, "uri": connect, "domain": plan.name,
               "devices": [d.to_dict() for d in outcome.devices], "seconds": outcome.seconds,
               "error": outcome.error.to_dict() if outcome.error else None,
-              "virt_type": chosen, "kept": outcome.kept}
+              "virt_type": chosen, "kept": outcome.kept,
+              "guest": {"console": console, "pci": outcome.guest.pci, "complete": outcome.guest.done}
+              if outcome.guest else None}
     if not emit(result, output):
         _report(result)
     if outcome.error is not None:
@@ -105,18 +133,24 @@ def test(
     return 0
 
 
-def _run_with_progress(h, conn, plan, xml, timeout, keep):
+def guestinit_cmdline() -> str:
+    from ..guestinit import CMDLINE
+
+    return CMDLINE
+
+
+def _run_with_progress(h, conn, plan, xml, timeout, keep, console, boot_timeout):
     import sys
 
     from .. import vmtest
 
+    options = {"timeout": timeout, "keep": keep, "console": console, "boot_timeout": boot_timeout}
     if not sys.stderr.isatty():
-        return vmtest.run(h, conn, plan, xml, timeout=timeout, keep=keep)
+        return vmtest.run(h, conn, plan, xml, **options)
     from rich.console import Console
 
     with Console(stderr=True).status(f"starting {plan.name}") as status:
-        return vmtest.run(h, conn, plan, xml, timeout=timeout, keep=keep,
-                          step=lambda text: status.update(text))
+        return vmtest.run(h, conn, plan, xml, step=lambda text: status.update(text), **options)
 
 
 def _report(result: dict) -> None:
@@ -127,3 +161,10 @@ def _report(result: dict) -> None:
             ", ".join(d["held_by"]) or None, d["guest_pci_id"], d["returned"]] for d in result["devices"]],
           title=f"{result['domain']} ({result['virt_type']}, {result['uri']}): "
                 f"{'passed' if result['ok'] else 'FAILED'} in {result['seconds']:g} s")
+    guest = result.get("guest")
+    if guest:
+        from ..render import message
+
+        ids = sorted(set(guest["pci"].values()))
+        message(f"the guest kernel saw {len(guest['pci'])} PCI function(s): {', '.join(ids) or 'none'} "
+                f"(console: {guest['console']})")

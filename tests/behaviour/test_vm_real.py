@@ -113,3 +113,15 @@ def test_group_not_viable_is_explained_and_the_device_given_back(libvirtd, clean
     assert edu2["returned"] is True and driver(EDU_BEHIND_BRIDGE) is None
     assert driver("0000:01:03.0") == "e1000"
     assert domains(libvirtd) == []
+
+
+def test_booted_guest_kernel_reports_the_device(libvirtd, clean_guest):
+    # the host's own kernel with hostdev's initramfs, nested under TCG: the guest kernel itself
+    # enumerates edu (1234:11e8) on its PCI bus, prints it on the serial console and powers off
+    result, report = vm_test(EDU, "--connect", libvirtd, "--boot", "--boot-timeout", "500")
+    assert result.returncode == 0, result.stderr
+    assert report["ok"] is True and report["guest"]["complete"] is True
+    assert "1234:11e8" in report["guest"]["pci"].values()
+    [edu] = report["devices"]
+    assert edu["returned"] is True and driver(EDU) is None
+    assert domains(libvirtd) == []

@@ -1,0 +1,129 @@
+"""The tiny initramfs of ``hostdev vm test --boot``: a static busybox and an /init that prints,
+on the serial console, the vendor:device of every PCI function the guest kernel enumerated,
+then powers the guest off. Pure: bytes in, bytes out; the report is parsed back from the
+console text.
+
+The archive is the kernel's "newc" cpio format (Documentation/driver-api/early-userspace/
+buffer-format.rst), gzip-compressed, which every distribution kernel unpacks.
+"""
+
+from __future__ import annotations
+
+import gzip
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
+
+REPORT_TAG = "@@hostdev-guest-pci"
+DONE_TAG = "@@hostdev-guest-done"
+BUSYBOX_PATHS = ("/bin/busybox", "/usr/bin/busybox", "/usr/lib/initramfs-tools/bin/busybox")
+CMDLINE = "console=ttyS0 panic=-1 loglevel=3"
+
+INIT = f"""#!/bin/busybox sh
+# /init of hostdev's vm test guest: report the PCI functions this kernel sees, then power off
+/bin/busybox --install -s /bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+for d in /sys/bus/pci/devices/*; do
+  echo "{REPORT_TAG} ${{d##*/}} $(cat $d/vendor) $(cat $d/device)"
+done
+echo "{DONE_TAG}"
+poweroff -f
+"""
+
+# cpio mode bits
+_DIR, _FILE, _CHR = 0o040000, 0o100000, 0o020000
+
+
+def is_static_elf(data: bytes) -> bool:
+    """An ELF executable without a program interpreter (PT_INTERP): it runs with no libraries."""
+    if data[:4] != b"\x7fELF" or len(data) < 64:
+        return False
+    is64, little = data[4] == 2, data[5] == 1
+    order = "little" if little else "big"
+
+    def num(offset: int, size: int) -> int:
+        return int.from_bytes(data[offset:offset + size], order)
+
+    phoff, phentsize, phnum = ((num(32, 8), num(54, 2), num(56, 2)) if is64 else
+                               (num(28, 4), num(42, 2), num(44, 2)))
+    for index in range(phnum):
+        if num(phoff + index * phentsize, 4) == 3:  # PT_INTERP
+            return False
+    return True
+
+
+class _Entry(NamedTuple):
+    name: str
+    mode: int
+    data: bytes = b""
+    rdev: Tuple[int, int] = (0, 0)
+
+
+def cpio_newc(entries: Sequence[_Entry]) -> bytes:
+    """A newc cpio archive of ``entries`` (uid/gid 0, mtime 0: the same input, the same bytes)."""
+    out = bytearray()
+
+    def pad() -> None:
+        out.extend(b"\0" * (-len(out) % 4))
+
+    for ino, entry in enumerate(list(entries) + [_Entry("TRAILER!!!", 0)], start=1):
+        name = entry.name.encode() + b"\0"
+        fields = (ino if entry.name != "TRAILER!!!" else 0, entry.mode, 0, 0,
+                  2 if entry.mode & _DIR else 1, 0, len(entry.data), 0, 0, entry.rdev[0], entry.rdev[1],
+                  len(name), 0)
+        out.extend(b"070701" + b"".join(b"%08X" % f for f in fields))
+        out.extend(name)
+        pad()
+        out.extend(entry.data)
+        pad()
+    return bytes(out)
+
+
+def build_initramfs(busybox: bytes) -> bytes:
+    """The gzip'd initramfs: /init, /bin/busybox, /dev/console (the kernel opens it for init's
+    output before any devtmpfs exists), and the mount points."""
+    entries = [_Entry(d, _DIR | 0o755) for d in ("bin", "dev", "proc", "sys")]
+    entries += [_Entry("dev/console", _CHR | 0o600, rdev=(5, 1)),
+                _Entry("bin/busybox", _FILE | 0o755, busybox),
+                _Entry("init", _FILE | 0o755, INIT.encode())]
+    return gzip.compress(cpio_newc(entries), mtime=0)
+
+
+class GuestReport(NamedTuple):
+    """What the booted guest printed: address → "vvvv:dddd" of each PCI function it saw."""
+
+    pci: Dict[str, str]
+    done: bool
+
+    def ids(self) -> List[str]:
+        return sorted(set(self.pci.values()))
+
+
+def parse_report(console: str) -> GuestReport:
+    """The report lines in the guest's console output (kernel messages around them ignored)."""
+    pci: Dict[str, str] = {}
+    done = False
+    for line in console.replace("\r", "").splitlines():
+        at = line.find(REPORT_TAG)
+        if at >= 0:
+            words = line[at + len(REPORT_TAG):].split()
+            if len(words) == 3:
+                pci[words[0]] = f"{_hex4(words[1])}:{_hex4(words[2])}"
+        elif DONE_TAG in line:
+            done = True
+    return GuestReport(pci, done)
+
+
+def _hex4(text: str) -> str:
+    return text.lower().replace("0x", "").rjust(4, "0")
+
+
+def default_kernel(release: Optional[str], exists) -> Optional[str]:
+    """The host's own kernel image for ``release`` (/boot/vmlinuz-REL, or the distro's other
+    spellings), or None; ``exists`` answers for a path."""
+    if not release:
+        return None
+    for path in (f"/boot/vmlinuz-{release}", f"/boot/vmlinux-{release}", f"/usr/lib/modules/{release}/vmlinuz",
+                 f"/lib/modules/{release}/vmlinuz"):
+        if exists(path):
+            return path
+    return None
