@@ -27,9 +27,19 @@ def commands(group, prefix=()):
         if cmd is None or cmd.hidden:
             continue
         if isinstance(cmd, click.Group):
+            if cmd.invoke_without_command:  # `hostdev devices` lists, `hostdev devices show` shows
+                yield prefix + (name,), cmd
             yield from commands(cmd, prefix + (name,))
         else:
             yield prefix + (name,), cmd
+
+
+def _metavar(argument) -> str:
+    """ADDR... or [ADDR...]: spelt here, not by click/typer, whose spelling changes by version."""
+    name = (argument.metavar or argument.name.upper()).strip("[]")
+    if argument.nargs == -1 and not name.endswith("..."):
+        name += "..."
+    return name if argument.required else f"[{name}]"
 
 
 def render() -> str:
@@ -55,8 +65,7 @@ def render() -> str:
     out.append(".SH COMMANDS")
     for words, cmd in commands(root):
         usage = " ".join(words)
-        args = " ".join(esc(p.make_metavar(click.Context(cmd)) if hasattr(p, "make_metavar") else p.name)
-                        for p in cmd.params if isinstance(p, click.Argument))
+        args = " ".join(esc(_metavar(p)) for p in cmd.params if isinstance(p, click.Argument))
         out += [".SS " + esc(f"hostdev {usage}") + (f" {args}" if args else ""), esc(cmd.help or "")]
         for param in cmd.params:
             if isinstance(param, click.Option) and not param.hidden and "--help" not in param.opts:
