@@ -14,6 +14,6 @@ def test_committed_man_page_is_current():
 
 def test_every_command_has_a_section():
     page = (ROOT / "docs/hostdev.1").read_text()
-    for words in ("devices", "devices show", "check", "bind", "iommu enable", "iommu disable", "modules load", "apply", "mdev create",
-                  "kubevirt permitted", "inventory", "vm test"):
+    for words in ("devices", "devices show", "check", "bind", "iommu enable", "iommu disable", "modules load",
+                  "apply", "mdev create", "kubevirt permitted", "inventory", "vm test"):
         assert f".SS hostdev {words}" in page.replace("\\-", "-"), words
