@@ -93,6 +93,7 @@ class GuestReport(NamedTuple):
 
     pci: Dict[str, str]
     done: bool
+    console_seen: bool = True   # the console log had any text at all
 
     def ids(self) -> List[str]:
         return sorted(set(self.pci.values()))
@@ -110,7 +111,7 @@ def parse_report(console: str) -> GuestReport:
                 pci[words[0]] = f"{_hex4(words[1])}:{_hex4(words[2])}"
         elif DONE_TAG in line:
             done = True
-    return GuestReport(pci, done)
+    return GuestReport(pci, done, bool(console.strip()))
 
 
 def _hex4(text: str) -> str:

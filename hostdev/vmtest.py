@@ -281,10 +281,15 @@ def guest_problem(host: Host, devices: List[Device], report: guestinit.GuestRepo
                   console: str) -> Optional[virt.PassthroughError]:
     """Why the booted guest's report does not show every device, or None."""
     if not report.done:
+        if not report.console_seen:
+            # seen in the real-kernel guest: with --memory 64 a Debian kernel dies before its console
+            return virt.PassthroughError("no_guest_report", f"the guest wrote nothing on its console ({console})",
+                                         fix="give it more memory (--memory 256 boots a distribution kernel), and "
+                                             "a kernel with a built-in serial console (--kernel)")
         return virt.PassthroughError("no_guest_report", "the guest kernel booted but printed no complete PCI report "
                                                         f"on its console ({console})",
-                                     fix="read the console log; the kernel needs an 8250 serial console built in "
-                                         "and gzip initramfs support (any distribution kernel)")
+                                     fix="read the console log; the kernel needs gzip initramfs support and the "
+                                         "initramfs a static busybox")
     seen = report.ids()
     for d in devices:
         wanted = expected_guest_id(host, d)

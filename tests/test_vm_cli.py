@@ -412,4 +412,7 @@ def test_guest_report_decides(sim):
     problem = vmtest.guest_problem(sim.host, devices, missing, "c.log")
     assert problem.reason == "not_seen_by_guest" and "10de:1eb8" in problem.message
     cut = guestinit.parse_report(console.split("@@hostdev-guest-done")[0])
-    assert vmtest.guest_problem(sim.host, devices, cut, "c.log").reason == "no_guest_report"
+    problem = vmtest.guest_problem(sim.host, devices, cut, "c.log")
+    assert problem.reason == "no_guest_report" and "no complete PCI report" in problem.message
+    silent = vmtest.guest_problem(sim.host, devices, guestinit.parse_report(""), "c.log")
+    assert silent.reason == "no_guest_report" and "wrote nothing" in silent.message and "--memory" in silent.fix
