@@ -7,10 +7,11 @@ pytest_plugins = ["tests.guard", "tests.realkernel.plugin"]
 
 
 @pytest.fixture
-def sim(tmp_path, monkeypatch):
-    """The Intel host scenario behind the CLI, with the simulated kernel: ``sim.invoke(*argv)``
-    runs hostdev in-process and returns (exit code, stdout, stderr); ``sim.kernel`` logs writes;
-    ``sim.host`` is the simulated Host the CLI uses."""
+def sim_of(tmp_path, monkeypatch):
+    """``sim_of(scenario)``: a scenario of tests/fakesys (default the Intel host) behind the CLI
+    with the simulated kernel. The result's ``invoke(*argv)`` runs hostdev in-process on that host
+    and returns (exit code, stdout, stderr); ``.kernel`` logs writes and commands; ``.host`` is the
+    simulated Host. Several hosts may live side by side (each invoke uses its own)."""
     from typer.testing import CliRunner
 
     from hostdev.cli import context
@@ -19,16 +20,26 @@ def sim(tmp_path, monkeypatch):
     from tests.fakesys import scenarios
     from tests.fakesys.simkernel import SimKernel
 
-    info = scenarios.intel_host_t4(str(tmp_path / "root"))
-    kernel = SimKernel(info.root)
-    info.host = Host(info.root, kernel=kernel)
-    monkeypatch.setattr(context, "host_factory", lambda root: info.host)
     runner = CliRunner()
 
-    def invoke(*args):
-        result = runner.invoke(app, list(args))
-        return result.exit_code, result.stdout, result.stderr
+    def make(scenario: str = "intel_host_t4"):
+        info = getattr(scenarios, scenario)(str(tmp_path / scenario / "root"))
+        info.kernel = SimKernel(info.root)
+        info.host = Host(info.root, kernel=info.kernel)
 
-    info.invoke = invoke
-    info.kernel = kernel
-    return info
+        def invoke(*args):
+            monkeypatch.setattr(context, "host_factory", lambda root: info.host)
+            result = runner.invoke(app, list(args))
+            return result.exit_code, result.stdout, result.stderr
+
+        info.invoke = invoke
+        monkeypatch.setattr(context, "host_factory", lambda root: info.host)
+        return info
+
+    return make
+
+
+@pytest.fixture
+def sim(sim_of):
+    """The Intel host scenario behind the CLI (see ``sim_of``)."""
+    return sim_of()

@@ -3,13 +3,8 @@ mdevs, on the Intel (T4, A10) and AMD (T4 with vGPU) scenarios with the simulate
 import json
 
 import pytest
-from typer.testing import CliRunner
 
-from hostdev.cli import context
-from hostdev.cli.app import app
-from hostdev.host import CommandResult, Host
-from tests.fakesys import scenarios
-from tests.fakesys.simkernel import SimKernel
+from hostdev.host import CommandResult
 
 PROFILE = """\
 iommu:
@@ -101,11 +96,9 @@ def test_bad_profiles_are_one_line_errors_naming_the_key(sim, tmp_path, text, me
     assert sim.kernel.commands == []
 
 
-def test_mdevs_are_created_up_to_the_count(tmp_path, monkeypatch):
-    info = scenarios.amd_host(str(tmp_path / "root"))
-    kernel = SimKernel(info.root)
-    host = Host(info.root, kernel=kernel)
-    monkeypatch.setattr(context, "host_factory", lambda root: host)
+def test_mdevs_are_created_up_to_the_count(sim_of, tmp_path):
+    amd = sim_of("amd_host")
+    host = amd.host
     parent = "0000:41:00.0"
     profile = write(tmp_path, f'mdevs:\n  - parent: "{parent}"\n    name: GRID T4-1B\n    count: 3\n')
 
@@ -113,11 +106,11 @@ def test_mdevs_are_created_up_to_the_count(tmp_path, monkeypatch):
         return sorted(n for n in host.listdir("/sys/bus/mdev/devices"))
 
     assert len(mdevs()) == 1  # the scenario has one T4-1B already
-    result = CliRunner().invoke(app, ["apply", profile, "-o", "json"])
-    assert result.exit_code == 0, result.stderr
-    data = json.loads(result.stdout)
+    code, out, err = amd.invoke("apply", profile, "-o", "json")
+    assert code == 0, err
+    data = json.loads(out)
     section = data["sections"][0]
     assert section["type"] == "nvidia-222" and len(section["created"]) == 2 and len(section["existing"]) == 1
     assert len(mdevs()) == 3
-    again = json.loads(CliRunner().invoke(app, ["apply", profile, "-o", "json"]).stdout)
+    again = json.loads(amd.invoke("apply", profile, "-o", "json")[1])
     assert again["changed"] is False and len(mdevs()) == 3

@@ -11,15 +11,10 @@ import pathlib
 
 import pytest
 import yaml
-from typer.testing import CliRunner
 
-from hostdev.cli import context
-from hostdev.cli.app import app
-from hostdev.host import Host
 from tests import golden as goldens
 from tests.fakesys import scenarios
 from tests.fakesys.builder import FakeRoot
-from tests.fakesys.simkernel import SimKernel
 
 from . import kubevirt_schema as schema
 
@@ -32,20 +27,17 @@ def golden(name: str, text: str) -> None:
 
 
 @pytest.fixture
-def cli(tmp_path, monkeypatch):
+def cli(sim_of):
     """``cli(scenario)`` → an object whose ``invoke(*argv)`` runs hostdev on that simulated host."""
-    runner = CliRunner()
 
     class Cli:
         def __init__(self, scenario: str) -> None:
-            self.info = getattr(scenarios, scenario)(str(tmp_path / scenario))
+            self.info = sim_of(scenario)
             self.fake = FakeRoot.attach(self.info.root)
-            self.host = Host(self.info.root, kernel=SimKernel(self.info.root))
+            self.host = self.info.host
 
         def invoke(self, *args):
-            monkeypatch.setattr(context, "host_factory", lambda root: self.host)
-            result = runner.invoke(app, list(args))
-            return result.exit_code, result.stdout, result.stderr
+            return self.info.invoke(*args)
 
         def permitted(self, *args):
             code, out, err = self.invoke("kubevirt", "permitted", "--pci-ids", PCI_IDS, *args)

@@ -4,11 +4,8 @@ never left behind, and libvirt's error messages explained."""
 import json
 
 import pytest
-from typer.testing import CliRunner
 
 from hostdev import vmtest
-from hostdev.cli import context
-from hostdev.cli.app import app
 from hostdev.host import Host
 from tests.fakesys import scenarios
 from tests.fakesys.simkernel import SimKernel
@@ -155,18 +152,8 @@ def test_group_held_by_another_process_is_refused(sim, conn):
 
 
 @pytest.fixture
-def amd(tmp_path, monkeypatch):
-    info = scenarios.amd_host(str(tmp_path / "root"))
-    info.host = Host(info.root, kernel=SimKernel(info.root))
-    monkeypatch.setattr(context, "host_factory", lambda root: info.host)
-    runner = CliRunner()
-
-    def invoke(*args):
-        result = runner.invoke(app, list(args))
-        return result.exit_code, result.stdout, result.stderr
-
-    info.invoke = invoke
-    return info
+def amd(sim_of):
+    return sim_of("amd_host")
 
 
 def test_mdev_flow(amd, conn):
