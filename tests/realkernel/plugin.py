@@ -226,7 +226,10 @@ def apply_verdict(verdict: Verdict, phase: str) -> None:
 # ======================================================================================== guest command
 def guest_pytest_argv(python: str, nodeids: Sequence[str], *, rootdir: str,
                       inifile: Optional[str] = None, tbstyle: Optional[str] = None) -> list:
-    argv = [python, "-m", "pytest", "-p", "no:cacheprovider", "-p", "tests.realkernel.plugin",
+    # no hypothesis plugin in the guest: no realkernel test uses it, and its example database
+    # would be in the read-only checkout (a warning at every start)
+    argv = [python, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:hypothesispytest",
+            "-p", "tests.realkernel.plugin",
             "-m", MARK, f"--rootdir={rootdir}", f"--basetemp={GUEST_BASETEMP}",
             f"--junitxml={GUEST_JUNIT}", "-v", "-ra"]
     if inifile:
