@@ -43,10 +43,16 @@ def domains(uri):
 
 
 @pytest.fixture
-def clean_guest():
+def clean_guest(libvirtd):
     from tests.behaviour.conftest import _reset_real_guest
+    from tests.realkernel import guest
 
     _reset_real_guest(Host("/"))
+    # libvirtd remembers a device a domain used unmanaged (already on vfio-pci) in its inactive
+    # list, with "do not unbind" flags; a later managed domain then leaves it on vfio-pci (hostdev
+    # reports not_returned, rightly). A fresh libvirtd per test keeps the tests independent.
+    guest.guest_setup("libvirtd-stop")
+    guest.guest_setup("libvirtd-start")
     yield
     _reset_real_guest(Host("/"))
 
