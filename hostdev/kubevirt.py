@@ -987,7 +987,6 @@ def _json_patch(existing: Optional[Existing], added: Dict[str, List[dict]], new_
                 notes: List[str]) -> List[dict]:
     ops: List[dict] = []
     present = existing.present if existing else None
-    base = f"{CONFIG_PATH}/permittedHostDevices"
 
     def ensure(path_parts: List[Tuple[str, Any]]) -> bool:
         """Add the first missing level whole; True when the caller must still append."""
@@ -997,20 +996,22 @@ def _json_patch(existing: Optional[Existing], added: Dict[str, List[dict]], new_
                 return False
         return True
 
+    def append(section: str, key: str, values: list) -> None:
+        """Append ``values`` to configuration.SECTION.KEY, or add the first missing level whole."""
+        section_path = f"{CONFIG_PATH}/{section}"
+        levels = [("/spec", {"configuration": {section: {key: values}}}), (CONFIG_PATH, {section: {key: values}}),
+                  (section_path, {key: values}), (f"{section_path}/{key}", values)]
+        if ensure(levels):
+            ops.extend({"op": "add", "path": f"{section_path}/{key}/-", "value": v} for v in values)
+        elif present is not None:
+            present.update(p for p, _ in levels)
+
     for kind in PERMITTED_KEYS:
         # entries that were misplaced are not where KubeVirt reads them: they travel with the new ones
         fresh = (existing.moved.get(kind, []) if existing else []) + (added.get(kind) or [])
-        if not fresh:
-            continue
-        levels = [("/spec", {"configuration": {"permittedHostDevices": {kind: fresh}}}),
-                  (CONFIG_PATH, {"permittedHostDevices": {kind: fresh}}),
-                  (base, {kind: fresh}), (f"{base}/{kind}", fresh)]
-        if ensure(levels):
-            ops.extend({"op": "add", "path": f"{base}/{kind}/-", "value": e} for e in fresh)
-        elif present is not None:
-            present.update(p for p, _ in levels)
+        if fresh:
+            append("permittedHostDevices", kind, fresh)
     if new_config:
-        mbase = f"{CONFIG_PATH}/mediatedDevicesConfiguration"
         old = existing.mdev_config if existing else None
         for key in ("mediatedDeviceTypes", "nodeMediatedDeviceTypes"):
             values = new_config.get(key) or []
@@ -1021,15 +1022,8 @@ def _json_patch(existing: Optional[Existing], added: Dict[str, List[dict]], new_
                 else:
                     keys = {tuple(sorted(n["nodeSelector"].items())) for n in have}
                     values = [n for n in values if tuple(sorted(n["nodeSelector"].items())) not in keys]
-            if not values:
-                continue
-            levels = [("/spec", {"configuration": {"mediatedDevicesConfiguration": {key: values}}}),
-                      (CONFIG_PATH, {"mediatedDevicesConfiguration": {key: values}}),
-                      (mbase, {key: values}), (f"{mbase}/{key}", values)]
-            if ensure(levels):
-                ops.extend({"op": "add", "path": f"{mbase}/{key}/-", "value": v} for v in values)
-            elif present is not None:
-                present.update(p for p, _ in levels)
+            if values:
+                append("mediatedDevicesConfiguration", key, values)
     if existing is None:
         notes.append("json-patch appends to lists that must already exist; where the CR has none yet kubectl "
                      "fails ('doc is missing path'): pass --merge-with the current CR (kubectl get kubevirt -n "
