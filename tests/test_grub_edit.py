@@ -175,7 +175,10 @@ def grub_files(draw):
     return newline.join(lines) + (newline if final else ""), target
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# derandomize: CI runs the same examples every time (a failure reproduces); no health check may fail
+# a loaded 2-core CI machine for slowness
+@settings(max_examples=60, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(case=grub_files(), args=st.lists(st.sampled_from(["intel_iommu=on", "iommu=pt", "vfio-pci.ids=10de:1eb8"]),
                                         min_size=1, max_size=3, unique=True))
 def test_property_only_the_assignment_changes_and_bash_agrees(case, args, tmp_path):
