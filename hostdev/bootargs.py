@@ -108,6 +108,9 @@ def decide_args(host: Host, passthrough: bool = False, extra: Sequence[str] = ()
     config = kernel.kernel_config(host)
     args: List[str] = []
     notes: List[str] = []
+    if cpu.is_guest and kernel.read_iommu_facts(host).acpi_table is None:
+        notes.append("this is a virtual machine without a virtual IOMMU: kernel arguments cannot create one; "
+                     "add it on the hypervisor (QEMU -device intel-iommu,intremap=on; libvirt <iommu model='intel'>)")
     if cpu.vendor == "intel":
         if config.get("CONFIG_INTEL_IOMMU_DEFAULT_ON") == "y":
             notes.append("intel_iommu=on is not needed: this kernel turns VT-d on by default "
@@ -244,7 +247,10 @@ def _append(host: Host, files: Dict[str, Tuple[Optional[str], Optional[str]]], p
 
 def plan_enable(host: Host, args: Sequence[str], replace: bool = False, notes: Sequence[str] = ()) -> BootPlan:
     """Add ``args`` to the boot configuration. An argument present with another value (for the
-    same key) is a RefusedError unless ``replace``; then that one is removed first."""
+    same key) is a RefusedError unless ``replace``; then that one is removed first. No
+    arguments (AMD without --passthrough): nothing to do, on any boot stack."""
+    if not args:
+        return BootPlan(Plan(notes=list(notes)), "none", [], [], [], {}, [], False)
     stack = detect_stack(host, args)
     state = _load_state(host)
     plan = Plan(notes=list(notes))

@@ -242,3 +242,13 @@ def test_el93_grub2_mkconfig_without_grubby_updates_the_bls_entries(machine):
         ["grub2-mkconfig", "-o", "/boot/grub2/grub.cfg", "--update-bls-cmdline"]]
     m.fr.write("/usr/sbin/grub2-mkconfig", "#!/bin/sh\n# grub2-mkconfig of EL 9.2\n", 0o755)
     assert m.json("iommu", "enable", "--dry-run")["commands"] == [["grub2-mkconfig", "-o", "/boot/grub2/grub.cfg"]]
+
+
+def test_amd_vm_without_viommu_needs_no_boot_stack_and_says_why(tmp_path, monkeypatch):
+    # this development machine's own shape: an AMD guest, no DMAR/IVRS, no boot configuration
+    m = Machine(tmp_path, monkeypatch, vendor="amd", grub=None, dropin_dir=False, tools=())
+    m.fr.set_cpu("amd", hypervisor=True, virt=False)
+    out = m.json("iommu", "enable")
+    assert out["changed"] is False and out["added"] == [] and out["stack"] == "none"
+    assert any("virtual machine without a virtual IOMMU" in n for n in out["notes"])
+    assert m.kernel.commands == []

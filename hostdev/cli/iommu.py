@@ -55,8 +55,9 @@ def _report(boot_plan, dry_run: bool, output: Format, verb: str) -> int:
         message(f"{done}: {what or 'nothing'} ({boot_plan.stack}: {', '.join(sorted(boot_plan.files)) or 'grubby'})",
                 "ok")
     else:
-        message(f"nothing to change ({boot_plan.stack})" + (f": {', '.join(boot_plan.present)} already configured"
-                                                             if boot_plan.present else ""))
+        where = f" ({boot_plan.stack})" if boot_plan.stack != "none" else ": no argument is needed here"
+        message(f"nothing to change{where}" + (f": {', '.join(boot_plan.present)} already configured"
+                                               if boot_plan.present else ""))
     if boot_plan.reboot_required:
         message("reboot required: the running kernel does not have these arguments yet ('hostdev check' says "
                 "'reboot pending' until then)", "warn")
