@@ -151,13 +151,6 @@ def _load_state(host: Host) -> dict:
         raise HostEnvironmentError(f"{STATE} is not valid JSON", fix=f"inspect it, or move it aside ({STATE}.broken)")
 
 
-def _grub_files(host: Host) -> List[str]:
-    files = [bootloader.GRUB_DEFAULT] if host.exists(bootloader.GRUB_DEFAULT) else []
-    files += [f"{bootloader.GRUB_DROPIN_DIR}/{n}" for n in host.listdir(bootloader.GRUB_DROPIN_DIR)
-              if n.endswith(".cfg")]
-    return files
-
-
 def configured_args(host: Host, stack: Stack) -> List[str]:
     """The arguments the next boot gets from this stack (BLS: the entries; GRUB: both variables)."""
     release = kernel.kernel_release(host)
@@ -222,8 +215,8 @@ def _remove_from_grub(host: Host, files: Dict[str, Tuple[Optional[str], Optional
     in that one file, in GRUB_CMDLINE_LINUX (what hostdev appended); edits go into ``files``."""
     removed: List[str] = []
     inherited: Dict[str, str] = {}
-    for path in _grub_files(host):
-        old = files[path][1] if path in files else host.read_text(path)
+    for path in bootloader.grub_files(host):
+        old = _current(host, files, path)
         text = old or ""
         if path not in skip and only in (None, path):
             bootloader.check_parses(text, path)
@@ -236,13 +229,17 @@ def _remove_from_grub(host: Host, files: Dict[str, Tuple[Optional[str], Optional
     return removed
 
 
+def _current(host: Host, files: Dict[str, Tuple[Optional[str], Optional[str]]], path: str) -> Optional[str]:
+    """The text of ``path`` with the edits already planned in ``files``."""
+    return files[path][1] if path in files else host.read_text(path)
+
+
 def _append(host: Host, files: Dict[str, Tuple[Optional[str], Optional[str]]], path: str,
             args: Sequence[str]) -> None:
     """Append ``args`` to GRUB_CMDLINE_LINUX in ``path`` (after any edit already in ``files``)."""
-    original = host.read_text(path)
-    current = files[path][1] if path in files else original
+    current = _current(host, files, path)
     bootloader.check_parses(current or "", path)
-    files[path] = (original, bootloader.append_args(current or "", VAR, args))
+    files[path] = (host.read_text(path), bootloader.append_args(current or "", VAR, args))
 
 
 def plan_enable(host: Host, args: Sequence[str], replace: bool = False, notes: Sequence[str] = ()) -> BootPlan:
@@ -263,7 +260,8 @@ def plan_enable(host: Host, args: Sequence[str], replace: bool = False, notes: S
         raise RefusedError(f"the boot configuration already has {pairs}",
                            fix="pass --replace to replace it, or leave that argument out")
     to_add = [a for a in args if a not in configured]
-    owned = [a for a in state["args"] if kernel.arg_key(a) not in {kernel.arg_key(c) for c in conflicts}]
+    conflict_keys = {kernel.arg_key(c) for c in conflicts}
+    owned = [a for a in state["args"] if kernel.arg_key(a) not in conflict_keys]
     replaced = [c for c in conflicts if c not in state["args"]]
     files: Dict[str, Tuple[Optional[str], Optional[str]]] = {}
     commands: List[List[str]] = []
@@ -273,7 +271,7 @@ def plan_enable(host: Host, args: Sequence[str], replace: bool = False, notes: S
             removed = _remove_from_grub(host, files, conflicts, skip=[DROPIN] if stack.edit_file == DROPIN else [])
         if stack.edit_file == DROPIN:
             old = host.read_text(DROPIN)
-            mine = [a for a in _dropin_args(old) if kernel.arg_key(a) not in {kernel.arg_key(c) for c in conflicts}]
+            mine = [a for a in _dropin_args(old) if kernel.arg_key(a) not in conflict_keys]
             removed += [a for a in _dropin_args(old) if a not in mine]
             new_args = mine + [a for a in to_add if a not in mine]
             new = dropin_text(new_args) if new_args else None
@@ -296,20 +294,15 @@ def plan_enable(host: Host, args: Sequence[str], replace: bool = False, notes: S
             removed = sorted(set(removed) | set(conflicts), key=conflicts.index)
         if to_add:
             commands.append([stack.grubby, "--update-kernel=ALL", f"--args={' '.join(to_add)}"])
-    for path, (_, new) in files.items():
-        plan.add_file(host, path, new, backup=path != DROPIN)
     new_state = {"stack": stack.kind, "file": stack.edit_file,
                  "args": owned + [a for a in to_add if a not in owned],
                  "replaced": state["replaced"] + [c for c in replaced if c not in state["replaced"]]}
-    if files or commands:
-        _state_step(plan, host, new_state)
-    _command_steps(plan, stack, commands, files)
+    all_commands = _steps(plan, host, stack, files, commands, new_state if files or commands else None)
     running = kernel.read_cmdline(host)
     reboot = any(a not in running for a in args) or any(c in running for c in conflicts)
     if replaced:
         plan.notes.append(f"replaced {', '.join(replaced)} (the administrator's); 'hostdev iommu disable' "
                           "will not put it back")
-    all_commands = commands + ([list(stack.regenerate)] if files and stack.regenerate else [])
     return BootPlan(plan, stack.kind, to_add, removed, present, files, all_commands, reboot)
 
 
@@ -317,6 +310,18 @@ def _runner(argv: List[str]):
     def run(host: Host) -> None:
         host.run(argv)
     return run
+
+
+def _steps(plan: Plan, host: Host, stack: Stack, files: Dict[str, Tuple[Optional[str], Optional[str]]],
+           commands: List[List[str]], state: Optional[dict]) -> List[List[str]]:
+    """The actions of an enable or disable, in order: the file edits, the record of what hostdev
+    added (``state``; None: unchanged), the commands, the regeneration. Returns every command run."""
+    for path, (_, new) in files.items():
+        plan.add_file(host, path, new, backup=path != DROPIN)
+    if state is not None:
+        _state_step(plan, host, state)
+    _command_steps(plan, stack, commands, files)
+    return commands + ([list(stack.regenerate)] if files and stack.regenerate else [])
 
 
 def _command_steps(plan: Plan, stack: Stack, commands: List[List[str]], files: dict) -> None:
@@ -375,13 +380,9 @@ def plan_disable(host: Host) -> BootPlan:
         commands.append([stack.grubby, "--update-kernel=ALL", f"--remove-args={' '.join(owned)}"])
         removed = owned
     removed = [a for a in owned if a in removed]
-    for path, (_, new) in files.items():
-        plan.add_file(host, path, new, backup=path != DROPIN)
-    _state_step(plan, host, {"args": [], "replaced": []})
-    _command_steps(plan, stack, commands, files)
+    all_commands = _steps(plan, host, stack, files, commands, {"args": [], "replaced": []})
     missing = [a for a in owned if a not in removed]
     if missing:
         plan.notes.append(f"{', '.join(missing)} recorded as hostdev's but no longer in the boot configuration")
     running = kernel.read_cmdline(host)
-    all_commands = commands + ([list(stack.regenerate)] if files and stack.regenerate else [])
     return BootPlan(plan, stack.kind, [], removed, [], files, all_commands, any(a in running for a in removed))

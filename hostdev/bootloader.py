@@ -349,17 +349,20 @@ class BootConfig:
         return self.source is not None
 
 
+def grub_files(host: Host) -> List[str]:
+    """The files grub-mkconfig sources, in its order: /etc/default/grub (when present), then
+    Debian's /etc/default/grub.d/*.cfg by name."""
+    files = [GRUB_DEFAULT] if host.exists(GRUB_DEFAULT) else []
+    return files + [f"{GRUB_DROPIN_DIR}/{n}" for n in host.listdir(GRUB_DROPIN_DIR) if n.endswith(".cfg")]
+
+
 def read_grub(host: Host) -> Optional[BootConfig]:
-    text = host.read_text(GRUB_DEFAULT)
-    if text is None:
+    if host.read_text(GRUB_DEFAULT) is None:
         return None
-    files = [GRUB_DEFAULT]
-    variables = parse_shell_assignments(text)
-    for name in host.listdir(GRUB_DROPIN_DIR):
-        if name.endswith(".cfg"):
-            path = f"{GRUB_DROPIN_DIR}/{name}"
-            variables = parse_shell_assignments(host.read_text(path) or "", variables)
-            files.append(path)
+    files = grub_files(host)
+    variables: Dict[str, str] = {}
+    for path in files:
+        variables = parse_shell_assignments(host.read_text(path) or "", variables)
     args = split_cmdline(" ".join(variables.get(v, "") for v in CMDLINE_VARS))
     return BootConfig("grub", tuple(files), tuple(args))
 
