@@ -25,21 +25,9 @@ def render(shell: str) -> str:
 
 
 def main() -> int:
-    check = "--check" in sys.argv
-    stale = []
-    for shell, name in FILES.items():
-        path = ROOT / "completions" / name
-        text = render(shell)
-        if check:
-            if not path.exists() or path.read_text() != text:
-                stale.append(str(path))
-        else:
-            path.write_text(text)
-    if stale:
-        print("stale: " + ", ".join(stale) + " (run scripts/gen-completions.py)", file=sys.stderr)
-        return 1
-    return 0
+    from generated import sync  # scripts/ is on sys.path: the script runs from there
 
+    return sync({ROOT / "completions" / name: render(shell) for shell, name in FILES.items()}, "gen-completions.py")
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -83,14 +83,9 @@ def render() -> str:
 
 
 def main() -> int:
-    text = render()
-    if "--check" in sys.argv:
-        if not PAGE.exists() or PAGE.read_text() != text:
-            print(f"stale: {PAGE} (run scripts/gen-man.py)", file=sys.stderr)
-            return 1
-        return 0
-    PAGE.write_text(text)
-    return 0
+    from generated import sync
+
+    return sync({PAGE: render()}, "gen-man.py")
 
 
 if __name__ == "__main__":
