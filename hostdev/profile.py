@@ -118,7 +118,7 @@ def _merge(into: Plan, part: Plan) -> bool:
 def plan_profile(host: Host, profile: dict) -> ProfilePlan:
     """One plan for the whole profile. Raises what the section planners raise (UsageError,
     RefusedError, HostEnvironmentError) before anything is changed."""
-    from . import binding, bootargs, mdev, modules
+    from . import binding, bootargs, modules
 
     plan = Plan()
     sections: List[dict] = []
@@ -148,13 +148,15 @@ def plan_profile(host: Host, profile: dict) -> ProfilePlan:
         sections.append({"section": f"devices[{index}]", "changed": _merge(plan, bound.plan),
                          "devices": [d.to_dict() for d in bound.devices]})
     for index, entry in enumerate(profile.get("mdevs") or []):
-        sections.append(_mdev_section(host, plan, index, entry, mdev))
+        sections.append(_mdev_section(host, plan, index, entry))
     return ProfilePlan(plan, sections, reboot)
 
 
-def _mdev_section(host: Host, plan: Plan, index: int, entry: dict, mdev) -> dict:
+def _mdev_section(host: Host, plan: Plan, index: int, entry: dict) -> dict:
     """Create what is missing: the named UUIDs that do not exist, or up to ``count`` mdevs of the
     type on the parent, counting those that exist already."""
+    from . import mdev
+
     parent = entry["parent"]
     mtype = mdev.find_type(host, parent, entry.get("type"), entry.get("name"))
     existing = [m for m in mdev.list_mdevs(host) if m.parent == parent and m.type_id == mtype.id]

@@ -50,7 +50,7 @@ def test(
     vfio-pci, destroy the domain and check the device went back to its driver."""
     import platform
 
-    from .. import domainxml, vmtest
+    from .. import domainxml, guestinit, vmtest
     from ..errors import UsageError
     from ..render import emit, message
 
@@ -72,7 +72,6 @@ def test(
 
     console = None
     if reporting:
-        from .. import guestinit
         from .. import kernel as kernel_facts
 
         kernel = kernel or guestinit.default_kernel(kernel_facts.kernel_release(h), h.exists)
@@ -84,7 +83,7 @@ def test(
 
     def build() -> str:
         return domainxml.build(plan.name, chosen, plan.sources, memory_mib=memory, arch=arch, kernel=kernel,
-                               initrd=initrd, cmdline=(cmdline or guestinit_cmdline()) if boots else None,
+                               initrd=initrd, cmdline=(cmdline or guestinit.CMDLINE) if boots else None,
                                serial_log=console)
 
     xml = build()
@@ -131,12 +130,6 @@ def test(
     if outcome.kept:
         message(f"note: {plan.name} is still running; virsh -c {connect} destroy {plan.name} ends it", "warn")
     return 0
-
-
-def guestinit_cmdline() -> str:
-    from ..guestinit import CMDLINE
-
-    return CMDLINE
 
 
 def _run_with_progress(h, conn, plan, xml, timeout, keep, console, boot_timeout):
