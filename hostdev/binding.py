@@ -6,18 +6,16 @@ driver, ``drivers_probe``, then read the ``driver`` link back — a bind that "s
 device stays on its old driver is an error here (ANCHORS.md: silent success). ``new_id`` is
 never used: it binds every device with that ID (dpdk-devbind's reason too).
 
-What hostdev changed is recorded in a journal (/var/lib/hostdev/bindings.json under the root)
-so that ``restore`` returns each device to the driver it had before hostdev touched it.
+What hostdev changed is recorded in a journal (journal.py) so that ``restore`` returns each
+device to the driver it had before hostdev touched it; the interlocks are in py.
 """
 
 from __future__ import annotations
 
-import json
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Dict, List, NamedTuple, Optional, Sequence
 
-from . import pci
+from . import journal, pci
 from .errors import DeviceNotFoundError, HostdevError, HostEnvironmentError, RefusedError, UsageError
 from .host import Host
 from .model import PciAddress, PciDevice
@@ -25,63 +23,9 @@ from .plan import Plan
 
 DRIVERS = "/sys/bus/pci/drivers"
 DRIVERS_PROBE = "/sys/bus/pci/drivers_probe"
-JOURNAL = "/var/lib/hostdev/bindings.json"
-# Persistence, the way driverctl does it: one file per device naming its driver, re-applied at
-# boot by a udev rule (driver_override set when the device appears, so the first probe already
-# goes to vfio-pci) and a oneshot unit (for devices a driver claimed before udev ran).
-PERSIST_DIR = "/etc/hostdev/bindings.d"
-UDEV_RULE = "/etc/udev/rules.d/60-hostdev.rules"
-UNIT = "/etc/systemd/system/hostdev-bindings.service"
-UNIT_WANTS = "/etc/systemd/system/multi-user.target.wants/hostdev-bindings.service"
-UDEV_RULE_TEXT = f"""# Written by hostdev (hostdev bind --persist): set driver_override for the devices listed in
-# {PERSIST_DIR}/pci-ADDRESS when they appear, so that their first probe goes to that driver.
-ACTION=="add", SUBSYSTEM=="pci", TEST=="{PERSIST_DIR}/pci-$kernel", \\
-  PROGRAM="/bin/cat {PERSIST_DIR}/pci-$kernel", ATTR{{driver_override}}="%c", \\
-  RUN+="/sbin/modprobe -b -q %c"
-"""
-UNIT_TEXT = f"""# Written by hostdev (hostdev bind --persist): bind the devices listed in {PERSIST_DIR}
-# that a driver claimed before udev could set their driver_override.
-[Unit]
-Description=hostdev: re-apply persistent PCI driver bindings
-After=systemd-udev-settle.service systemd-modules-load.service
-Before=libvirtd.service virtqemud.service kubelet.service
-ConditionDirectoryNotEmpty={PERSIST_DIR}
-
-[Service]
-Type=oneshot
-ExecStart=/usr/local/bin/hostdev bind --persisted
-RemainAfterExit=yes
-
-[Install]
-WantedBy=multi-user.target
-"""
 VFIO = "vfio-pci"
 # Drivers that keep an IOMMU group viable (drivers/vfio/group.c vfio_dev_driver_allowed).
 GROUP_SAFE_DRIVERS = ("pci-stub", "pcieport")
-
-
-def persisted(host: Host) -> Dict[str, str]:
-    """Address → driver for every persistent binding (PERSIST_DIR/pci-ADDRESS)."""
-    found = {}
-    for name in host.listdir(PERSIST_DIR):
-        if name.startswith("pci-"):
-            driver = (host.read_attr(f"{PERSIST_DIR}/{name}") or "").strip()
-            if driver:
-                found[name[4:]] = driver
-    return found
-
-
-def _persist_actions(plan: Plan, addresses: Sequence[str], driver: str) -> None:
-    """Add the persistence files for ``addresses`` and, once, the udev rule and the unit."""
-    for addr in addresses:
-        path = f"{PERSIST_DIR}/pci-{addr}"
-        plan.add(f"persist: write {path} ({driver})",
-                 lambda h, p=path: h.write_file(p, driver + "\n", backup=False),
-                 lambda h, p=path: h.remove_file(p), addr)
-    for path, text in ((UDEV_RULE, UDEV_RULE_TEXT), (UNIT, UNIT_TEXT)):
-        plan.add(f"persist: install {path}", lambda h, p=path, t=text: h.write_file(p, t, backup=False))
-    plan.add(f"persist: enable hostdev-bindings.service ({UNIT_WANTS})",
-             lambda h: h.symlink(UNIT, UNIT_WANTS))
 
 
 class VerifyError(HostdevError):
@@ -91,56 +35,6 @@ class VerifyError(HostdevError):
 def is_vfio_driver(driver: Optional[str]) -> bool:
     """vfio-pci, or a vfio variant driver (nvgrace_gpu_vfio_pci, mlx5_vfio_pci …)."""
     return bool(driver) and (driver == VFIO or "vfio" in driver)
-
-
-# ---------------------------------------------------------------- journal
-@dataclass
-class Journal:
-    """Original drivers of the devices hostdev re-bound: address → {driver, driver_override, …}."""
-
-    devices: Dict[str, dict] = field(default_factory=dict)
-
-    @classmethod
-    def load(cls, host: Host) -> Journal:
-        text = host.read_text(JOURNAL)
-        if not text:
-            return cls()
-        try:
-            data = json.loads(text)
-            return cls(dict(data.get("devices", {})))
-        except (ValueError, AttributeError):
-            raise HostEnvironmentError(f"{JOURNAL} is not valid JSON",
-                                       fix=f"inspect it; move it aside to start a new journal ({JOURNAL}.broken)")
-
-    def save(self, host: Host) -> None:
-        host.write_file(JOURNAL, json.dumps({"version": 1, "devices": self.devices}, indent=2, sort_keys=True) + "\n",
-                        backup=False)
-
-
-def _record(address: str, original_driver: Optional[str], original_override: Optional[str], target: Optional[str]):
-    def run(host: Host) -> None:
-        journal = Journal.load(host)
-        entry = journal.devices.get(address)
-        if entry is None:  # keep the FIRST original: a second bind must not forget it
-            entry = {"driver": original_driver, "driver_override": original_override}
-        entry.update({"bound_to": target, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
-        journal.devices[address] = entry
-        journal.save(host)
-
-    def undo(host: Host) -> None:
-        journal = Journal.load(host)
-        if journal.devices.pop(address, None) is not None:
-            journal.save(host)
-
-    return run, undo
-
-
-def _forget(address: str):
-    def run(host: Host) -> None:
-        journal = Journal.load(host)
-        if journal.devices.pop(address, None) is not None:
-            journal.save(host)
-    return run
 
 
 # ---------------------------------------------------------------- primitive steps
@@ -467,8 +361,8 @@ def plan_bind(host: Host, devices: List[PciDevice], driver: str = VFIO, force: b
         plan.add(f"load driver {driver} (modprobe {driver}) unless it is loaded", _load_driver(driver))
     for dev in todo:
         addr = dev.address
-        run, undo = _record(addr, dev.driver, dev.driver_override, driver)
-        plan.add(f"record {addr}'s driver ({dev.driver or 'none'}) in {JOURNAL}", run, undo, addr)
+        run, undo = journal.record(addr, dev.driver, dev.driver_override, driver)
+        plan.add(f"record {addr}'s driver ({dev.driver or 'none'}) in {journal.JOURNAL}", run, undo, addr)
         plan.add(f"write {driver} to {pci.PCI_DEVICES}/{addr}/driver_override",
                  _write_override(addr, driver), _write_override(addr, dev.driver_override), addr)
         if dev.driver:
@@ -482,10 +376,11 @@ def plan_bind(host: Host, devices: List[PciDevice], driver: str = VFIO, force: b
         changes.append(DeviceChange(addr, dev.driver, driver, "bind", dev.iommu_group))
     changes.sort(key=lambda c: PciAddress.parse(c.address))
     if persist:
-        already = persisted(host)
+        already = journal.persisted(host)
         missing = [d.address for d in devices if already.get(d.address) != driver]
-        if missing or not (host.exists(UDEV_RULE) and host.exists(UNIT) and host.readlink(UNIT_WANTS) == UNIT):
-            _persist_actions(plan, missing, driver)
+        if missing or not (host.exists(journal.UDEV_RULE) and host.exists(journal.UNIT)
+                           and host.readlink(journal.UNIT_WANTS) == journal.UNIT):
+            journal.persist_actions(plan, missing, driver)
     return BindingPlan(plan, changes)
 
 
@@ -494,10 +389,10 @@ def plan_persisted(host: Host, force: bool = False) -> BindingPlan:
     by_driver: Dict[str, List[PciDevice]] = {}
     plan = Plan()
     changes: List[DeviceChange] = []
-    for addr, driver in sorted(persisted(host).items()):
+    for addr, driver in sorted(journal.persisted(host).items()):
         dev = pci.read_device(host, addr)
         if dev is None:
-            plan.notes.append(f"{addr} ({PERSIST_DIR}/pci-{addr}) is not on this host")
+            plan.notes.append(f"{addr} ({journal.PERSIST_DIR}/pci-{addr}) is not on this host")
             continue
         by_driver.setdefault(driver, []).append(dev)
     for driver, devices in by_driver.items():
@@ -531,8 +426,8 @@ def plan_unbind(host: Host, devices: List[PciDevice], force: bool = False) -> Bi
             changes.append(DeviceChange(dev.address, None, None, "none", dev.iommu_group, "no driver"))
             continue
         _refuse_if_held(host, dev, force, use)
-        run, undo = _record(dev.address, dev.driver, dev.driver_override, None)
-        plan.add(f"record {dev.address}'s driver ({dev.driver}) in {JOURNAL}", run, undo, dev.address)
+        run, undo = journal.record(dev.address, dev.driver, dev.driver_override, None)
+        plan.add(f"record {dev.address}'s driver ({dev.driver}) in {journal.JOURNAL}", run, undo, dev.address)
         plan.add(f"unbind {dev.address} from {dev.driver}", _unbind(dev.address, dev.driver),
                  _rebind(dev.address, dev.driver, dev.driver_override), dev.address)
         plan.add(f"verify {dev.address} has no driver", _verify(dev.address, None, None), None, dev.address)
@@ -542,23 +437,23 @@ def plan_unbind(host: Host, devices: List[PciDevice], force: bool = False) -> Bi
 
 def plan_restore(host: Host, addresses: Sequence[str], every: bool = False, force: bool = False) -> BindingPlan:
     """Return devices to the driver (and override) the journal recorded before hostdev's change."""
-    journal = Journal.load(host)
+    recorded = journal.Journal.load(host)
     if every:
-        targets = sorted(journal.devices, key=PciAddress.parse)
+        targets = sorted(recorded.devices, key=PciAddress.parse)
     else:
         targets = [str(PciAddress.parse(a)) for a in addresses]
         if not targets:
             raise UsageError("no device given", fix="name devices by address, or --all")
     plan = Plan()
     changes = []
-    persistent = persisted(host)
+    persistent = journal.persisted(host)
     use = host_use(host)
     for addr in targets:
         if addr in persistent:
-            path = f"{PERSIST_DIR}/pci-{addr}"
+            path = f"{journal.PERSIST_DIR}/pci-{addr}"
             plan.add(f"persist: remove {path}", lambda h, p=path: h.remove_file(p),
                      lambda h, p=path, d=persistent[addr]: h.write_file(p, d + "\n", backup=False), addr)
-        entry = journal.devices.get(addr)
+        entry = recorded.devices.get(addr)
         dev = pci.read_device(host, addr)
         if dev is None:
             raise DeviceNotFoundError(addr)
@@ -568,7 +463,7 @@ def plan_restore(host: Host, addresses: Sequence[str], every: bool = False, forc
             continue
         original, override = entry.get("driver"), entry.get("driver_override")
         if dev.driver == original and dev.driver_override == override:
-            plan.add(f"forget {addr} in {JOURNAL}", _forget(addr), None, addr)
+            plan.add(f"forget {addr} in {journal.JOURNAL}", journal.forget(addr), None, addr)
             changes.append(DeviceChange(addr, dev.driver, original, "none", dev.iommu_group,
                                         f"already on {original or 'no driver'}"))
             continue
@@ -578,6 +473,6 @@ def plan_restore(host: Host, addresses: Sequence[str], every: bool = False, forc
         plan.add(f"give {addr} back to {original or 'no driver'}", _rebind(addr, original, override),
                  _rebind(addr, dev.driver, dev.driver_override), addr)
         plan.add(f"verify {addr} is on {original or 'no driver'}", _verify(addr, original, None), None, addr)
-        plan.add(f"forget {addr} in {JOURNAL}", _forget(addr), None, addr)
+        plan.add(f"forget {addr} in {journal.JOURNAL}", journal.forget(addr), None, addr)
         changes.append(DeviceChange(addr, dev.driver, original, "restore", dev.iommu_group))
     return BindingPlan(plan, changes)

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional
 
-from . import binding, pci
+from . import binding, journal, pci
 from .errors import RefusedError, UsageError
 from .host import Host
 from .model import PciDevice
@@ -135,30 +135,30 @@ def _forget_in_journal(addresses: List[str]):
     saved: Dict[str, dict] = {}
 
     def run(host: Host) -> None:
-        journal = binding.Journal.load(host)
+        entries = journal.Journal.load(host)
         for addr in addresses:
-            entry = journal.devices.pop(addr, None)
+            entry = entries.devices.pop(addr, None)
             if entry is not None:
                 saved[addr] = entry
         if saved:
-            journal.save(host)
+            entries.save(host)
 
     def undo(host: Host) -> None:
         if not saved:
             return
-        journal = binding.Journal.load(host)
-        journal.devices.update(saved)
-        journal.save(host)
+        entries = journal.Journal.load(host)
+        entries.devices.update(saved)
+        entries.save(host)
 
     return run, undo
 
 
 def _add_forget(host: Host, plan: Plan, pf: str, removed: List[str]) -> None:
     """Plan forgetting the journal entries of the VFs a write removes (only when it has some)."""
-    recorded = [a for a in removed if a in binding.Journal.load(host).devices]
+    recorded = [a for a in removed if a in journal.Journal.load(host).devices]
     if recorded:
         run, undo = _forget_in_journal(recorded)
-        plan.add(f"forget {', '.join(recorded)} (VFs that go away) in {binding.JOURNAL}", run, undo, pf)
+        plan.add(f"forget {', '.join(recorded)} (VFs that go away) in {journal.JOURNAL}", run, undo, pf)
 
 
 # ---------------------------------------------------------------- plans

@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from hostdev import binding, sriov
+from hostdev import binding, journal, sriov
 from hostdev.cli.app import app
 from hostdev.errors import RefusedError, UsageError
 from hostdev.host import Host
@@ -171,7 +171,7 @@ def test_enable_with_bind_and_restore_all(sim):
         assert driver_of(sim, vf) == "vfio-pci"
         group = h.link_name(f"/sys/bus/pci/devices/{vf}/iommu_group")
         assert h.exists(f"/dev/vfio/{group}")
-    assert sorted(binding.Journal.load(h).devices) == FOUR_VFS
+    assert sorted(journal.Journal.load(h).devices) == FOUR_VFS
     # idempotent with --bind too
     code, out, _ = sim.invoke("sriov", "enable", PF, "--vfs", "4", "--bind", "vfio-pci", "-o", "json")
     assert code == 0 and json.loads(out)["changed"] is False
@@ -179,7 +179,7 @@ def test_enable_with_bind_and_restore_all(sim):
     assert code == 0, err
     assert [d["address"] for d in json.loads(out)["devices"]] == FOUR_VFS
     assert [driver_of(sim, vf) for vf in FOUR_VFS] == ["iavf"] * 4
-    assert binding.Journal.load(h).devices == {}
+    assert journal.Journal.load(h).devices == {}
 
 
 def test_disable_forgets_bound_vfs_so_restore_all_still_works(sim):
@@ -187,7 +187,7 @@ def test_disable_forgets_bound_vfs_so_restore_all_still_works(sim):
     code, out, err = sim.invoke("sriov", "disable", PF, "-o", "json")
     assert code == 0, err
     assert any("bindings.json" in a["action"] for a in json.loads(out)["actions"])
-    assert binding.Journal.load(read_host(sim)).devices == {}
+    assert journal.Journal.load(read_host(sim)).devices == {}
     code, out, err = sim.invoke("restore", "--all", "-o", "json")
     assert code == 0, err
     assert json.loads(out)["devices"] == []
@@ -206,7 +206,7 @@ def test_bind_failure_rolls_the_pf_back(sim):
     assert sriov.vf_addresses(h, PF) == FOUR_VFS[:2]
     assert [driver_of(sim, vf) for vf in FOUR_VFS[:2]] == ["iavf", "iavf"]
     assert not h.exists(f"/sys/bus/pci/devices/{FOUR_VFS[2]}")
-    assert binding.Journal.load(h).devices == {}
+    assert journal.Journal.load(h).devices == {}
     assert numvfs_writes(sim) == ["0", "4", "0", "2"]
 
 

@@ -87,16 +87,16 @@ def restore(
 
 def bindings(output: Format = OutputOption) -> int:
     """What hostdev changed (its journal), with each device's driver now."""
-    from .. import binding, pci
+    from .. import journal, pci
     from ..render import emit, table
 
     set_output(output)
     h = host()
-    journal = binding.Journal.load(h)
-    persistent = binding.persisted(h)
+    recorded = journal.Journal.load(h)
+    persistent = journal.persisted(h)
     rows = []
-    for addr in sorted(set(journal.devices) | set(persistent)):
-        entry = journal.devices.get(addr, {})
+    for addr in sorted(set(recorded.devices) | set(persistent)):
+        entry = recorded.devices.get(addr, {})
         dev = pci.read_device(h, addr)
         rows.append({"address": addr, "original_driver": entry.get("driver"),
                      "original_driver_override": entry.get("driver_override"),

@@ -41,18 +41,18 @@ def load(
     output: Format = OutputOption,
 ) -> int:
     """Load vfio-pci and what it needs with modprobe; built-in modules count as present."""
-    from .. import binding, modules
+    from .. import binding, journal, modules
     from ..render import message, table
 
     set_output(output)
     h = host()
     drivers = []
     if early:
-        journal = binding.Journal.load(h).devices
+        recorded = journal.Journal.load(h).devices
         for dev in binding.resolve_addresses(h, early):
             # on vfio already: the driver it had before hostdev moved it is the one to hold back
             driver = dev.driver if not binding.is_vfio_driver(dev.driver) else \
-                (journal.get(dev.address) or {}).get("driver")
+                (recorded.get(dev.address) or {}).get("driver")
             if driver and not binding.is_vfio_driver(driver):
                 drivers.append(driver)
             else:

@@ -7,7 +7,7 @@ pcie-pci-bridge 0000:00:13.0, an edu at 0000:01:01.0 and an e1000 at 0000:01:03.
 """
 import pytest
 
-from hostdev import binding, checks, pci
+from hostdev import binding, checks, journal, pci
 from hostdev.errors import HostEnvironmentError, RefusedError
 from hostdev.plan import OperationFailedError
 
@@ -44,19 +44,19 @@ def test_driverless_device_binds_to_vfio_and_restores(machine):
     assert driver(machine, EDU) == "vfio-pci"
     assert override(machine, EDU) == "vfio-pci"
     assert machine.host.exists(f"/dev/vfio/{group}")
-    assert binding.Journal.load(machine.host).devices[EDU]["driver"] is None
+    assert journal.Journal.load(machine.host).devices[EDU]["driver"] is None
     restore(machine, EDU)
     assert driver(machine, EDU) is None
     assert override(machine, EDU) is None
     assert not machine.host.exists(f"/dev/vfio/{group}")
-    assert EDU not in binding.Journal.load(machine.host).devices
+    assert EDU not in journal.Journal.load(machine.host).devices
 
 
 def test_device_on_a_host_driver_moves_to_vfio_and_back(machine):
     assert driver(machine, E1000E) == "e1000e"
     bind(machine, E1000E)
     assert driver(machine, E1000E) == "vfio-pci"
-    assert binding.Journal.load(machine.host).devices[E1000E]["driver"] == "e1000e"
+    assert journal.Journal.load(machine.host).devices[E1000E]["driver"] == "e1000e"
     restore(machine, E1000E)
     assert driver(machine, E1000E) == "e1000e"
     assert override(machine, E1000E) is None
@@ -76,7 +76,7 @@ def test_partial_group_is_refused_and_nothing_changes(machine):
         binding.plan_bind(machine.host, binding.resolve_addresses(machine.host, [EDU2]))
     assert E1000 in str(info.value) and "e1000" in str(info.value)
     assert driver(machine, EDU2) is None and driver(machine, E1000) == "e1000"
-    assert binding.Journal.load(machine.host).devices == {}
+    assert journal.Journal.load(machine.host).devices == {}
 
 
 def test_whole_group_binds_bridge_stays_and_restore_all_gives_e1000_back(machine):
@@ -115,7 +115,7 @@ def test_binding_to_a_driver_that_does_not_exist_fails_cleanly(machine):
     assert isinstance(info.value.cause, HostEnvironmentError)
     assert info.value.exit_code == 4
     assert driver(machine, E1000E) == "e1000e" and override(machine, E1000E) is None
-    assert binding.Journal.load(machine.host).devices == {}
+    assert journal.Journal.load(machine.host).devices == {}
 
 
 def test_restore_is_refused_while_the_vfio_group_is_open(machine):
@@ -140,7 +140,7 @@ def test_failed_step_rolls_back_to_the_original_driver(machine):
         result.plan.apply(machine.host)
     assert info.value.exit_code == 5 and info.value.rolled_back
     assert driver(machine, E1000E) == "e1000e" and override(machine, E1000E) is None
-    assert binding.Journal.load(machine.host).devices == {}
+    assert journal.Journal.load(machine.host).devices == {}
 
 
 @pytest.mark.parametrize("step", range(6))
@@ -161,16 +161,16 @@ def test_a_failure_at_any_step_leaves_the_device_exactly_as_it_was(machine, step
     assert info.value.step == result.plan.actions[step].description
     assert len(info.value.rolled_back) == sum(1 for a in result.plan.actions[:step] if a.undo)
     assert pci.read_device(machine.host, E1000E) == before
-    assert binding.Journal.load(machine.host).devices == {}
+    assert journal.Journal.load(machine.host).devices == {}
 
 
 def test_persistent_binding_is_reapplied_after_a_reboot_and_restore_removes_it(machine):
     bind_persist = binding.plan_bind(machine.host, binding.resolve_addresses(machine.host, [E1000E]), persist=True)
     bind_persist.plan.apply(machine.host)
-    assert machine.host.read_text(f"{binding.PERSIST_DIR}/pci-{E1000E}") == "vfio-pci\n"
-    assert 'ATTR{driver_override}="%c"' in machine.host.read_text(binding.UDEV_RULE)
-    assert "ExecStart=/usr/local/bin/hostdev bind --persisted" in machine.host.read_text(binding.UNIT)
-    assert machine.host.readlink(binding.UNIT_WANTS) == binding.UNIT
+    assert machine.host.read_text(f"{journal.PERSIST_DIR}/pci-{E1000E}") == "vfio-pci\n"
+    assert 'ATTR{driver_override}="%c"' in machine.host.read_text(journal.UDEV_RULE)
+    assert "ExecStart=/usr/local/bin/hostdev bind --persisted" in machine.host.read_text(journal.UNIT)
+    assert machine.host.readlink(journal.UNIT_WANTS) == journal.UNIT
     # a second --persist run changes nothing
     again = binding.plan_bind(machine.host, binding.resolve_addresses(machine.host, [E1000E]), persist=True)
     assert not again.changed and again.plan.actions == []
@@ -178,7 +178,7 @@ def test_persistent_binding_is_reapplied_after_a_reboot_and_restore_removes_it(m
     machine.host.write_attr("/sys/bus/pci/drivers/vfio-pci/unbind", E1000E)
     machine.host.write_attr(f"/sys/bus/pci/devices/{E1000E}/driver_override", "\n")
     machine.host.write_attr("/sys/bus/pci/drivers/e1000e/bind", E1000E)
-    machine.host.remove_file(binding.JOURNAL)
+    machine.host.remove_file(journal.JOURNAL)
     assert driver(machine, E1000E) == "e1000e"
     reapply = binding.plan_persisted(machine.host)
     assert [d.address for d in reapply.devices] == [E1000E]
@@ -186,4 +186,4 @@ def test_persistent_binding_is_reapplied_after_a_reboot_and_restore_removes_it(m
     assert driver(machine, E1000E) == "vfio-pci"
     restore(machine, E1000E)
     assert driver(machine, E1000E) == "e1000e"
-    assert binding.persisted(machine.host) == {}
+    assert journal.persisted(machine.host) == {}

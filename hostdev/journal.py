@@ -1,0 +1,121 @@
+"""What hostdev changed, kept on disk: the journal of original drivers and the persistence files.
+
+The journal (/var/lib/hostdev/bindings.json under the root) records, per device hostdev re-bound,
+the driver and driver_override it had before, so that ``restore`` gives each device back.
+The persistence files re-apply a binding at boot (``hostdev bind --persist``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Dict, Optional, Sequence
+
+from .errors import HostEnvironmentError
+from .host import Host
+from .plan import Plan
+
+JOURNAL = "/var/lib/hostdev/bindings.json"
+# Persistence, the way driverctl does it: one file per device naming its driver, re-applied at
+# boot by a udev rule (driver_override set when the device appears, so the first probe already
+# goes to vfio-pci) and a oneshot unit (for devices a driver claimed before udev ran).
+PERSIST_DIR = "/etc/hostdev/bindings.d"
+UDEV_RULE = "/etc/udev/rules.d/60-hostdev.rules"
+UNIT = "/etc/systemd/system/hostdev-bindings.service"
+UNIT_WANTS = "/etc/systemd/system/multi-user.target.wants/hostdev-bindings.service"
+UDEV_RULE_TEXT = f"""# Written by hostdev (hostdev bind --persist): set driver_override for the devices listed in
+# {PERSIST_DIR}/pci-ADDRESS when they appear, so that their first probe goes to that driver.
+ACTION=="add", SUBSYSTEM=="pci", TEST=="{PERSIST_DIR}/pci-$kernel", \\
+  PROGRAM="/bin/cat {PERSIST_DIR}/pci-$kernel", ATTR{{driver_override}}="%c", \\
+  RUN+="/sbin/modprobe -b -q %c"
+"""
+UNIT_TEXT = f"""# Written by hostdev (hostdev bind --persist): bind the devices listed in {PERSIST_DIR}
+# that a driver claimed before udev could set their driver_override.
+[Unit]
+Description=hostdev: re-apply persistent PCI driver bindings
+After=systemd-udev-settle.service systemd-modules-load.service
+Before=libvirtd.service virtqemud.service kubelet.service
+ConditionDirectoryNotEmpty={PERSIST_DIR}
+
+[Service]
+Type=oneshot
+ExecStart=/usr/local/bin/hostdev bind --persisted
+RemainAfterExit=yes
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+def persisted(host: Host) -> Dict[str, str]:
+    """Address → driver for every persistent binding (PERSIST_DIR/pci-ADDRESS)."""
+    found = {}
+    for name in host.listdir(PERSIST_DIR):
+        if name.startswith("pci-"):
+            driver = (host.read_attr(f"{PERSIST_DIR}/{name}") or "").strip()
+            if driver:
+                found[name[4:]] = driver
+    return found
+
+
+def persist_actions(plan: Plan, addresses: Sequence[str], driver: str) -> None:
+    """Add the persistence files for ``addresses`` and, once, the udev rule and the unit."""
+    for addr in addresses:
+        path = f"{PERSIST_DIR}/pci-{addr}"
+        plan.add(f"persist: write {path} ({driver})",
+                 lambda h, p=path: h.write_file(p, driver + "\n", backup=False),
+                 lambda h, p=path: h.remove_file(p), addr)
+    for path, text in ((UDEV_RULE, UDEV_RULE_TEXT), (UNIT, UNIT_TEXT)):
+        plan.add(f"persist: install {path}", lambda h, p=path, t=text: h.write_file(p, t, backup=False))
+    plan.add(f"persist: enable hostdev-bindings.service ({UNIT_WANTS})",
+             lambda h: h.symlink(UNIT, UNIT_WANTS))
+
+
+@dataclass
+class Journal:
+    """Original drivers of the devices hostdev re-bound: address → {driver, driver_override, …}."""
+
+    devices: Dict[str, dict] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, host: Host) -> Journal:
+        text = host.read_text(JOURNAL)
+        if not text:
+            return cls()
+        try:
+            data = json.loads(text)
+            return cls(dict(data.get("devices", {})))
+        except (ValueError, AttributeError):
+            raise HostEnvironmentError(f"{JOURNAL} is not valid JSON",
+                                       fix=f"inspect it; move it aside to start a new journal ({JOURNAL}.broken)")
+
+    def save(self, host: Host) -> None:
+        host.write_file(JOURNAL, json.dumps({"version": 1, "devices": self.devices}, indent=2, sort_keys=True) + "\n",
+                        backup=False)
+
+
+def record(address: str, original_driver: Optional[str], original_override: Optional[str], target: Optional[str]):
+    def run(host: Host) -> None:
+        journal = Journal.load(host)
+        entry = journal.devices.get(address)
+        if entry is None:  # keep the FIRST original: a second bind must not forget it
+            entry = {"driver": original_driver, "driver_override": original_override}
+        entry.update({"bound_to": target, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+        journal.devices[address] = entry
+        journal.save(host)
+
+    def undo(host: Host) -> None:
+        journal = Journal.load(host)
+        if journal.devices.pop(address, None) is not None:
+            journal.save(host)
+
+    return run, undo
+
+
+def forget(address: str):
+    def run(host: Host) -> None:
+        journal = Journal.load(host)
+        if journal.devices.pop(address, None) is not None:
+            journal.save(host)
+    return run
