@@ -154,7 +154,7 @@ def _create_step(parent: str, type_id: str, value: str):
 
 def _remove_step(value: str, group: Optional[int] = None):
     def run(host: Host) -> None:
-        from .binding import vfio_group_holders
+        from .hostuse import vfio_group_holders
 
         try:
             host.write_attr(f"{MDEV_DEVICES}/{value}/remove", "1")
@@ -196,7 +196,7 @@ def plan_create(host: Host, parent: str, type_id: Optional[str] = None, name: Op
 def plan_remove(host: Host, uuids: Sequence[str] = (), parent: Optional[str] = None) -> Tuple[Plan, List[str]]:
     """Remove mdevs (by UUID, or every mdev of ``parent``) and their mdevctl definitions.
     Raises UsageError (no such mdev) and RefusedError (in use: /dev/vfio/N held open)."""
-    from .binding import host_use, vfio_group_holders
+    from .hostuse import host_use, vfio_group_holders
 
     active = {m.uuid: m for m in list_mdevs(host)}
     defined = definitions(host)

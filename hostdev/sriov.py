@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional
 
-from . import binding, journal, pci
+from . import binding, hostuse, journal, pci
 from .errors import RefusedError, UsageError
 from .host import Host
 from .model import PciDevice
@@ -73,13 +73,13 @@ def _get_pf(host: Host, address: str) -> PciDevice:
 def _refuse_if_vfs_busy(host: Host, pf: str, force: bool) -> List[str]:
     """Refuse when removing the VFs of ``pf`` would hurt; returns the notes for --force."""
     notes = []
-    use = binding.host_use(host)
+    use = hostuse.host_use(host)
     for vf in vf_addresses(host, pf):
         dev = pci.read_device(host, vf)
         if dev is None:
             continue
         if dev.iommu_group is not None:
-            holders = binding.vfio_group_holders(host, dev.iommu_group, use)
+            holders = hostuse.vfio_group_holders(host, dev.iommu_group, use)
             if holders:
                 # never forced: PF drivers refuse while VFs are assigned (ice_sriov_configure:
                 # pci_vfs_assigned → -EBUSY), and the VM would lose its device
@@ -87,7 +87,7 @@ def _refuse_if_vfs_busy(host: Host, pf: str, force: bool) -> List[str]:
                                    f"{', '.join(holders)}",
                                    fix="stop the VM or process first (virsh destroy …)")
         if not binding.is_vfio_driver(dev.driver):
-            reasons = binding.interlocks(host, dev, use)
+            reasons = hostuse.interlocks(host, dev, use)
             if reasons and not force:
                 raise RefusedError(f"refusing to remove VF: {reasons[0]}", fix="pass --force if you are sure")
             notes.extend(f"--force: {r}" for r in reasons)

@@ -12,7 +12,7 @@ import re
 import time
 from typing import Callable, List, NamedTuple, Optional
 
-from . import binding, domainxml, guestinit, pci, virt
+from . import binding, domainxml, guestinit, hostuse, pci, virt
 from .domainxml import HostdevSource
 from .errors import EXIT_ENVIRONMENT, RefusedError, UsageError
 from .host import Host
@@ -95,8 +95,8 @@ def plan_pci(host: Host, address: str, force: bool = False) -> TestPlan:
     # plan_bind is the group and safety logic of `hostdev bind`: same card's functions, refuse a
     # group that cannot be viable, interlocks for each device it would take. Nothing is applied.
     bound = binding.plan_bind(host, [dev], force=force)
-    use = binding.host_use(host)
-    holders = binding.vfio_group_holders(host, dev.iommu_group, use)
+    use = hostuse.host_use(host)
+    holders = hostuse.vfio_group_holders(host, dev.iommu_group, use)
     if holders:
         raise RefusedError(f"{dev.address} is in use: /dev/vfio/{dev.iommu_group} is held by {', '.join(holders)}",
                            fix="stop that VM or process first; a group is opened by one user at a time")
@@ -128,7 +128,7 @@ def plan_mdev(host: Host, uuid: str) -> TestPlan:
                          fix="test vfio-ccw and vfio-ap devices with a guest of that architecture")
     group = _mdev_group(host, value)
     if group is not None:
-        holders = binding.vfio_group_holders(host, group)
+        holders = hostuse.vfio_group_holders(host, group)
         if holders:
             raise RefusedError(f"mdev {value} is in use: /dev/vfio/{group} is held by {', '.join(holders)}",
                                fix="stop that VM first; an mdev is given to one VM at a time")
@@ -149,11 +149,11 @@ def check_running(host: Host, plan: TestPlan, live_xml: str, guest_pci: Optional
     vendor:device the guest sees on its PCI bus (``guest_pci``: QEMU id → ID, when known)."""
     live = {(s.kind, s.address) for s in domainxml.attached(live_xml)}
     alias = domainxml.aliases(live_xml)
-    use = binding.host_use(host)
+    use = hostuse.host_use(host)
     seen = []
     for d in plan.devices:
         key = (d.source.kind, d.source.address)
-        holders = tuple(binding.vfio_group_holders(host, d.group, use)) if d.group is not None else ()
+        holders = tuple(hostuse.vfio_group_holders(host, d.group, use)) if d.group is not None else ()
         in_guest = guest_pci.get(alias.get(key, "")) if guest_pci is not None else None
         seen.append(d._replace(attached=key in live, driver_running=_current_driver(host, d.source),
                                held_by=holders, guest_pci_id=in_guest))
@@ -220,10 +220,10 @@ def _with_host_facts(host: Host, plan: TestPlan, error: virt.PassthroughError) -
             error.message = f"{error.message}: {', '.join(blocking)}"
             error.fix = f"hostdev bind {names} (or test with a device whose group it owns); {virt.CHECK_FIX}"
     elif error.reason == "busy":
-        use = binding.host_use(host)
+        use = hostuse.host_use(host)
         for d in plan.devices:
             dev = pci.read_device(host, d.source.address) if d.source.kind == "pci" else None
-            held = [r for r in (binding.interlocks(host, dev, use) if dev else []) if "BAR" in r]
+            held = [r for r in (hostuse.interlocks(host, dev, use) if dev else []) if "BAR" in r]
             if held:
                 return virt.PassthroughError("bar_reserve", held[0].split(" (")[0], fix=virt.BAR_FIX,
                                              libvirt_message=error.libvirt_message)

@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from hostdev import binding, pci
+from hostdev import binding, hostuse, pci
 from hostdev.errors import RefusedError
 from hostdev.host import Host
 
@@ -48,7 +48,7 @@ def test_restore_refused_while_a_domain_runs_with_the_device(libvirtd):
     try:
         assert dom.state()[0] == libvirt.VIR_DOMAIN_RUNNING
         group = pci.read_device(host, EDU).iommu_group
-        holders = binding.vfio_group_holders(host, group)
+        holders = hostuse.vfio_group_holders(host, group)
         assert holders and "qemu" in holders[0]
         with pytest.raises(RefusedError, match=f"/dev/vfio/{group} is held by qemu"):
             binding.plan_restore(host, [EDU])
