@@ -9,22 +9,39 @@ import sys
 import pytest
 
 from hostdev.host import Host
+from tests.realkernel import speed
 
 pytestmark = pytest.mark.realkernel
 
 EDU = "0000:00:10.0"            # no driver at boot, alone in IOMMU group 3
 EDU_BEHIND_BRIDGE = "0000:01:01.0"  # group 6 with the PCIe-to-PCI bridge and e1000 01:03.0 (on e1000)
 UUID = "7d2a6b1e-3c4f-4a5b-9c8d-0e1f2a3b4c5d"
-ARGS = ("--virt-type", "qemu", "--memory", "64", "--timeout", "120", "-o", "json")
+# Waits in units of this guest's measured speed (tests/realkernel/speed.py; idle durations in
+# docs/testing.md, "Timeouts"): the nested domain's start (about 40 s idle), and the nested kernel's
+# boot to its PCI report (about 240 s idle). The rest of a hostdev call fits the per-test default.
+START_UNITS = 100.0
+NESTED_BOOT_UNITS = 600.0
+ARGS = ("--virt-type", "qemu", "--memory", "64", "-o", "json")
 
 
-def hostdev(*args):
+def hostdev(*args, allowed=None):
+    if allowed is None:
+        allowed = speed.allowance(speed.TEST_GUEST_UNITS)
     return subprocess.run([sys.executable, "-m", "hostdev", *args], capture_output=True, text=True,
-                          env=dict(os.environ, HOSTDEV_ROOT="/"), timeout=300)
+                          env=dict(os.environ, HOSTDEV_ROOT="/"), timeout=allowed)
 
 
-def vm_test(*args, options=ARGS):
-    result = hostdev("vm", "test", *args, *options)
+def vm_test(*args, options=ARGS, boot_units=0.0):
+    unit = speed.measure()
+    start = speed.allowance(START_UNITS, unit)
+    waits = ["--timeout", f"{start:.0f}"]
+    allowed = start + speed.allowance(speed.TEST_GUEST_UNITS, unit)
+    if boot_units:
+        boot = speed.allowance(boot_units, unit)
+        waits += ["--boot-timeout", f"{boot:.0f}"]
+        allowed += boot
+    speed.announce(allowed * 1.1)  # the host's watchdog waits as long as this test may
+    result = hostdev("vm", "test", *args, *options, *waits, allowed=allowed)
     return result, json.loads(result.stdout)
 
 
@@ -125,8 +142,8 @@ def test_booted_guest_kernel_reports_the_device(libvirtd, clean_guest):
     # the host's own kernel with hostdev's initramfs, nested under TCG: the guest kernel itself
     # enumerates edu (1234:11e8) on its PCI bus, prints it on the serial console and powers off
     # 64 MiB is too little for a distribution kernel to unpack its initramfs: the default 256
-    result, report = vm_test(EDU, "--connect", libvirtd, "--boot", "--boot-timeout", "500",
-                             options=("--virt-type", "qemu", "--timeout", "120", "-o", "json"))
+    result, report = vm_test(EDU, "--connect", libvirtd, "--boot", options=("--virt-type", "qemu", "-o", "json"),
+                             boot_units=NESTED_BOOT_UNITS)
     logs = []
     for path in ((report.get("guest") or {}).get("console"), "/var/log/libvirt/qemu/hostdev-test-0000-00-10-0.log"):
         if path and os.path.exists(path):

@@ -76,10 +76,18 @@ def insmod(path: Path) -> None:
     run(["insmod", str(path)])
 
 
+# libvirtd's start until its socket exists: about 20 s idle, in units of the guest's measured speed
+LIBVIRTD_START_UNITS = 50.0
+
+
 def guest_setup(step: str) -> None:
     """Run one step of guest_setup.sh (coldplug, libvirtd-start, libvirtd-stop)."""
     require_guest(f"guest_setup.sh {step}")
-    run(["/bin/sh", str(GUEST_SETUP), step])
+    args = []
+    if step == "libvirtd-start":
+        from . import speed
+        args.append(f"{speed.allowance(LIBVIRTD_START_UNITS):.0f}")
+    run(["/bin/sh", str(GUEST_SETUP), step, *args])
 
 
 def mdev_module_dir() -> Path:

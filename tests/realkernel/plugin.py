@@ -13,7 +13,9 @@ passed, failed (with the guest's failure text), error, skipped (with reason), xf
 guest did not report fails; a failed or timed-out boot fails every realkernel item with the console
 tail. Missing QEMU / kernel / busybox skips them, or fails them with HOSTDEV_REQUIRE_REALKERNEL=1.
 
-Env: HOSTDEV_VM_TIMEOUT (s, default 1200), HOSTDEV_VM_MEM (default 2G), HOSTDEV_VM_STREAM=1 (echo the
+Env: HOSTDEV_VM_TIMEOUT (s: a cap on the whole guest run; by default there is none, and the watchdog
+of tests/realkernel/speed.py kills a guest that makes no progress within an allowance measured from
+this machine's speed), HOSTDEV_VM_MEM (default 2G), HOSTDEV_VM_STREAM=1 (echo the
 guest console live; also with -vv), HOSTDEV_VM_APPEND (extra kernel parameters, e.g. "loglevel=7"),
 HOSTDEV_REQUIRE_REALKERNEL=1 (never skip).
 """
@@ -34,7 +36,7 @@ from typing import Iterable, Optional, Sequence
 
 import pytest
 
-from . import vm
+from . import speed, vm
 from .guest import MDEV_DIR_ENV, MDEV_ERROR_ENV, REQUIRE_ENV, in_test_guest
 
 pytest_plugins = ["tests.realkernel.fixtures"]
@@ -54,10 +56,11 @@ GUEST_ONLY_MARKS = frozenset({"skip", "skipif", "xfail", "usefixtures"})
 
 
 # ======================================================================================== config
-def vm_timeout(environ=os.environ) -> float:
+def vm_timeout(environ=os.environ) -> Optional[float]:
+    """HOSTDEV_VM_TIMEOUT's cap in seconds, or None (no cap: the calibrated watchdog alone)."""
     raw = environ.get(TIMEOUT_ENV, "")
     if not raw:
-        return vm.DEFAULT_TIMEOUT
+        return None
     try:
         value = float(raw)
     except ValueError:
@@ -119,6 +122,19 @@ class GuestReporter:
     def __init__(self, path: str) -> None:
         self.path = path
         self._phases: dict = {}
+        self._unit_s: Optional[float] = None
+        self._measured_at = 0.0
+
+    def pytest_runtest_logstart(self, nodeid, location) -> None:
+        # the host's watchdog allows each test the default allowance; a test that waits longer
+        # announces its own (speed.allow). The unit is re-measured now and then: load changes.
+        now = time.monotonic()
+        if self._unit_s is None or now - self._measured_at > speed.REMEASURE_S:
+            self._unit_s = speed.measure()
+            self._measured_at = time.monotonic()
+            with open(os.path.join(os.path.dirname(self.path), "speed.jsonl"), "a", encoding="utf-8") as handle:
+                handle.write(json.dumps({"nodeid": nodeid, "unit_s": round(self._unit_s, 4)}) + "\n")
+        speed.announce(speed.allowance(speed.TEST_GUEST_UNITS, self._unit_s))
 
     def _write(self, entry: dict) -> None:
         with open(self.path, "a", encoding="utf-8") as handle:
@@ -449,6 +465,7 @@ class HostHarness:
         if result is None:
             return
         tr.write_line(timing_line(result))
+        tr.write_line(speed_line(result))
         counts: dict = {}
         for entry in run.results.values():
             counts[entry["outcome"]] = counts.get(entry["outcome"], 0) + 1
@@ -458,6 +475,22 @@ class HostHarness:
         tr.write_line("--- guest console (tail) ---")
         for line in result.console_tail(40).splitlines():
             tr.write_line("guest| " + line)
+
+
+def speed_line(result: vm.BootResult) -> str:
+    """The speed units measured on both sides, from which every allowance was derived."""
+    units = []
+    path = result.outdir / "vmout" / "speed.jsonl"
+    if path.is_file():
+        for line in path.read_text(errors="replace").splitlines():
+            try:
+                units.append(float(json.loads(line)["unit_s"]))
+            except (ValueError, KeyError, TypeError):
+                continue
+    guest = (f"guest unit {min(units):.3f}-{max(units):.3f} s over {len(units)} measurement(s)" if units
+             else "no guest measurement")
+    return (f"speed (tests/realkernel/speed.py): host unit {result.host_unit_s:.4f} s, boot allowed "
+            f"{result.boot_allowance:.0f} s; {guest}")
 
 
 def timing_line(result: vm.BootResult) -> str:

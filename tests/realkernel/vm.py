@@ -32,6 +32,8 @@ from typing import Callable, Iterable, Optional, Sequence
 
 from hostdev.host import TEST_GUEST_TOKEN
 
+from . import speed
+
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parent.parent
 CACHE_DIR = REPO_ROOT / ".cache" / "realkernel"
@@ -45,7 +47,6 @@ KERNEL_CMDLINE = ("console=ttyS0", "quiet", "loglevel=1", "panic=-1", "intel_iom
 QEMU_BINARY = "qemu-system-x86_64"
 DEFAULT_MEM = "2G"
 DEFAULT_SMP = 2
-DEFAULT_TIMEOUT = 1200.0
 
 # The emulated PCI devices, pinned to fixed addresses so BDFs are stable in tests:
 #   00:10.0 edu (1234:11e8, no driver)      00:11.0 e1000e (8086:10d3)   00:12.0 pci-testdev (1b36:0005)
@@ -138,6 +139,8 @@ class BootResult:
     error: Optional[str] = None  # why the run is unusable (timeout, QEMU error, init error), else None
     outdir: Optional[Path] = None
     markers: dict = dataclasses.field(default_factory=dict)
+    host_unit_s: float = 0.0     # tests/realkernel/speed.py's unit measured on the host before the boot
+    boot_allowance: float = 0.0  # seconds the watchdog allowed the boot before the guest's first announcement
 
     @property
     def ok(self) -> bool:
@@ -561,7 +564,35 @@ def _stop(pid: int) -> Optional[tuple]:
     return None
 
 
-def boot(commands: Sequence[str], outdir: Path, timeout: float = DEFAULT_TIMEOUT, *,
+class Watchdog:
+    """When to give up on the guest: no progress within the allowance it last announced, or a cap."""
+
+    def __init__(self, boot_allowance: float, cap: Optional[float], started: float) -> None:
+        self.allowance = boot_allowance
+        self.cap = cap
+        self.started = started
+        self.last_progress = started
+        self.token: Optional[str] = None
+        self.reason = ""
+
+    def expired(self, announcement: Optional[tuple], now: float) -> bool:
+        if announcement is not None and announcement[0] != self.token:
+            self.token, self.allowance = announcement
+            self.last_progress = now
+        if self.cap is not None and now - self.started > self.cap:
+            self.reason = f"the guest did not finish within {self.cap:.0f} s (HOSTDEV_VM_TIMEOUT)"
+            return True
+        if now - self.last_progress > self.allowance:
+            phase = "the boot" if self.token is None else "a step"
+            self.reason = (f"the guest made no progress for {now - self.last_progress:.0f} s: {phase} was "
+                           f"allowed {self.allowance:.0f} s, measured from this machine's speed "
+                           "(tests/realkernel/speed.py)")
+            return True
+        return False
+
+
+def boot(commands: Sequence[str], outdir: Path, timeout: Optional[float] = None, *,
+         boot_allowance: Optional[float] = None,
          mem: str = DEFAULT_MEM, smp: int = DEFAULT_SMP, kernel: Optional[Kernel] = None,
          coldplug: bool = True, append: Sequence[str] = (),
          on_console: Optional[Callable[[str], None]] = None) -> BootResult:
@@ -570,6 +601,11 @@ def boot(commands: Sequence[str], outdir: Path, timeout: float = DEFAULT_TIMEOUT
     ``outdir`` receives console.log, qemu.stderr and the guest's share ``vmout/`` (= /run/vmout in
     the guest: cmd.sh, rc and whatever the commands write there). ``on_console`` gets each new
     console line while the guest runs. Raises HarnessError when the guest cannot be prepared.
+
+    The watchdog (tests/realkernel/speed.py): QEMU is killed when the guest makes no progress within
+    the allowance it last announced in ``vmout/budget`` (before its first announcement:
+    ``boot_allowance`` seconds, by default measured on this machine now), or, only when ``timeout``
+    is given (HOSTDEV_VM_TIMEOUT), after ``timeout`` seconds in all.
     """
     qemu = shutil.which(QEMU_BINARY)
     if qemu is None:
@@ -584,7 +620,7 @@ def boot(commands: Sequence[str], outdir: Path, timeout: float = DEFAULT_TIMEOUT
                                "keep the repository and HOSTDEV_VM_OUTDIR outside /run")
     share = outdir / "vmout"
     share.mkdir(parents=True, exist_ok=True)
-    for stale in ("rc", "cmd.sh"):
+    for stale in ("rc", "cmd.sh", "budget", "speed.jsonl"):
         (share / stale).unlink(missing_ok=True)
     write_cmd_script(share / "cmd.sh", commands, coldplug=coldplug)
     console_path = outdir / "console.log"
@@ -593,7 +629,12 @@ def boot(commands: Sequence[str], outdir: Path, timeout: float = DEFAULT_TIMEOUT
                      mem=mem, smp=smp, qemu=qemu, append=append)
     (outdir / "qemu.argv").write_text(shlex.join(argv) + "\n")
 
+    host_unit_s = speed.measure()
+    if boot_allowance is None:
+        boot_allowance = speed.allowance(speed.BOOT_HOST_UNITS, host_unit_s)
+    budget_file = share / "budget"
     started = time.monotonic()
+    watchdog = Watchdog(boot_allowance, timeout, started)
     timed_out = False
     waited = None
     seen = 0
@@ -616,7 +657,7 @@ def boot(commands: Sequence[str], outdir: Path, timeout: float = DEFAULT_TIMEOUT
                     *complete, pending = pending.split(b"\n")
                     for line in complete:
                         on_console(clean_console(line))
-                if time.monotonic() - started > timeout:
+                if watchdog.expired(speed.read_announcement(budget_file), time.monotonic()):
                     timed_out = True
                     waited = _stop(proc.pid)
                     break
@@ -639,7 +680,7 @@ def boot(commands: Sequence[str], outdir: Path, timeout: float = DEFAULT_TIMEOUT
     markers = parse_markers(console)
     error = None
     if timed_out:
-        error = f"the guest did not finish within {timeout:.0f} s (HOSTDEV_VM_TIMEOUT); QEMU was killed"
+        error = watchdog.reason + "; QEMU was killed"
     elif "init-error" in markers:
         error = f"the guest's /init failed: {markers['init-error']}"
     elif rc is None and "Kernel panic" in console:
@@ -653,4 +694,5 @@ def boot(commands: Sequence[str], outdir: Path, timeout: float = DEFAULT_TIMEOUT
     return BootResult(rc=rc, console=console, wall=wall, timed_out=timed_out,
                       qemu_returncode=proc.returncode, qemu_stderr=stderr,
                       peak_rss_kib=waited[2].ru_maxrss if waited is not None else None,
-                      error=error, outdir=outdir, markers=markers)
+                      error=error, outdir=outdir, markers=markers, host_unit_s=host_unit_s,
+                      boot_allowance=boot_allowance)
