@@ -359,7 +359,7 @@ def test_boot_dry_run_boots_the_hosts_kernel_with_hostdevs_initramfs(sim, conn):
     xml = report["xml"]
     assert "<kernel>/boot/vmlinuz-6.1.0-56-amd64</kernel>" in xml
     assert "<initrd>/var/lib/libvirt/boot/hostdev-test-initrd.img</initrd>" in xml
-    assert "<cmdline>console=ttyS0 panic=-1 loglevel=3</cmdline>" in xml
+    assert "<cmdline>console=ttyS0 panic=-1 loglevel=3 no_timer_check</cmdline>" in xml
     assert f'<source path="/var/log/libvirt/qemu/{T4_NAME}-console.log" />' in xml
 
 

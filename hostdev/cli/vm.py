@@ -41,7 +41,8 @@ def test(
     initrd: Optional[str] = typer.Option(None, "--initrd", metavar="PATH",
                                          help="Your own initramfs for --kernel (no report is read from it)."),
     cmdline: Optional[str] = typer.Option(None, "--cmdline", metavar="ARGS",
-                                          help="Kernel command line (default: console=ttyS0 panic=-1 loglevel=3)."),
+                                          help="Kernel command line (default: console=ttyS0 panic=-1 loglevel=3 "
+                                               "no_timer_check)."),
     boot_timeout: float = typer.Option(600.0, "--boot-timeout", min=1, metavar="S",
                                        help="Seconds for the booted guest to report and power off."),
     output: Format = OutputOption,
