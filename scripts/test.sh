@@ -3,24 +3,33 @@
 # QEMU, a kernel image and headers, libvirt, mdevctl …) and run the whole test suite:
 # lint (ruff, Python 3.9 target; vermin), unit tests, and the real-kernel tests in a QEMU
 # guest, which must run (never skip) here. Usage: sudo ./scripts/test.sh [pytest args]
+# pytest's summary ends with the time each phase took ("phase times", tests/conftest.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export HOSTDEV_PHASE_TIMES=""
+phase_name=""
+phase_start=$SECONDS
+phase() {  # end the running phase (if any), start the next one
+  [ -z "$phase_name" ] || HOSTDEV_PHASE_TIMES+="$phase_name=$((SECONDS - phase_start));"
+  phase_name=$1; phase_start=$SECONDS
+  echo "== $1" >&2
+}
 SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
 if command -v apt-get >/dev/null && [ "${HOSTDEV_SKIP_APT:-0}" != 1 ]; then
   export DEBIAN_FRONTEND=noninteractive
-  echo "== apt packages" >&2
+  phase "apt packages"
   $SUDO apt-get update -q >/dev/null
   # shellcheck disable=SC2046
   $SUDO apt-get install -y -q --no-install-recommends $(grep -v '^#' scripts/apt-test-packages.txt) >/dev/null
 fi
 PY=${PYTHON:-python3}
-echo "== virtual environment .venv ($("$PY" --version))" >&2
+phase "virtual environment .venv ($("$PY" --version))"
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/pip install -q --upgrade pip >/dev/null 2>&1 || true
 .venv/bin/pip install -q -e '.[vm,test]'
-echo "== lint: ruff (py39 target), vermin (Python 3.9)" >&2
+phase "lint: ruff (py39 target), vermin (Python 3.9)"
 .venv/bin/ruff check hostdev tests bench scripts
 .venv/bin/vermin -q --no-tips --violations --eval-annotations --target=3.9- hostdev
-echo "== tests (unit + real kernel)" >&2
+phase "tests (unit + real kernel)"
 export HOSTDEV_REQUIRE_REALKERNEL=1
 exec .venv/bin/python -m pytest "$@"
