@@ -15,26 +15,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence
 
-from . import hostuse, journal, pci
+from . import hostuse, journal, pci, rules
 from .errors import DeviceNotFoundError, HostdevError, HostEnvironmentError, RefusedError, UsageError
 from .host import Host
 from .model import PciAddress, PciDevice
 from .plan import Plan
+from .rules import VFIO, is_vfio_driver
 
 DRIVERS = "/sys/bus/pci/drivers"
 DRIVERS_PROBE = "/sys/bus/pci/drivers_probe"
-VFIO = "vfio-pci"
-# Drivers that keep an IOMMU group viable (drivers/vfio/group.c vfio_dev_driver_allowed).
-GROUP_SAFE_DRIVERS = ("pci-stub", "pcieport")
-
-
 class VerifyError(HostdevError):
     """The kernel accepted the writes but the device is not where it should be."""
-
-
-def is_vfio_driver(driver: Optional[str]) -> bool:
-    """vfio-pci, or a vfio variant driver (nvgrace_gpu_vfio_pci, mlx5_vfio_pci …)."""
-    return bool(driver) and (driver == VFIO or "vfio" in driver)
 
 
 # ---------------------------------------------------------------- primitive steps
@@ -142,20 +133,22 @@ class BindingPlan:
 def resolve_addresses(host: Host, addresses: Sequence[str], device_ids: Sequence[str] = (),
                       vendor: Optional[str] = None, class_: Optional[str] = None) -> List[PciDevice]:
     """Devices named by address, by vendor:device ID, or selected by --vendor/--class (every
-    function that matches both), each once, in address order. Raises UsageError."""
+    function that matches all of them, never a bridge: rules.Selector), each once, in address
+    order. Raises UsageError."""
     wanted: Dict[str, PciDevice] = {}
     for text in addresses:
         dev = pci.get_device(host, text)
         wanted[dev.address] = dev
     if device_ids or vendor or class_:
-        ids = {pci.parse_pci_id(i) for i in device_ids}
-        selector = pci.DeviceFilter.parse(vendor=vendor, class_=class_)
-        matched = [d for d in pci.list_devices(host)
-                   if (not ids or d.pci_id in ids) and selector.matches(d)]
+        selector = rules.Selector(tuple(sorted({pci.parse_pci_id(i) for i in device_ids})),
+                                  pci.parse_vendor_id(vendor) if vendor else None,
+                                  pci.parse_class(class_) if class_ else None)
+        matched = [d for d in pci.list_devices(host) if selector.selects(d)]
         if not matched:
-            what = ", ".join(filter(None, [", ".join(sorted(ids)), vendor and f"vendor {vendor}",
+            what = ", ".join(filter(None, [", ".join(selector.device_ids), vendor and f"vendor {vendor}",
                                            class_ and f"class {class_}"]))
-            raise UsageError(f"no device matches {what} on this host", fix="run 'hostdev devices' to see the IDs")
+            raise UsageError(f"no device matches {what} on this host (bridges are never selected)",
+                             fix="run 'hostdev devices' to see the IDs")
         for dev in matched:
             wanted[dev.address] = dev
     if not wanted:
@@ -165,34 +158,48 @@ def resolve_addresses(host: Host, addresses: Sequence[str], device_ids: Sequence
 
 
 def _with_group(host: Host, devices: List[PciDevice], force: bool, plan: Plan) -> List[PciDevice]:
-    """Add the other functions of the same card; refuse other host-driver devices in the group."""
+    """Add the other functions of the same card; refuse a group that other host-driver devices
+    would keep from being viable (rules.group_blockers)."""
     chosen = {d.address: d for d in devices}
+    groups: Dict[int, List[PciDevice]] = {}
     for dev in devices:
         if dev.iommu_group is None:
             continue
-        for member in pci.group_members(host, dev.iommu_group):
-            if member in chosen:
-                continue
-            other = pci.read_device(host, member)
-            if other is None:
-                continue  # an mdev or something that is not a PCI function
-            if other.is_bridge:
-                continue  # bridges and ports may stay on pcieport
-            if PciAddress.parse(member).slot_address == PciAddress.parse(dev.address).slot_address:
-                chosen[member] = other
-                plan.notes.append(f"also binding {member} ({other.pci_id}, on {other.driver or 'no driver'}): "
+        if dev.iommu_group not in groups:
+            members = (pci.read_device(host, m) for m in pci.group_members(host, dev.iommu_group))
+            # an mdev or something that is not a PCI function reads as None
+            groups[dev.iommu_group] = [m for m in members if m is not None]
+        for other in rules.same_card(dev, groups[dev.iommu_group]):
+            if other.address not in chosen:
+                chosen[other.address] = other
+                plan.notes.append(f"also binding {other.address} ({other.pci_id}, on {other.driver or 'no driver'}): "
                                   f"another function of the same card in IOMMU group {dev.iommu_group}")
-                continue
-            if other.driver is None or is_vfio_driver(other.driver) or other.driver in GROUP_SAFE_DRIVERS:
-                continue
+    for group, members in sorted(groups.items()):
+        for other in rules.group_blockers(members, chosen):
+            first = next(d for d in chosen.values() if d.iommu_group == group)
             if not force:
+                fix = ("nothing can make this group viable without taking a bridge from its driver"
+                       if rules.is_bridge(other.class_id) else
+                       f"bind it too (hostdev bind {first.address} {other.address}) or pass --force")
                 raise RefusedError(
-                    f"{member} ({other.pci_id}, on {other.driver}) shares IOMMU group {dev.iommu_group} with "
-                    f"{dev.address}: the group would not be viable",
-                    fix=f"bind it too (hostdev bind {dev.address} {member}) or pass --force")
-            plan.notes.append(f"--force: {member} stays on {other.driver}; IOMMU group {dev.iommu_group} "
+                    f"{other.address} ({other.pci_id}, on {other.driver}) shares IOMMU group {group} with "
+                    f"{first.address}: the group would not be viable", fix=fix)
+            plan.notes.append(f"--force: {other.address} stays on {other.driver}; IOMMU group {group} "
                               "will not be viable for VFIO")
     return [chosen[a] for a in sorted(chosen, key=PciAddress.parse)]
+
+
+def refuse_unbindable(host: Host, devices: Sequence[PciDevice]) -> None:
+    """Raise for a function hostdev never takes from its driver (rules.unbindable): a bridge is a
+    UsageError, a function the IOMMU does not cover a HostEnvironmentError."""
+    active = pci.iommu_active(host)
+    for dev in devices:
+        why = rules.unbindable(dev, active)
+        if why is None:
+            continue
+        if why.kind == "bridge":
+            raise UsageError(why.message, fix="name the device behind it (hostdev devices)")
+        raise HostEnvironmentError(why.message, fix="see dmesg for the IOMMU driver's messages about this device")
 
 
 def plan_bind(host: Host, devices: List[PciDevice], driver: str = VFIO, force: bool = False,
@@ -200,9 +207,11 @@ def plan_bind(host: Host, devices: List[PciDevice], driver: str = VFIO, force: b
     """The plan that puts every device (and its group siblings) on ``driver``; with ``persist``
     also the files that re-apply it at boot.
 
-    Raises RefusedError (interlocks, partial group) before anything is planned.
+    Raises UsageError (a bridge), HostEnvironmentError (no IOMMU group on an IOMMU host),
+    RefusedError (interlocks, partial group) before anything is planned.
     """
     plan = Plan()
+    refuse_unbindable(host, devices)
     devices = _with_group(host, devices, force, plan)
     changes: List[DeviceChange] = []
     todo = [d for d in devices if d.driver != driver]

@@ -11,8 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Dict, List, Optional
 
-from . import bootloader, kernel, pci
-from .binding import GROUP_SAFE_DRIVERS, is_vfio_driver
+from . import bootloader, kernel, pci, rules
 from .host import Host
 from .model import FAIL, PASS, SKIP, WARN, Check, CheckReport, PciDevice
 
@@ -131,7 +130,7 @@ def check_groups(devices: List[PciDevice]) -> List[Check]:
     for dev in devices:
         if dev.iommu_group is not None:
             by_group[dev.iommu_group].append(dev)
-    on_vfio = [d for d in devices if is_vfio_driver(d.driver)]
+    on_vfio = [d for d in devices if rules.is_vfio_driver(d.driver)]
     checks = []
     if on_vfio:
         checks.append(Check("vfio-devices", PASS, f"{len(on_vfio)} device(s) on a vfio driver",
@@ -141,10 +140,9 @@ def check_groups(devices: List[PciDevice]) -> List[Check]:
                             "hostdev bind ADDR (or see 'hostdev devices')"))
     broken = []
     for group, members in sorted(by_group.items()):
-        if not any(is_vfio_driver(d.driver) for d in members):
+        if not any(rules.is_vfio_driver(d.driver) for d in members):
             continue
-        blockers = [d for d in members if d.driver and not is_vfio_driver(d.driver)
-                    and d.driver not in GROUP_SAFE_DRIVERS]
+        blockers = rules.group_blockers(members)
         if blockers:
             broken.append((group, blockers))
     if broken:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
+from . import rules
 from .errors import DeviceNotFoundError, UsageError
 
 NVIDIA = "10de"
@@ -328,9 +329,10 @@ class Result(NamedTuple):
     notes: List[str]
 
 
-def _is_vfio(driver: Optional[str]) -> bool:
-    # binding.is_vfio_driver, restated to keep this module free of host-side imports
-    return bool(driver) and "vfio" in driver
+def _function(dev: dict) -> rules.Function:
+    """An inventory's device as the facts rules.py reads."""
+    return rules.Function(dev["address"], dev.get("driver"), dev["class_id"], dev["vendor_id"], dev["device_id"],
+                          dev.get("iommu_group"))
 
 
 def _pci_ids_label(inv: dict) -> str:
@@ -349,7 +351,7 @@ def _pci_name(dev: dict, names) -> Optional[str]:
 
 def _select_devices(inv: dict, sel: Selection, found_addresses: set) -> List[dict]:
     if not sel.explicit:
-        return [d for d in inv["devices"] if _is_vfio(d.get("driver"))]
+        return [d for d in inv["devices"] if rules.is_vfio_driver(d.get("driver"))]
     wanted = []
     by_address = {d["address"]: d for d in inv["devices"]} if sel.addresses else {}
     for address in sel.addresses:
@@ -357,18 +359,9 @@ def _select_devices(inv: dict, sel: Selection, found_addresses: set) -> List[dic
         if dev is not None:
             found_addresses.add(address)
             wanted.append(dev)
-    if sel.device_ids or sel.vendor or sel.class_prefixes:
-        ids = set(sel.device_ids)
-        for d in inv["devices"]:
-            if ids and f"{d['vendor_id']}:{d['device_id']}" not in ids:
-                continue
-            if sel.vendor and d["vendor_id"] != sel.vendor:
-                continue
-            if sel.class_prefixes and not d["class_id"].startswith(sel.class_prefixes):
-                continue
-            if not ids and d["class_id"].startswith("06"):
-                continue  # --vendor/--class never mean the bridges and root ports
-            wanted.append(d)
+    selector = rules.Selector(tuple(sel.device_ids), sel.vendor, sel.class_prefixes)
+    if not selector.empty:
+        wanted.extend(d for d in inv["devices"] if selector.selects(_function(d)))
     return wanted
 
 
@@ -443,7 +436,7 @@ def build(inventories: Sequence[dict], sel: Selection, opts: Options, names=None
                     _missing_name_note(notes, dev, resource, source, naming_nvidia, host)
             pci.setdefault(selector, {}).setdefault(resource, []).append(host)
             pci_dev.setdefault(selector, dev)
-            if not _is_vfio(dev.get("driver")):
+            if not rules.is_vfio_driver(dev.get("driver")):
                 notes.add(f"unbound {selector}",
                           f"{selector} ({dev['address']}) is on {dev.get('driver') or 'no driver'}, not vfio-pci: "
                           f"KubeVirt does not see it until it is bound (hostdev bind {dev['address']})", host)
@@ -554,16 +547,12 @@ def _group_note(notes: Notes, inv: dict, dev: dict, by_address: dict, host: str)
     for group in inv["iommu_groups"]:
         if group["id"] != dev["iommu_group"]:
             continue
-        for member in group["devices"]:
-            other = by_address.get(member)
-            if member == dev["address"] or other is None or other["class_id"].startswith("06"):
-                continue
-            if not _is_vfio(other.get("driver")):
-                notes.add(f"group {dev['address']} {member}",
-                          f"{dev['address']}'s IOMMU group {group['id']} also holds {member} on "
-                          f"{other.get('driver') or 'no driver'}: the group is not viable for passthrough until "
-                          f"every member is on vfio-pci (kubevirt#6718; hostdev bind {dev['address']} binds the "
-                          "whole group)", host)
+        members = [_function(by_address[m]) for m in group["devices"] if m in by_address]
+        for other in rules.group_blockers(members, (dev["address"],)):
+            notes.add(f"group {dev['address']} {other.address}",
+                      f"{dev['address']}'s IOMMU group {group['id']} also holds {other.address} on "
+                      f"{other.driver}: the group is not viable for passthrough until it is on vfio-pci "
+                      f"(kubevirt#6718; hostdev bind {dev['address']} binds the whole group)", host)
         return
 
 

@@ -258,5 +258,10 @@ def device_extras(host: Host, address: str) -> dict:
     }
 
 
+def iommu_active(host: Host) -> bool:
+    """Whether the kernel made IOMMU groups (the IOMMU is on and translating)."""
+    return any(name.isdigit() for name in host.listdir(IOMMU_GROUPS))
+
+
 def group_members(host: Host, group: int) -> List[str]:
     return _sort_members(host.listdir(f"{IOMMU_GROUPS}/{group}/devices"))

@@ -118,7 +118,7 @@ def _merge(into: Plan, part: Plan) -> bool:
 def plan_profile(host: Host, profile: dict) -> ProfilePlan:
     """One plan for the whole profile. Raises what the section planners raise (UsageError,
     RefusedError, HostEnvironmentError) before anything is changed."""
-    from . import binding, bootargs, modules
+    from . import binding, bootargs, modules, rules
 
     plan = Plan()
     sections: List[dict] = []
@@ -135,7 +135,7 @@ def plan_profile(host: Host, profile: dict) -> ProfilePlan:
     if mods is not None and mods.get("load", True):
         early = [str(a) for a in mods.get("early", [])]
         drivers = [d.driver for d in (binding.resolve_addresses(host, early) if early else [])
-                   if d.driver and not binding.is_vfio_driver(d.driver)]
+                   if d.driver and not rules.is_vfio_driver(d.driver)]
         loaded = modules.plan_load(host, mods.get("persist", False), drivers)
         sections.append({"section": "modules", "changed": _merge(plan, loaded.plan), "load": loaded.load,
                          "files": loaded.files})
@@ -143,7 +143,7 @@ def plan_profile(host: Host, profile: dict) -> ProfilePlan:
         devices = binding.resolve_addresses(host, [entry["address"]] if "address" in entry else [],
                                             [entry["id"]] if "id" in entry else [], entry.get("vendor"),
                                             entry.get("class"))
-        bound = binding.plan_bind(host, devices, entry.get("driver", binding.VFIO), entry.get("force", False),
+        bound = binding.plan_bind(host, devices, entry.get("driver", rules.VFIO), entry.get("force", False),
                                   entry.get("persist", False))
         sections.append({"section": f"devices[{index}]", "changed": _merge(plan, bound.plan),
                          "devices": [d.to_dict() for d in bound.devices]})

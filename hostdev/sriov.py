@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional
 
-from . import binding, hostuse, journal, pci
+from . import binding, hostuse, journal, pci, rules
 from .errors import RefusedError, UsageError
 from .host import Host
 from .model import PciDevice
@@ -86,7 +86,7 @@ def _refuse_if_vfs_busy(host: Host, pf: str, force: bool) -> List[str]:
                 raise RefusedError(f"VF {vf} of {pf} is in use: /dev/vfio/{dev.iommu_group} is held by "
                                    f"{', '.join(holders)}",
                                    fix="stop the VM or process first (virsh destroy …)")
-        if not binding.is_vfio_driver(dev.driver):
+        if not rules.is_vfio_driver(dev.driver):
             reasons = hostuse.interlocks(host, dev, use)
             if reasons and not force:
                 raise RefusedError(f"refusing to remove VF: {reasons[0]}", fix="pass --force if you are sure")

@@ -12,10 +12,11 @@ import re
 import time
 from typing import Callable, List, NamedTuple, Optional
 
-from . import binding, domainxml, guestinit, hostuse, pci, virt
+from . import domainxml, guestinit, hostuse, pci, rules, virt
 from .domainxml import HostdevSource
 from .errors import EXIT_ENVIRONMENT, RefusedError, UsageError
 from .host import Host
+from .model import PciAddress
 
 MDEV_DEVICES = "/sys/bus/mdev/devices"
 _UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -85,29 +86,39 @@ def plan_pci(host: Host, address: str, force: bool = False) -> TestPlan:
     held by another process).
     """
     dev = pci.get_device(host, address)
-    if dev.is_bridge:
-        raise UsageError(f"{dev.address} is a PCI bridge ({dev.class_id}); bridges are not assigned to VMs",
-                         fix="name the device behind it (hostdev devices)")
+    why = rules.unbindable(dev, iommu_active=True)
+    if why is not None and why.kind == "bridge":
+        raise UsageError(why.message, fix="name the device behind it (hostdev devices)")
     if dev.iommu_group is None:
         raise virt.PassthroughError("no_iommu", f"{dev.address} has no IOMMU group: the IOMMU is off",
                                     fix="hostdev iommu enable (then reboot); " + virt.CHECK_FIX,
                                     exit_code=EXIT_ENVIRONMENT)
-    # plan_bind is the group and safety logic of `hostdev bind`: same card's functions, refuse a
-    # group that cannot be viable, interlocks for each device it would take. Nothing is applied.
-    bound = binding.plan_bind(host, [dev], force=force)
+    # the group rules of `hostdev bind` (rules.py): the card's other functions go too, and the
+    # rest of the group must leave it viable; interlocks for each function libvirt would take
+    members = [m for m in (pci.read_device(host, a) for a in pci.group_members(host, dev.iommu_group)) if m]
+    card = sorted([dev] + rules.same_card(dev, members), key=lambda d: PciAddress.parse(d.address))
+    notes = [f"also attaching {d.address} ({d.pci_id}, on {d.driver or 'no driver'}): another function of the "
+             f"same card in IOMMU group {dev.iommu_group}" for d in card if d.address != dev.address]
+    for other in rules.group_blockers(members, [d.address for d in card]):
+        if not force:
+            raise RefusedError(f"{other.address} ({other.pci_id}, on {other.driver}) shares IOMMU group "
+                               f"{dev.iommu_group} with {dev.address}: the group would not be viable",
+                               fix=f"hostdev bind {other.address} first, or pass --force")
+        notes.append(f"--force: {other.address} stays on {other.driver}; IOMMU group {dev.iommu_group} "
+                     "will not be viable for VFIO")
     use = hostuse.host_use(host)
+    for d in card:
+        if not rules.is_vfio_driver(d.driver):
+            reasons = hostuse.interlocks(host, d, use)
+            if reasons and not force:
+                raise RefusedError(f"refusing to take {reasons[0]}", fix="pass --force if you are sure")
+            notes.extend(f"--force: {r}" for r in reasons)
     holders = hostuse.vfio_group_holders(host, dev.iommu_group, use)
     if holders:
         raise RefusedError(f"{dev.address} is in use: /dev/vfio/{dev.iommu_group} is held by {', '.join(holders)}",
                            fix="stop that VM or process first; a group is opened by one user at a time")
-    devices = []
-    for change in bound.devices:
-        current = pci.read_device(host, change.address)
-        managed = not binding.is_vfio_driver(change.before)
-        devices.append(Device(HostdevSource("pci", change.address, managed), change.group, change.before,
-                              current.driver_override if current else None))
-    # plan_bind's notes speak of binding; here the same functions are attached to the domain
-    notes = [n.replace("also binding ", "also attaching ", 1) for n in bound.plan.notes]
+    devices = [Device(HostdevSource("pci", d.address, not rules.is_vfio_driver(d.driver)), d.iommu_group, d.driver,
+                      d.driver_override) for d in card]
     for d in devices:
         if d.source.managed:
             notes.append(f"libvirt will move {d.source.address} from {d.driver_before or 'no driver'} to vfio-pci "
@@ -171,7 +182,7 @@ def running_problem(devices: List[Device], guest_checked: bool = False) -> Optio
             return virt.PassthroughError("not_in_guest", f"{d.source.address} is not on the guest's PCI bus "
                                                          "(QEMU's query-pci does not list it)",
                                          fix="read the domain log; " + virt.CHECK_FIX)
-        if d.source.kind == "pci" and not binding.is_vfio_driver(d.driver_running):
+        if d.source.kind == "pci" and not rules.is_vfio_driver(d.driver_running):
             return virt.PassthroughError(
                 "not_on_vfio", f"{d.source.address} is on {d.driver_running or 'no driver'}, not vfio-pci, "
                                "while the domain runs",
@@ -207,14 +218,10 @@ def _with_host_facts(host: Host, plan: TestPlan, error: virt.PassthroughError) -
     if error.reason == "group_not_viable":
         match = re.search(r"group (\d+)", error.message)
         group = int(match.group(1)) if match else None
-        blocking = []
-        for member in pci.group_members(host, group) if group is not None else []:
-            dev = pci.read_device(host, member)
-            if dev is None or dev.is_bridge or dev.driver is None or binding.is_vfio_driver(dev.driver) \
-                    or dev.driver in binding.GROUP_SAFE_DRIVERS:
-                continue
-            if member not in [d.source.address for d in plan.devices]:
-                blocking.append(f"{member} (on {dev.driver})")
+        members = [m for m in (pci.read_device(host, a) for a in pci.group_members(host, group)) if m] \
+            if group is not None else []
+        blocking = [f"{m.address} (on {m.driver})"
+                    for m in rules.group_blockers(members, [d.source.address for d in plan.devices])]
         if blocking:
             names = " ".join(b.split()[0] for b in blocking)
             error.message = f"{error.message}: {', '.join(blocking)}"

@@ -68,3 +68,42 @@ def test_only_host_opens_files_or_runs_commands():
                         (f.value.id, f.attr) in {("os", "open"), ("os", "listdir"), ("os", "readlink"),
                                                  ("subprocess", "run"), ("subprocess", "Popen"), ("os", "scandir")}:
                     raise AssertionError(f"{path}: {f.value.id}.{f.attr} outside host.py")
+
+
+# Pure modules: facts in, answers out. They import none of the modules that reach the machine
+# (host and everything built on it) and no standard-library module that does I/O.
+PURE = ("errors", "model", "rules", "domainxml", "kubevirt", "guestinit")
+IO_STDLIB = {"os", "subprocess", "pathlib", "shutil", "socket", "io", "tempfile", "glob", "sys", "fcntl"}
+
+
+def test_pure_modules_do_no_io():
+    problems = []
+    for name in PURE:
+        path = PKG / f"{name}.py"
+        for target in _imports(path):
+            if target not in PURE:
+                problems.append(f"{name}.py imports hostdev.{target}")
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                problems.extend(f"{name}.py imports {a.name}" for a in node.names
+                                if a.name.split(".")[0] in IO_STDLIB and name != "errors")
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and name != "errors":
+                if (node.module or "").split(".")[0] in IO_STDLIB:
+                    problems.append(f"{name}.py imports from {node.module}")
+    # errors.py may use os.strerror for messages, nothing else of os
+    assert problems == []
+
+
+def test_command_modules_do_not_import_each_other():
+    """hostdev/cli/*: each command module imports the shared context, never another command;
+    only app.py, which assembles the typer app, imports them all."""
+    problems = []
+    commands = {p.stem for p in (PKG / "cli").glob("*.py")} - {"__init__", "app", "context"}
+    for path in (PKG / "cli").glob("*.py"):
+        if path.stem in ("app", "__init__"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                names = [node.module] if node.module else [a.name for a in node.names]
+                problems.extend(f"cli/{path.name} imports cli/{n}" for n in names if n in commands)
+    assert problems == []

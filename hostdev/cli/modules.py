@@ -41,7 +41,7 @@ def load(
     output: Format = OutputOption,
 ) -> int:
     """Load vfio-pci and what it needs with modprobe; built-in modules count as present."""
-    from .. import binding, journal, modules
+    from .. import binding, journal, modules, rules
     from ..render import message, table
 
     set_output(output)
@@ -51,9 +51,9 @@ def load(
         recorded = journal.Journal.load(h).devices
         for dev in binding.resolve_addresses(h, early):
             # on vfio already: the driver it had before hostdev moved it is the one to hold back
-            driver = dev.driver if not binding.is_vfio_driver(dev.driver) else \
+            driver = dev.driver if not rules.is_vfio_driver(dev.driver) else \
                 (recorded.get(dev.address) or {}).get("driver")
-            if driver and not binding.is_vfio_driver(driver):
+            if driver and not rules.is_vfio_driver(driver):
                 drivers.append(driver)
             else:
                 message(f"note: {dev.address} has no host driver to hold back", "warn")
