@@ -6,6 +6,7 @@ from typing import Optional
 import typer
 
 from .. import __version__
+from ..errors import HostdevError
 from . import apply as apply_cmd
 from . import binding as binding_cmd
 from . import check as check_cmd
@@ -17,7 +18,7 @@ from . import mdev as mdev_cmd
 from . import modules as modules_cmd
 from . import sriov as sriov_cmd
 from . import vm as vm_cmd
-from .context import state
+from .context import render_error, set_root
 
 app = typer.Typer(
     name="hostdev",
@@ -41,7 +42,11 @@ def _root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                  help="Print the version and exit."),
 ) -> None:
-    state.root = root
+    try:
+        set_root(root)
+    except HostdevError as exc:
+        render_error(exc)
+        raise typer.Exit(exc.exit_code) from None
 
 
 app.add_typer(devices_cmd.app, name="devices")

@@ -1,12 +1,13 @@
 """State shared by the commands of one invocation, and the one place errors are rendered."""
 
 import functools
+import os
 import sys
 from typing import Callable, Optional
 
 import typer
 
-from ..errors import HostdevError
+from ..errors import HostdevError, UsageError
 from ..host import Host, host_from_env
 from ..render import Format, dump_json, message
 
@@ -27,6 +28,24 @@ OutputOption = typer.Option(Format.table, "--output", "-o", help="Output format:
 
 def host() -> Host:
     return host_factory(state.root)
+
+
+def set_root(root: Optional[str]) -> None:
+    """Remember --root (HOSTDEV_ROOT). Raises UsageError when it is not a directory: a typo must
+    not read as an empty host."""
+    if root is not None and not os.path.isdir(root):
+        what = "does not exist" if not os.path.lexists(root) else "is not a directory"
+        raise UsageError(f"--root {root} {what}", fix="give the directory that holds the tree (its sys, proc, etc)")
+    state.root = root
+
+
+def require_live_root(what: str) -> None:
+    """Refuse a --root other than / for a command that acts through the running kernel or a
+    hypervisor (libvirt's qemu:///system manages this machine's devices whatever the root):
+    --root is never a way to reach the live machine. Raises UsageError."""
+    if state.root is not None and os.path.realpath(state.root) != "/":
+        raise UsageError(f"{what} acts on the running machine through libvirt; it cannot act on --root {state.root}",
+                         fix="run it without --root (HOSTDEV_ROOT) on the host itself")
 
 
 def set_output(fmt: Format) -> Format:

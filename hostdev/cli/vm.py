@@ -6,7 +6,7 @@ from typing import Optional
 import typer
 
 from ..render import Format
-from .context import OutputOption, command, complete_address, host, set_output
+from .context import OutputOption, command, complete_address, host, require_live_root, set_output
 
 app = typer.Typer(help="Test VMs: prove device assignment through libvirt.", no_args_is_help=True)
 
@@ -56,6 +56,7 @@ def test(
     from ..render import emit, message
 
     set_output(output)
+    require_live_root("hostdev vm test")
     if (address is None) == (mdev is None):
         raise UsageError("give a PCI address or --mdev UUID (one of them)",
                          fix="hostdev devices lists addresses, hostdev mdev list the mdevs")
