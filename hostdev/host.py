@@ -67,6 +67,8 @@ class Host:
         self.root = os.path.abspath(root)
         self.kernel = kernel
         self.is_live = kernel is None and os.path.realpath(self.root) == "/"
+        # the process environment describes the live machine only (SSH_CONNECTION …); tests set it
+        self.environ: Dict[str, str] = dict(os.environ) if self.is_live else {}
 
     def __repr__(self) -> str:
         return f"Host(root={self.root!r}{', simulated' if self.kernel else ''})"

@@ -132,6 +132,7 @@ class Recorder:
         self.record_iommu_units()
         self.record_modules()
         self.record_proc()
+        self.record_use()
         for name in ("DMAR", "IVRS"):
             if os.path.lexists(self.src(f"/sys/firmware/acpi/tables/{name}")):
                 self.put(f"/sys/firmware/acpi/tables/{name}", b"", 0o400)
@@ -213,6 +214,63 @@ class Recorder:
         lines = [line for line in first.splitlines() if line.split(":", 1)[0].strip() in keep]
         if lines:
             self.put("/proc/cpuinfo", ("\n".join(lines) + "\n\n").encode())
+
+
+    # ------------------------------------------------------------ what the host uses (hostdev/hostuse.py)
+    def record_use(self) -> None:
+        """Routes, network interfaces and their stacking, block devices and their stacking,
+        block-device mounts and swap: the shapes the in-use interlocks follow."""
+        for path in ("/proc/net/route", "/proc/net/ipv6_route", "/proc/swaps"):
+            data = self.read(path)
+            if data is not None:
+                self.put(path, data)
+        for path in ("/proc/self/mountinfo", "/proc/mounts"):
+            text = (self.read(path, limit=1 << 20) or b"").decode("utf-8", "replace")
+            # block-device mounts only (a device number with a major, or a /dev source): the rest
+            # (proc, cgroup, tmpfs, overlay …) says nothing about PCI functions
+            keep = [line for line in text.splitlines() if line.startswith("/dev/") or (
+                path.endswith("mountinfo") and len(line.split()) > 2 and not line.split()[2].startswith("0:"))]
+            if keep:
+                self.put(path, ("\n".join(keep) + "\n").encode())
+        for name in self.listdir("/sys/class/net"):
+            self.record_netdev(name)
+        for name in self.listdir("/sys/class/block"):
+            self.record_blockdev(f"/sys/class/block/{name}")
+        for name in self.listdir("/sys/block"):
+            self.link(f"/sys/block/{name}", self.resolve(f"/sys/block/{name}"))
+        for number in self.listdir("/sys/dev/block"):
+            self.link(f"/sys/dev/block/{number}", self.resolve(f"/sys/dev/block/{number}"))
+
+    def record_netdev(self, name: str) -> None:
+        path = self.resolve(f"/sys/class/net/{name}")
+        self.mkdir(path)
+        self.link(f"/sys/class/net/{name}", path)
+        self.copy_attrs(path, ("ifindex", "address", "operstate", "type", "mtu"))
+        self.copy_attrs(f"{path}/bonding", ("slaves", "mode"))
+        for entry in self.listdir(path):
+            if entry in ("device", "master") or entry.startswith(("lower_", "upper_")):
+                target = self.resolve(f"{path}/{entry}")
+                self.mkdir(target)
+                self.link(f"{path}/{entry}", target)
+        for port in self.listdir(f"{path}/brif"):
+            target = self.resolve(f"{path}/brif/{port}")
+            self.mkdir(target)
+            self.link(f"{path}/brif/{port}", target)
+
+    def record_blockdev(self, class_path: str) -> None:
+        path = self.resolve(class_path)
+        self.mkdir(path)
+        self.link(class_path, path)
+        self.copy_attrs(path, ("dev", "partition", "size", "ro", "removable"))
+        self.copy_attrs(f"{path}/dm", ("name", "uuid"))
+        self.copy_attrs(f"{path}/md", ("level",))
+        for kind in ("slaves", "holders"):
+            self.mkdir(f"{path}/{kind}")
+            for entry in self.listdir(f"{path}/{kind}"):
+                self.link(f"{path}/{kind}/{entry}", self.resolve(f"{path}/{kind}/{entry}"))
+        for entry in self.listdir(path):
+            if entry == "device":
+                self.link(f"{path}/device", self.resolve(f"{path}/device"))
 
 
 def refuse(out: str, source: str) -> Optional[str]:
