@@ -107,3 +107,14 @@ def test_command_modules_do_not_import_each_other():
                 names = [node.module] if node.module else [a.name for a in node.names]
                 problems.extend(f"cli/{path.name} imports cli/{n}" for n in names if n in commands)
     assert problems == []
+
+
+def test_architecture_names_every_module_and_the_pure_ones():
+    doc = (PKG.parent / "docs" / "architecture.md").read_text()
+    missing = [str(p.relative_to(PKG)) for p in PKG.rglob("*.py")
+               if p.name not in ("__init__.py", "__main__.py") and str(p.relative_to(PKG)) not in doc]
+    assert missing == []
+    pure_section = doc.split("# pure", 1)[1].split("# the door", 1)[0]
+    named = {line.split()[0][:-3] for line in pure_section.splitlines() if line.split()[:1]
+             and line.split()[0].endswith(".py")}
+    assert named == set(PURE)

@@ -230,7 +230,8 @@ def qemu_test_guest(root: str, *, mtty_installed: bool = False) -> HostInfo:
 
     Devices (vmrun.sh command line): the two ``-virtfs`` shares become virtio-9p functions in
     the first free slots (00:01.0, 00:02.0); edu 00:10.0, e1000e 00:11.0, pci-testdev 00:12.0,
-    pcie-pci-bridge 00:13.0 with edu 01:01.0 and e1000 01:03.0 behind it, and the ICH9 LPC,
+    pcie-pci-bridge 00:13.0 with edu 01:01.0 and e1000 01:03.0 behind it, virtio-net 00:14.0
+    (modern only: 1af4:1041; added for the route interlocks, its group follows bus order), and the ICH9 LPC,
     SATA and SMBus functions at 00:1f.0/.2/.3 that q35 always has.
 
     Groups: one per function, except 00:13.0 + 01:01.0 + 01:03.0 (a PCIe-to-PCI bridge aliases
@@ -238,7 +239,9 @@ def qemu_test_guest(root: str, *, mtty_installed: bool = False) -> HostInfo:
     pci_for_each_dma_alias) and 00:1f.* (multifunction without ACS). Numbers follow bus order.
     Checked against a boot of the real guest (tests/realkernel harness console log, Nov 2026):
     the same 12 functions, ids, drivers and groups 0–7 (vmlab REPORT §1's "7 groups" is a
-    miscount: there are 8).
+    miscount: there are 8). virtio-net came later: on the root bus it is conventional PCI (QEMU
+    gives a virtio function a PCIe capability only behind a port), group 7, the ICH9 functions 8
+    (tests/behaviour/test_in_use_real.py checks both numbers on the real guest).
 
     mtty.ko exists at /lib/modules/<rel>/extra/mtty.ko (``insmod`` works); with
     ``mtty_installed`` it is also in modules.dep, so ``modprobe mtty`` works.
@@ -274,11 +277,13 @@ def qemu_test_guest(root: str, *, mtty_installed: bool = False) -> HostInfo:
                pcie_type=None, reset_method=None)
     fr.add_pci("0000:00:13.0", REDHAT_QEMU, 0x000E, 0x060400, subsys=qemu, iommu_group=6,
                pcie_type="pcie_to_pci", secondary_bus=0x01, reset_method=None)
-    fr.add_pci("0000:00:1f.0", INTEL, 0x2918, 0x060100, subsys=qemu, revision=0x02, iommu_group=7,
+    fr.add_pci("0000:00:14.0", REDHAT_VIRTIO, 0x1041, 0x020000, subsys=(REDHAT_VIRTIO, 0x1100), revision=0x01,
+               iommu_group=7, pcie_type=None, driver="virtio-pci", reset_method=None)
+    fr.add_pci("0000:00:1f.0", INTEL, 0x2918, 0x060100, subsys=qemu, revision=0x02, iommu_group=8,
                pcie_type=None, multifunction=True, driver="lpc_ich", reset_method=None)
-    fr.add_pci("0000:00:1f.2", INTEL, 0x2922, 0x010601, subsys=qemu, revision=0x02, iommu_group=7,
+    fr.add_pci("0000:00:1f.2", INTEL, 0x2922, 0x010601, subsys=qemu, revision=0x02, iommu_group=8,
                pcie_type=None, multifunction=True, driver="ahci", reset_method=None)
-    fr.add_pci("0000:00:1f.3", INTEL, 0x2930, 0x0C0500, subsys=qemu, revision=0x02, iommu_group=7,
+    fr.add_pci("0000:00:1f.3", INTEL, 0x2930, 0x0C0500, subsys=qemu, revision=0x02, iommu_group=8,
                pcie_type=None, multifunction=True, driver="i801_smbus", reset_method=None)
     fr.add_pci("0000:01:01.0", 0x1234, 0x11E8, 0x00FF00, subsys=qemu, revision=0x10, iommu_group=6,
                parent="0000:00:13.0", pcie_type=None, reset_method=None)
@@ -292,9 +297,9 @@ def qemu_test_guest(root: str, *, mtty_installed: bool = False) -> HostInfo:
         "host_bridge": "0000:00:00.0", "virtio_9p_root": "0000:00:01.0", "virtio_9p_out": "0000:00:02.0",
         "edu": "0000:00:10.0", "e1000e": "0000:00:11.0", "testdev": "0000:00:12.0",
         "bridge": "0000:00:13.0", "edu2": "0000:01:01.0", "e1000": "0000:01:03.0",
-        "lpc": "0000:00:1f.0", "sata": "0000:00:1f.2", "smbus": "0000:00:1f.3",
+        "lpc": "0000:00:1f.0", "sata": "0000:00:1f.2", "smbus": "0000:00:1f.3", "virtio_net": "0000:00:14.0",
     }, groups={"host_bridge": 0, "virtio_9p_root": 1, "virtio_9p_out": 2, "edu": 3, "e1000e": 4,
-               "testdev": 5, "bridge": 6, "ich9": 7},
+               "testdev": 5, "bridge": 6, "virtio_net": 7, "ich9": 8},
         extra={"mtty_ko": f"/lib/modules/{QEMU_GUEST_RELEASE}/extra/mtty.ko"})
 
 

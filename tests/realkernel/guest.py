@@ -28,6 +28,7 @@ PCI_TESTDEV = "0000:00:12.0"  # 1b36:0005, no driver
 BRIDGE = "0000:00:13.0"       # pcie-pci-bridge; 01:01.0 and 01:03.0 sit behind it, one IOMMU group
 BRIDGED_EDU = "0000:01:01.0"
 BRIDGED_E1000 = "0000:01:03.0"  # 8086:100e, e1000
+VIRTIO_NET = "0000:00:14.0"   # 1af4:1041, virtio-pci (virtio_net is not loaded by coldplug)
 
 REQUIRE_ENV = "HOSTDEV_REQUIRE_REALKERNEL"
 MDEV_DIR_ENV = "HOSTDEV_MDEV_DIR"

@@ -55,6 +55,7 @@ DEFAULT_SMP = 2
 # The emulated PCI devices, pinned to fixed addresses so BDFs are stable in tests:
 #   00:10.0 edu (1234:11e8, no driver)      00:11.0 e1000e (8086:10d3)   00:12.0 pci-testdev (1b36:0005)
 #   00:13.0 pcie-pci-bridge -> 01:01.0 edu + 01:03.0 e1000 (8086:100e), all three in one IOMMU group
+#   00:14.0 virtio-net (1af4:1041): the cloud VM's NIC, for the route interlocks (tests/behaviour/test_in_use_real.py)
 # The NICs have no netdev backend at all: the guest cannot send or receive a single packet.
 DEVICES = (
     "edu,addr=0x10",
@@ -63,6 +64,7 @@ DEVICES = (
     "pcie-pci-bridge,id=br1,bus=pcie.0,addr=0x13",
     "edu,bus=br1,addr=0x1",
     "e1000,bus=br1,addr=0x3,romfile=",
+    "virtio-net-pci,addr=0x14,romfile=,disable-legacy=on",
 )
 
 # Modules the initramfs loads before it can mount the host's root (their dependencies are added
