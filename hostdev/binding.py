@@ -125,9 +125,8 @@ class BindingPlan:
     def to_dict(self, dry_run: bool) -> dict:
         # reboot_required: binding acts on the running kernel; only boot-time persistence would
         # need a reboot, and that is not part of these plans
-        return {"changed": self.changed, "dry_run": dry_run, "reboot_required": False,
-                "devices": [d.to_dict() for d in self.devices],
-                "actions": self.plan.describe(), "notes": list(self.plan.notes)}
+        return self.plan.result(dry_run, changed=self.changed, reboot_required=False,
+                                devices=[d.to_dict() for d in self.devices])
 
 
 def resolve_addresses(host: Host, addresses: Sequence[str], device_ids: Sequence[str] = (),

@@ -185,10 +185,9 @@ class BootPlan(NamedTuple):
         return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in out)
 
     def to_dict(self, dry_run: bool) -> dict:
-        return {"changed": self.changed, "dry_run": dry_run, "reboot_required": self.reboot_required,
-                "stack": self.stack, "added": self.added, "removed": self.removed, "present": self.present,
-                "files": sorted(self.files), "commands": self.commands, "diff": self.diff(),
-                "actions": self.plan.describe(), "notes": list(self.plan.notes)}
+        return self.plan.result(dry_run, changed=self.changed, reboot_required=self.reboot_required,
+                                stack=self.stack, added=self.added, removed=self.removed, present=self.present,
+                                files=sorted(self.files), commands=self.commands, diff=self.diff())
 
 
 def _state_step(plan: Plan, host: Host, state: dict) -> None:

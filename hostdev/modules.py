@@ -80,9 +80,9 @@ class ModulesPlan(NamedTuple):
         return self.plan.changes
 
     def to_dict(self, dry_run: bool) -> dict:
-        return {"changed": self.changed, "dry_run": dry_run, "reboot_required": False,
-                "modules": [m.to_dict() for m in self.modules], "load": self.load, "files": self.files,
-                "initramfs_command": self.initramfs, "actions": self.plan.describe(), "notes": list(self.plan.notes)}
+        return self.plan.result(dry_run, changed=self.changed, reboot_required=False,
+                                modules=[m.to_dict() for m in self.modules], load=self.load, files=self.files,
+                                initramfs_command=self.initramfs)
 
 
 def _verify_loaded(names: Sequence[str]):

@@ -78,6 +78,13 @@ class Plan:
     def changes(self) -> bool:
         return bool(self.actions)
 
+    def result(self, dry_run: bool, *, changed: bool, reboot_required: bool, **details) -> dict:
+        """The JSON of a plan result (docs/json.md); the one place its envelope is written:
+        changed, dry_run, reboot_required, the result's own ``details`` in order, then the
+        actions (what --dry-run would do, or what was done) and the notes."""
+        return {"changed": changed, "dry_run": dry_run, "reboot_required": reboot_required, **details,
+                "actions": self.describe(), "notes": list(self.notes)}
+
     def describe(self) -> List[dict]:
         return [a.to_dict() for a in self.actions]
 

@@ -105,8 +105,8 @@ class ProfilePlan(NamedTuple):
         return self.plan.changes
 
     def to_dict(self, dry_run: bool) -> dict:
-        return {"changed": self.changed, "dry_run": dry_run, "reboot_required": self.reboot_required,
-                "sections": self.sections, "actions": self.plan.describe(), "notes": list(self.plan.notes)}
+        return self.plan.result(dry_run, changed=self.changed, reboot_required=self.reboot_required,
+                                sections=self.sections)
 
 
 def _merge(into: Plan, part: Plan) -> bool:

@@ -191,10 +191,9 @@ class SriovPlan:
     def to_dict(self, dry_run: bool) -> dict:
         # reboot_required: sriov_numvfs acts on the running kernel; the count does not survive
         # a reboot (persisting it is a udev rule or a systemd unit, not part of this plan)
-        return {"changed": self.changed, "dry_run": dry_run, "reboot_required": False, "pf": self.pf,
-                "num_vfs_before": self.before, "num_vfs_after": self.after, "vfs": list(self.vfs),
-                "devices": [d.to_dict() for d in self.devices], "actions": self.plan.describe(),
-                "notes": list(self.plan.notes)}
+        return self.plan.result(dry_run, changed=self.changed, reboot_required=False, pf=self.pf,
+                                num_vfs_before=self.before, num_vfs_after=self.after, vfs=list(self.vfs),
+                                devices=[d.to_dict() for d in self.devices])
 
 
 def _bind_all(result: SriovPlan, driver: str, force: bool) -> Callable[[Host], None]:

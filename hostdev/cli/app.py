@@ -37,13 +37,14 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
+    ctx: typer.Context,
     root: Optional[str] = typer.Option(None, "--root", envvar="HOSTDEV_ROOT", metavar="PATH",
                                        help="Act on the tree under PATH instead of / (env HOSTDEV_ROOT)."),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                  help="Print the version and exit."),
 ) -> None:
     try:
-        set_root(root)
+        ctx.obj = set_root(root)
     except HostdevError as exc:
         render_error(exc)
         raise typer.Exit(exc.exit_code) from None

@@ -1,10 +1,12 @@
-"""State shared by the commands of one invocation, and the one place errors are rendered."""
+"""The session of one invocation (--root, output format, Host), kept in typer's context, and the
+one place errors are rendered."""
 
 import functools
 import os
 import sys
 from typing import Callable, Optional
 
+import click
 import typer
 
 from ..errors import HostdevError, UsageError
@@ -15,42 +17,66 @@ from ..render import Format, dump_json, message
 host_factory: Callable[[Optional[str]], Host] = host_from_env
 
 
-class State:
-    root: Optional[str] = None
-    output: Format = Format.table
+class Session:
+    """One invocation: --root, the output format (errors are rendered in it too) and the Host,
+    built once from them so that a command plans and applies on the same Host. The app's
+    callback puts it in typer's context (``ctx.obj``); commands reach it through ``session()``."""
+
+    def __init__(self, root: Optional[str] = None) -> None:
+        self.root = root
+        self.output = Format.table
+        self._host: Optional[Host] = None
+
+    @property
+    def host(self) -> Host:
+        if self._host is None:
+            self._host = host_factory(self.root)
+        return self._host
 
 
-state = State()
+def session() -> Session:
+    """The running command's session (the root context's ``obj``; a new one outside typer)."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is None:
+        return Session()
+    top = ctx.find_root()
+    if not isinstance(top.obj, Session):
+        top.obj = Session()
+    return top.obj
 
 OutputOption = typer.Option(Format.table, "--output", "-o", help="Output format: table, json or yaml.",
                             case_sensitive=False)
 
 
 def host() -> Host:
-    return host_factory(state.root)
+    """The session's Host."""
+    return session().host
 
 
-def set_root(root: Optional[str]) -> None:
-    """Remember --root (HOSTDEV_ROOT). Raises UsageError when it is not a directory: a typo must
-    not read as an empty host."""
+def set_root(root: Optional[str]) -> Session:
+    """Start the session for --root (HOSTDEV_ROOT). Raises UsageError when it is not a
+    directory: a typo must not read as an empty host."""
     if root is not None and not os.path.isdir(root):
         what = "does not exist" if not os.path.lexists(root) else "is not a directory"
         raise UsageError(f"--root {root} {what}", fix="give the directory that holds the tree (its sys, proc, etc)")
-    state.root = root
+    current = session()
+    current.root = root
+    return current
 
 
 def require_live_root(what: str) -> None:
     """Refuse a --root other than / for a command that acts through the running kernel or a
     hypervisor (libvirt's qemu:///system manages this machine's devices whatever the root):
     --root is never a way to reach the live machine. Raises UsageError."""
-    if state.root is not None and os.path.realpath(state.root) != "/":
-        raise UsageError(f"{what} acts on the running machine through libvirt; it cannot act on --root {state.root}",
+    root = session().root
+    if root is not None and os.path.realpath(root) != "/":
+        raise UsageError(f"{what} acts on the running machine through libvirt; it cannot act on --root {root}",
                          fix="run it without --root (HOSTDEV_ROOT) on the host itself")
 
 
 def set_output(fmt: Format) -> Format:
     """Remember the format so that errors are rendered in it too."""
-    state.output = fmt
+    session().output = fmt
     return fmt
 
 
@@ -113,7 +139,7 @@ def carry_out(h: Host, result, dry_run: bool, output: Format, verb: str, describ
 
 def render_error(exc: HostdevError) -> None:
     """One line on stderr; with -o json also the error object on stdout (Ansible reads it)."""
-    if state.output == Format.json:
+    if session().output == Format.json:
         sys.stdout.write(dump_json(exc.to_dict()))
     message(f"hostdev: error: {exc}", "error")
 
