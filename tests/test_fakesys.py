@@ -143,8 +143,8 @@ def test_qemu_guest_mirrors_the_vmlab_guest(tmp_path):
     host = Host(info.root)
     devices = {d.address: d for d in pci.list_devices(host)}
     assert sorted(devices) == ["0000:00:00.0", "0000:00:01.0", "0000:00:02.0", "0000:00:10.0", "0000:00:11.0",
-                               "0000:00:12.0", "0000:00:13.0", "0000:00:1f.0", "0000:00:1f.2", "0000:00:1f.3",
-                               "0000:01:01.0", "0000:01:03.0"]
+                               "0000:00:12.0", "0000:00:13.0", "0000:00:14.0", "0000:00:1f.0", "0000:00:1f.2",
+                               "0000:00:1f.3", "0000:01:01.0", "0000:01:03.0"]
     assert devices[info.edu].pci_id == "1234:11e8" and devices[info.edu].driver is None
     assert devices[info.e1000e].pci_id == "8086:10d3" and devices[info.e1000e].driver == "e1000e"
     assert devices[info.testdev].pci_id == "1b36:0005" and devices[info.testdev].driver is None
@@ -153,7 +153,8 @@ def test_qemu_guest_mirrors_the_vmlab_guest(tmp_path):
     assert devices[info.host_bridge].pci_id == "8086:29c0"
     groups = {g.id: g.devices for g in pci.iommu_groups(host)}
     assert groups[6] == ("0000:00:13.0", "0000:01:01.0", "0000:01:03.0")
-    assert groups[7] == ("0000:00:1f.0", "0000:00:1f.2", "0000:00:1f.3")
+    assert groups[7] == ("0000:00:14.0",)
+    assert groups[8] == ("0000:00:1f.0", "0000:00:1f.2", "0000:00:1f.3")
     assert host.resolve(f"/sys/bus/pci/devices/{info.edu2}") == "/sys/devices/pci0000:00/0000:00:13.0/0000:01:01.0"
     index = hkernel.read_module_index(host)
     assert index.release == "6.1.0-56-amd64"
@@ -167,8 +168,10 @@ def test_qemu_guest_mirrors_the_vmlab_guest(tmp_path):
     real = {"0000:00:00.0": ("8086:29c0", 0, None), "0000:00:01.0": ("1af4:1009", 1, "virtio-pci"),
             "0000:00:02.0": ("1af4:1009", 2, "virtio-pci"), "0000:00:10.0": ("1234:11e8", 3, None),
             "0000:00:11.0": ("8086:10d3", 4, "e1000e"), "0000:00:12.0": ("1b36:0005", 5, None),
-            "0000:00:13.0": ("1b36:000e", 6, None), "0000:00:1f.0": ("8086:2918", 7, "lpc_ich"),
-            "0000:00:1f.2": ("8086:2922", 7, "ahci"), "0000:00:1f.3": ("8086:2930", 7, "i801_smbus"),
+            "0000:00:13.0": ("1b36:000e", 6, None), "0000:00:1f.0": ("8086:2918", 8, "lpc_ich"),
+            "0000:00:1f.2": ("8086:2922", 8, "ahci"), "0000:00:1f.3": ("8086:2930", 8, "i801_smbus"),
+            # added later (the route interlock tests); group checked by tests/behaviour/test_in_use_real.py
+            "0000:00:14.0": ("1af4:1041", 7, "virtio-pci"),
             "0000:01:01.0": ("1234:11e8", 6, None), "0000:01:03.0": ("8086:100e", 6, "e1000")}
     assert {a: (d.pci_id, d.iommu_group, d.driver) for a, d in devices.items()} == real
     assert hkernel.read_cpuinfo(host).is_guest
@@ -562,7 +565,7 @@ def test_mtty_sample_via_insmod_like_the_guest(tmp_path):
     assert host.read_attr(f"{types}/mtty-2/available_instances") == "11"
     assert host.link_name(f"/sys/bus/mdev/devices/{UUID1}/driver") == "mtty"
     group = host.link_name(f"/sys/bus/mdev/devices/{UUID1}/iommu_group")
-    assert group == "8" and host.exists(f"/dev/vfio/{group}")
+    assert group == "9" and host.exists(f"/dev/vfio/{group}")
     for i in range(22):
         host.write_attr(f"{types}/mtty-1/create", f"00000000-0000-4000-8000-{i:012x}")
     with pytest.raises(SysfsWriteError) as exc:
