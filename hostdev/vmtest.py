@@ -246,9 +246,30 @@ def console_log(name: str) -> str:
     return f"/var/log/libvirt/qemu/{name}-console.log"
 
 
-def prepare_boot(host: Host, console: str) -> None:
-    """Write hostdev's reporting initramfs (from the host's static busybox) and clear the old
-    console log. Raises HostEnvironmentError without a static busybox."""
+BOOT_KERNEL = "/var/lib/libvirt/boot/hostdev-test-vmlinux"
+
+
+class BootKernel(NamedTuple):
+    """The kernel the reporting guest boots: ``image`` as given, or (``direct``) the uncompressed
+    PVH kernel hostdev takes out of it and writes to ``path`` before the boot."""
+
+    image: str
+    path: str
+    direct: Optional[bytes] = None
+
+
+def boot_kernel(host: Host, image: str) -> BootKernel:
+    """Boot the uncompressed kernel when ``image`` holds one QEMU can boot directly (PVH): the
+    guest then skips its own decompression, most of a TCG boot (guestinit.direct_boot_kernel)."""
+    data = host.read_bytes(image)
+    direct = guestinit.direct_boot_kernel(data) if data else None
+    return BootKernel(image, BOOT_KERNEL if direct is not None else image, direct)
+
+
+def prepare_boot(host: Host, console: str, kernel: Optional[BootKernel] = None) -> None:
+    """Write hostdev's reporting initramfs (from the host's static busybox) and, for a direct
+    boot, the uncompressed kernel; clear the old console log. Raises HostEnvironmentError without
+    a static busybox."""
     from .errors import HostEnvironmentError
 
     for path in guestinit.BUSYBOX_PATHS:
@@ -260,6 +281,8 @@ def prepare_boot(host: Host, console: str) -> None:
                                    fix="install it (Debian/Ubuntu: apt install busybox-static), or pass --initrd")
     host.require_mutable("hostdev vm test --boot (writes the test initramfs)")
     host.write_bytes(INITRD, guestinit.build_initramfs(data))
+    if kernel is not None and kernel.direct is not None:
+        host.write_bytes(kernel.path, kernel.direct)
     if host.exists(console):
         host.remove_file(console)
 

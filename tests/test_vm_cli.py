@@ -337,7 +337,7 @@ def test_a_device_missing_from_the_guest_bus_fails(sim):
 
 
 # ---------------------------------------------------------------- --boot: a guest that reports what it sees
-def _with_kernel_and_busybox(sim, busybox=True):
+def _with_kernel_and_busybox(sim, busybox=True, image=b"MZ not a kernel"):
     """The fake root gets a kernel image of its release and this machine's static busybox
     (busybox-static is a test package)."""
     import os
@@ -345,7 +345,7 @@ def _with_kernel_and_busybox(sim, busybox=True):
 
     os.makedirs(sim.host.path("/boot"), exist_ok=True)
     with open(sim.host.path("/boot/vmlinuz-6.1.0-56-amd64"), "wb") as handle:
-        handle.write(b"MZ not a kernel")
+        handle.write(image)
     if busybox:
         os.makedirs(sim.host.path("/bin"), exist_ok=True)
         shutil.copy("/bin/busybox", sim.host.path("/bin/busybox"))
@@ -361,6 +361,33 @@ def test_boot_dry_run_boots_the_hosts_kernel_with_hostdevs_initramfs(sim, conn):
     assert "<initrd>/var/lib/libvirt/boot/hostdev-test-initrd.img</initrd>" in xml
     assert "<cmdline>console=ttyS0 panic=-1 loglevel=3 no_timer_check</cmdline>" in xml
     assert f'<source path="/var/log/libvirt/qemu/{T4_NAME}-console.log" />' in xml
+
+
+def test_boot_takes_the_uncompressed_pvh_kernel_out_of_the_image(sim, conn):
+    import gzip
+
+    from tests.test_guestinit import PVH_NOTE, _bzimage, _elf64_with_notes
+
+    bind(sim, T4)
+    vmlinux = _elf64_with_notes(PVH_NOTE)
+    _with_kernel_and_busybox(sim, image=_bzimage(gzip.compress(vmlinux)))
+    code, report, err = vm_test(sim, T4, "--boot", "--dry-run", "-o", "json")
+    assert code == 0, err
+    assert "<kernel>/var/lib/libvirt/boot/hostdev-test-vmlinux</kernel>" in report["xml"]
+    assert "as it is" not in err
+    assert not sim.host.exists("/var/lib/libvirt/boot/hostdev-test-vmlinux")  # a dry run writes nothing
+    # a run writes it for QEMU before the domain starts (the test driver boots nothing: it times out)
+    code, report, err = vm_test(sim, T4, "--boot", "-c", URI, "--boot-timeout", "1", "-o", "json")
+    assert report["error"]["reason"] == "guest_timeout"
+    assert sim.host.read_bytes("/var/lib/libvirt/boot/hostdev-test-vmlinux") == vmlinux
+
+
+def test_boot_of_an_image_without_a_direct_kernel_boots_it_as_it_is(sim, conn):
+    bind(sim, T4)
+    _with_kernel_and_busybox(sim)
+    code, report, err = vm_test(sim, T4, "--boot", "--dry-run", "-o", "json")
+    assert code == 0 and "<kernel>/boot/vmlinuz-6.1.0-56-amd64</kernel>" in report["xml"]
+    assert "booting /boot/vmlinuz-6.1.0-56-amd64 as it is" in err
 
 
 def test_boot_without_a_kernel_image_says_so(sim):

@@ -72,7 +72,7 @@ def test(
     chosen = vmtest.virt_type(h) if virt_type == VirtType.auto else virt_type.value
     why = "/dev/kvm exists" if chosen == "kvm" else "no /dev/kvm, QEMU emulates the CPU (TCG, slower)"
 
-    console = None
+    console = booted = None
     if reporting:
         from .. import kernel as kernel_facts
 
@@ -81,6 +81,10 @@ def test(
             raise UsageError("no kernel image of the running kernel under /boot to boot the test guest",
                              fix="pass --kernel PATH")
         initrd, console = vmtest.INITRD, vmtest.console_log(plan.name)
+        booted = vmtest.boot_kernel(h, kernel)
+        if booted.direct is None:
+            message(f"note: booting {kernel} as it is (no uncompressed PVH kernel in it): slower under TCG", "warn")
+        kernel = booted.path
     boots = kernel is not None
 
     def build() -> str:
@@ -112,7 +116,7 @@ def test(
             # libvirt will unbind host drivers (managed='yes'): the same rules as hostdev bind
             h.require_mutable("hostdev vm test (libvirt rebinds the device)")
         if console is not None:
-            vmtest.prepare_boot(h, console)
+            vmtest.prepare_boot(h, console, booted)
         outcome = _run_with_progress(h, conn, plan, xml, timeout, keep, console, boot_timeout)
     finally:
         conn.close()
@@ -120,7 +124,8 @@ def test(
               "devices": [d.to_dict() for d in outcome.devices], "seconds": outcome.seconds,
               "error": outcome.error.to_dict() if outcome.error else None,
               "virt_type": chosen, "kept": outcome.kept,
-              "guest": {"console": console, "pci": outcome.guest.pci, "complete": outcome.guest.done}
+              "guest": {"console": console, "pci": outcome.guest.pci, "complete": outcome.guest.done,
+                        "kernel": booted.image, "direct_boot": booted.direct is not None}
               if outcome.guest else None}
     if not emit(result, output):
         _report(result)

@@ -151,6 +151,7 @@ def test_booted_guest_kernel_reports_the_device(libvirtd, clean_guest):
                 logs.append(f"--- {path}:\n{handle.read()[-3000:]}")
     assert result.returncode == 0, result.stderr + "\n".join(logs)
     assert report["ok"] is True and report["guest"]["complete"] is True
+    assert report["guest"]["direct_boot"] is True  # Debian's XZ bzImage, booted as its uncompressed PVH kernel
     assert "1234:11e8" in report["guest"]["pci"].values()
     [edu] = report["devices"]
     assert edu["returned"] is True and driver(EDU) is None
