@@ -45,18 +45,22 @@ def fleet(tmp_path):
         os.makedirs(os.path.join(info.root, "usr/share/misc"), exist_ok=True)
         shutil.copy(PCI_IDS, os.path.join(info.root, "usr/share/misc/pci.ids"))
         hosts[name] = info
+    # a fresh copy of examples/ansible, run from its own directory as docs/ansible.md says: the
+    # playbook must make its out/ itself
+    playbook = tmp_path / "ansible"
+    shutil.copytree(EXAMPLE, playbook)
+    assert not (playbook / "out").exists()
     sim = f"{sys.executable} {REPO / 'tests' / 'ansible_sim.py'}"
     lines = ["[passthrough_hosts]"]
     for name, info in hosts.items():
         profile = "profile-vgpu.yaml" if name.startswith("vgpu") else "profile.yaml"
         role = "vm-vgpu" if name.startswith("vgpu") else "vm-passthrough"
-        lines.append(f"{name} hostdev_cmd='{sim} --root {info.root}' hostdev_profile={EXAMPLE / profile} "
+        lines.append(f"{name} hostdev_cmd='{sim} --root {info.root}' hostdev_profile={playbook / profile} "
                      f"hostdev_labels='[\"nvidia.com/gpu.workload.config={role}\"]'")
     lines += ["", "[all:vars]", "ansible_connection=local", f"ansible_python_interpreter={sys.executable}",
-              "hostdev_become=false", "hostdev_reboot=false", f"hostdev_out_dir={tmp_path / 'out'}",
+              "hostdev_become=false", "hostdev_reboot=false",
               "", "[local]", f"localhost hostdev_cmd='{sys.executable} -m hostdev'"]
-    (tmp_path / "out").mkdir()
-    inventory = tmp_path / "inventory.ini"
+    inventory = playbook / "test-inventory.ini"
     inventory.write_text("\n".join(lines) + "\n")
     env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "LANG": "C.UTF-8", "ANSIBLE_NOCOLOR": "1",
            "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-local"),
@@ -65,18 +69,22 @@ def fleet(tmp_path):
            "PYTHONPATH": str(REPO)}
 
     def run(*extra):
-        proc = subprocess.run([ansible_playbook(), "-i", str(inventory), str(EXAMPLE / "site.yml"), *extra],
-                              capture_output=True, text=True, env=env, cwd=str(tmp_path), timeout=600)
+        proc = subprocess.run([ansible_playbook(), "-i", inventory.name, "site.yml", *extra],
+                              capture_output=True, text=True, env=env, cwd=str(playbook), timeout=600)
         assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
         return proc.stdout
 
-    return hosts, run, tmp_path / "out"
+    return hosts, run, playbook / "out"
 
 
 def test_playbook_prepares_every_host_builds_one_cr_and_is_idempotent(fleet):
     hosts, run, out = fleet
     # check mode first: hostdev --dry-run says what would change, and nothing does
-    checked = recap(run("--check"))
+    checked_output = run("--check")
+    checked = recap(checked_output)
+    # the check task runs in check mode too (it only reads): its verdict is there to gate on
+    check_task = checked_output.split("TASK [Check the host", 1)[1].split("TASK [", 1)[0]
+    assert all(f"ok: [{h}]" in check_task for h in ("gpu-a", "gpu-b", "vgpu-c")), check_task
     assert all(checked[h]["changed"] > 0 and checked[h]["failed"] == 0 for h in ("gpu-a", "gpu-b", "vgpu-c"))
     assert os.path.basename(os.readlink(f"{hosts['gpu-a'].root}/sys/bus/pci/devices/0000:65:00.0/driver")) == "nvidia"
     assert "iommu=pt" not in Path(f"{hosts['gpu-a'].root}/etc/default/grub").read_text()
