@@ -25,7 +25,34 @@ from .errors import DeviceNotFoundError, UsageError
 
 NVIDIA = "10de"
 API_VERSION = "kubevirt.io/v1"
-NAMINGS = ("nvidia", "nvidia-legacy", "kubevirt")
+# The NVIDIA kubevirt-gpu-device-plugin's name for a passthrough GPU, per release. Read from
+# NVIDIA/kubevirt-gpu-device-plugin pkg/device_plugin/device_plugin.go, getDeviceName(), which
+# reads the plugin's own bundled pci.ids (/usr/pci.ids in its image) and falls back to the
+# lower-case device id when it finds nothing or the name cleans down to "":
+#   lookups
+#   * "anywhere" (v1.0.0 .. v1.1.2): the first line of the whole file that contains the 4 hex
+#     digits anywhere (any vendor, a subsystem line, a comment); the name is what follows them.
+#     A line holding them twice ends the search with no name (its len(splits) != 2 check).
+#     NVIDIA/kubevirt-gpu-device-plugin#42: 10de:1f08 named SAS_5_IR_INTEGRATED_RAID_CONTROLLER.
+#   * "line-start" (PR #53, first released in v1.2.0, .. v1.2.1): the same scan, skipping lines
+#     whose trimmed text does not start with the digits (the twice-on-a-line stop still comes
+#     first): 10de:2330 named by Intel's "2330  DH89xxCC SMBus Controller" (issue #106).
+#   * "vendor-block" (PR #72, commit 5b4613600c5f765809b275e19d351d8eadf48c05, v1.2.2 .. v1.6.0):
+#     the first "\tdddd" line after the first line starting "10de", until a line that starts
+#     with neither a tab nor "#".
+#   characters
+#   * "legacy" (v1.0.0, v1.0.1, as the code stood before PR #33): trimmed, whitespace runs to
+#     "_", every character outside [A-Za-z0-9_] dropped ("/" and "." included).
+#   * "upper" (PR #33, in the v1.1.0 tag; v1.1.0 was never published as an image, issue #37,
+#     so v1.1.1 is the first image): trimmed, upper-cased, "/" and "." to "_", whitespace runs
+#     to "_", characters outside [A-Za-z0-9_.] dropped.
+NVIDIA_NAMINGS = {
+    "nvidia": ("vendor-block", "upper"),          # plugin >= v1.2.2
+    "nvidia-v1.2.1": ("line-start", "upper"),     # v1.2.0, v1.2.1
+    "nvidia-v1.1.2": ("anywhere", "upper"),       # v1.1.1, v1.1.2 (and the unpublished v1.1.0 tag)
+    "nvidia-legacy": ("anywhere", "legacy"),      # v1.0.0, v1.0.1
+}
+NAMINGS = tuple(NVIDIA_NAMINGS) + ("kubevirt",)
 FORMATS = ("cr", "patch", "json-patch", "snippet")
 VMI_FORMATS = ("snippet", "vmi", "vm")
 FALLBACK_DOMAIN = "pci.hostdev.io"
@@ -88,12 +115,18 @@ _DNS_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
 _DNS_SUBDOMAIN = re.compile(rf"{_DNS_LABEL}(\.{_DNS_LABEL})*\Z")
 _DNS_LABEL_RE = re.compile(rf"{_DNS_LABEL}\Z")
 _QUALIFIED_NAME = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]\Z")
-# Go's regexp \s is ASCII whitespace and strings.ToUpper leaves no ASCII letter behind: match
-# them exactly (Python's str.upper turns "ß" into "SS", which the plugin would drop).
-_WS = re.compile(r"\s+", re.ASCII)
+# Go's regexp \s is [\t\n\f\r ] (RE2: no \v); strings.TrimSpace trims Unicode White_Space
+# (Python's str.strip would also trim \x1c-\x1f); strings.ToUpper maps each rune alone, so
+# "ß" stays (Python's "SS"), while "ı" becomes "I".
+_GO_WS = re.compile(r"[\t\n\f\r ]+")
+_GO_SPACE = ("\t\n\v\f\r \x85\xa0\u1680" + "".join(chr(c) for c in range(0x2000, 0x200B))
+             + "\u2028\u2029\u202f\u205f\u3000")
 _NOT_NVIDIA_CHAR = re.compile(r"[^A-Za-z0-9_.]+")
 _NOT_LEGACY_CHAR = re.compile(r"[^A-Za-z0-9_]+")
-_ASCII_UPPER = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def _go_upper(text: str) -> str:
+    return "".join(u if len(u) == 1 else c for c, u in ((c, c.upper()) for c in text))
 
 
 def resource_name_problem(name: str) -> Optional[str]:
@@ -134,27 +167,55 @@ def check_resource_name(name: str, fix: Optional[str] = None) -> str:
     return name
 
 
-def nvidia_pci_name(device_id: str, pci_name: Optional[str]) -> str:
-    """The NVIDIA kubevirt-gpu-device-plugin (≥ v1.1.1) name of a passthrough GPU: its pci.ids
-    name upper-cased, ``/`` and ``.`` to ``_``, whitespace runs to ``_``, other characters
-    dropped; ``nvidia.com/<device id>`` when the device has no name."""
-    text = (pci_name or "").strip().translate(_ASCII_UPPER).replace("/", "_").replace(".", "_")
-    text = _NOT_NVIDIA_CHAR.sub("", _WS.sub("_", text))
+def nvidia_pci_name(device_id: str, pci_name: Optional[str], chars: str = "upper") -> str:
+    """The NVIDIA plugin's name for a passthrough GPU whose pci.ids text is ``pci_name`` (what
+    follows the device id on the line its lookup found; None: not found). ``chars`` "upper"
+    (plugin >= v1.1.1): trimmed, upper-cased, ``/`` and ``.`` to ``_``, whitespace runs to ``_``,
+    other characters dropped; "legacy" (v1.0.x): trimmed, whitespace runs to ``_``, everything
+    outside ``[A-Za-z0-9_]`` dropped. ``nvidia.com/<device id>`` when nothing is left."""
+    text = (pci_name or "").strip(_GO_SPACE)
+    if chars == "legacy":
+        text = _NOT_LEGACY_CHAR.sub("", _GO_WS.sub("_", text))
+    else:
+        text = _go_upper(text).replace("/", "_").replace(".", "_")
+        text = _NOT_NVIDIA_CHAR.sub("", _GO_WS.sub("_", text))
     return "nvidia.com/" + (text or device_id.lower())
 
 
 def nvidia_legacy_pci_name(device_id: str, pci_name: Optional[str]) -> str:
-    """The name plugins up to v1.1.0 gave: not upper-cased, ``.`` dropped rather than ``_``
-    (``nvidia.com/TU104GL_Tesla_T4``, the KubeVirt user guide's name)."""
-    text = (pci_name or "").strip().replace("/", "_")
-    text = _NOT_LEGACY_CHAR.sub("", _WS.sub("_", text))
-    return "nvidia.com/" + (text or device_id.lower())
+    """The character rules of plugins v1.0.x (``nvidia.com/TU104GL_Tesla_T4``, the KubeVirt user
+    guide's name; "GA107GL [A2 / A16]" → ``nvidia.com/GA107GL_A2__A16``)."""
+    return nvidia_pci_name(device_id, pci_name, "legacy")
+
+
+def nvidia_plugin_text(text: str, device_id: str, lookup: str) -> Optional[str]:
+    """What the plugin's "anywhere" or "line-start" lookup (see NVIDIA_NAMINGS) takes as the
+    name of ``device_id`` in the whole pci.ids ``text``: the text after the id on the line it
+    stops at, or None (no name: the plugin then uses the id)."""
+    device_id = device_id.lower()
+    pos = text.find(device_id)
+    while pos >= 0:
+        start = text.rfind("\n", 0, pos) + 1
+        end = text.find("\n", pos)
+        end = len(text) if end < 0 else end
+        line = text[start:end]
+        if line.endswith("\r"):
+            line = line[:-1]  # bufio.ScanLines drops a trailing CR
+        line = line.strip(_GO_SPACE)
+        parts = line.split(device_id)
+        if len(parts) != 2:
+            return None
+        if lookup == "anywhere" or parts[0] == "":
+            return parts[1]
+        pos = text.find(device_id, end)
+    return None
 
 
 def nvidia_mdev_name(type_name: str) -> str:
     """The NVIDIA plugin's vGPU name: ``nvidia.com/`` + the type name with whitespace runs as
     ``_`` (not upper-cased): "GRID T4-1Q" → nvidia.com/GRID_T4-1Q."""
-    return "nvidia.com/" + _WS.sub("_", type_name.rstrip("\n"))
+    # readVgpuIDFromFile: strings.Trim(name, "\n"), then \s+ to "_" (every plugin release)
+    return "nvidia.com/" + _GO_WS.sub("_", type_name.strip("\n"))
 
 
 def _sanitise(text: str, lower: bool) -> str:
@@ -391,11 +452,19 @@ def _select_mdev_types(inv: dict, sel: Selection, found_names: set) -> List[Tupl
     return out
 
 
-def _pci_resource(dev: dict, pci_name: Optional[str], naming: str) -> str:
-    if dev["vendor_id"] == NVIDIA and naming == "nvidia":
-        return nvidia_pci_name(dev["device_id"], pci_name)
-    if dev["vendor_id"] == NVIDIA and naming == "nvidia-legacy":
-        return nvidia_legacy_pci_name(dev["device_id"], pci_name)
+def nvidia_plugin_name(naming: str, device_id: str, pci_name: Optional[str], names=None) -> str:
+    """The name the plugin release(s) of ``naming`` (an NVIDIA_NAMINGS key) advertise for
+    10de:``device_id``. ``pci_name``: the device's name in NVIDIA's block of pci.ids (what the
+    "vendor-block" lookup finds); ``names``: the whole PciIds, which the older lookups scan."""
+    lookup, chars = NVIDIA_NAMINGS[naming]
+    if lookup != "vendor-block":
+        pci_name = nvidia_plugin_text(names.text(), device_id, lookup)
+    return nvidia_pci_name(device_id, pci_name, chars)
+
+
+def _pci_resource(dev: dict, pci_name: Optional[str], naming: str, names) -> str:
+    if dev["vendor_id"] == NVIDIA and naming in NVIDIA_NAMINGS:
+        return nvidia_plugin_name(naming, dev["device_id"], pci_name, names)
     return kubevirt_pci_name(dev["vendor_id"], dev["device_id"], pci_name)
 
 
@@ -408,6 +477,11 @@ def build(inventories: Sequence[dict], sel: Selection, opts: Options, names=None
     InvalidResourceNameError, ResourceNameConflictError."""
     notes = Notes()
     naming_nvidia = opts.naming or ("nvidia" if opts.external else "kubevirt")
+    if naming_nvidia in NVIDIA_NAMINGS and NVIDIA_NAMINGS[naming_nvidia][0] != "vendor-block" and \
+            (names is None or names.path is None):
+        raise UsageError(f"--naming {naming_nvidia} reads the whole pci.ids, as those plugin releases did, and "
+                         + ("no pci.ids was found" if names is not None else "inventories carry only the names"),
+                         fix="pass --pci-ids FILE, best the plugin image's own /usr/pci.ids")
     pci: Dict[str, Dict[str, List[str]]] = {}       # selector → name → hosts
     pci_dev: Dict[str, dict] = {}
     mdev: Dict[str, Dict[str, List[str]]] = {}      # normalised selector → name → hosts
@@ -430,7 +504,7 @@ def build(inventories: Sequence[dict], sel: Selection, opts: Options, names=None
                 key = (dev["vendor_id"], dev["device_id"], pci_name)
                 resource = name_cache.get(key)
                 if resource is None:
-                    resource = name_cache[key] = _pci_resource(dev, pci_name, naming_nvidia)
+                    resource = name_cache[key] = _pci_resource(dev, pci_name, naming_nvidia, names)
                 if pci_name is None:
                     source = _pci_ids_label({"pci_ids": names_info} if names is not None else inv)
                     _missing_name_note(notes, dev, resource, source, naming_nvidia, host)
@@ -453,7 +527,7 @@ def build(inventories: Sequence[dict], sel: Selection, opts: Options, names=None
             override = opts.overrides.get(("mdev", key))
             if override:
                 resource = override
-            elif vendor == NVIDIA and naming_nvidia in ("nvidia", "nvidia-legacy"):
+            elif vendor == NVIDIA and naming_nvidia in NVIDIA_NAMINGS:
                 resource = nvidia_mdev_name(selector)
             else:
                 resource = kubevirt_mdev_name(selector, vendor)
@@ -532,7 +606,7 @@ def _check_found(sel: Selection, addresses: set, names: set, inventories: Sequen
 
 def _missing_name_note(notes: Notes, dev: dict, resource: str, source: str, naming: str, host: str) -> None:
     selector = pci_selector(dev["vendor_id"], dev["device_id"])
-    if dev["vendor_id"] == NVIDIA and naming in ("nvidia", "nvidia-legacy"):
+    if dev["vendor_id"] == NVIDIA and naming in NVIDIA_NAMINGS:
         text = (f"{selector} is not in {source}: using the NVIDIA plugin's own fallback {resource}, but the plugin "
                 f"reads its bundled pci.ids, which may name it differently; pass a newer --pci-ids FILE or "
                 f"--resource-name {selector}=NAME (kubectl get node NODE -o jsonpath='{{.status.allocatable}}' "

@@ -23,11 +23,18 @@ class PciIds:
     def __init__(self, data: bytes, path: Optional[str]) -> None:
         self._data = b"\n" + data
         self.path = path
+        self._text: Optional[str] = None
         self._vendor_cache: Dict[str, Optional[Tuple[int, int]]] = {}
         self._name_cache: Dict[Tuple[str, str], Optional[str]] = {}
         self._class_start = self._data.find(b"\nC ")
         if self._class_start < 0:
             self._class_start = len(self._data)
+
+    def text(self) -> str:
+        """The whole file as text (for lookups that scan every line, kubevirt.nvidia_plugin_text)."""
+        if self._text is None:
+            self._text = self._data[1:].decode("utf-8", "replace")
+        return self._text
 
     @classmethod
     def empty(cls) -> PciIds:

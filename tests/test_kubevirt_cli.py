@@ -134,7 +134,7 @@ def test_names_with_slash_dot_brackets_and_a_device_missing_from_pci_ids(odd_nam
     assert "--resource-name 10DE:2342=NAME" in err
     legacy, _ = odd_names.permitted("--external", "--naming", "nvidia-legacy", "-f", "snippet")
     golden("odd-names-legacy.yaml", legacy)
-    assert "nvidia.com/TU102_GeForce_RTX_2080_Ti_Rev_A" in legacy and "nvidia.com/GA107GL_A2___A16" in legacy
+    assert "nvidia.com/TU102_GeForce_RTX_2080_Ti_Rev_A" in legacy and "nvidia.com/GA107GL_A2__A16\n" in legacy
 
 
 def test_an_invalid_generated_name_is_an_error_naming_the_rule(odd_names):

@@ -83,7 +83,7 @@ def _generate(inventory_files: List[str], addresses: List[str], device: List[str
         h = host()
         names, names_info = inventory.load_pci_ids(h, pci_ids)
         inv = inventory.collect(h, names, names_info, name=inventory.hostname(h) or "this host")
-        result = kubevirt.build([inv], sel, opts)
+        result = kubevirt.build([inv], sel, opts, names, names_info)
     _emit(kubevirt.render(result, fmt, name=name, namespace=namespace, existing=existing), fmt, output)
     return 0
 
@@ -105,8 +105,11 @@ NamespaceOption = typer.Option("kubevirt", "--namespace", help="metadata.namespa
 MergeOption = typer.Option(None, "--merge-with", metavar="FILE",
                            help="An existing CR or snippet: keep its entries, add the new ones, report unknown keys.")
 NamingOption = typer.Option(None, "--naming", metavar="MODE",
-                            help="nvidia (plugin >= v1.1.1; default for 10de with --external), nvidia-legacy "
-                                 "(<= v1.1.0), kubevirt (KubeVirt's own plugin; default).")
+                            help="The device plugin that advertises the devices: nvidia (NVIDIA kubevirt-gpu-"
+                                 "device-plugin >= v1.2.2; default for 10de with --external), nvidia-v1.2.1 "
+                                 "(v1.2.0-v1.2.1), nvidia-v1.1.2 (v1.1.1-v1.1.2), nvidia-legacy (v1.0.x); "
+                                 "kubevirt (KubeVirt's own plugin; default). The older modes read the whole "
+                                 "pci.ids: pass the plugin image's with --pci-ids.")
 ResourceNameOption = typer.Option(None, "--resource-name", metavar="SELECTOR=NAME",
                                   help="Name one selector yourself: 10DE:1EB8=nvidia.com/T4 (repeatable).")
 ExternalOption = typer.Option(False, "--external/--no-external",
