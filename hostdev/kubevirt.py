@@ -510,6 +510,16 @@ def build(inventories: Sequence[dict], sel: Selection, opts: Options, names=None
                     _missing_name_note(notes, dev, resource, source, naming_nvidia, host)
             pci.setdefault(selector, {}).setdefault(resource, []).append(host)
             pci_dev.setdefault(selector, dev)
+            if rules.is_vfio_driver(dev.get("driver")) and dev.get("driver") != "vfio-pci" and not opts.external:
+                # virt-handler's discoverPermittedHostPCIDevices (pkg/virt-handler/device-manager/
+                # pci_device.go, KubeVirt v1.9) skips any driver but vfio-pci (NVIDIA vGPU VFs on
+                # "nvidia" aside): a device on a vfio variant driver is never allocatable there.
+                notes.add(f"variant {selector}",
+                          f"warning: {selector} ({dev['address']}) is on {dev['driver']}, a vfio variant driver: "
+                          "KubeVirt's own device plugin serves only devices on exactly vfio-pci, so this entry "
+                          f"never becomes allocatable: bind it to vfio-pci (hostdev unbind {dev['address']}; "
+                          f"hostdev bind {dev['address']}), or permit it with --external for a device plugin "
+                          "that serves that driver", host)
             if not rules.is_vfio_driver(dev.get("driver")):
                 notes.add(f"unbound {selector}",
                           f"{selector} ({dev['address']}) is on {dev.get('driver') or 'no driver'}, not vfio-pci: "
@@ -724,6 +734,7 @@ ENTRY_KEYS = {
     "usb": (("resourceName", str, True), ("selectors", list, True), ("externalResourceProvider", bool, False)),
 }
 MDEV_CONFIG_KEYS = ("mediatedDevicesTypes", "mediatedDeviceTypes", "nodeMediatedDeviceTypes", "enabled")
+OWN_KEYS = {"permittedHostDevices": PERMITTED_KEYS, "mediatedDevicesConfiguration": MDEV_CONFIG_KEYS}
 
 
 class Existing(NamedTuple):
@@ -733,9 +744,8 @@ class Existing(NamedTuple):
     is_cr: bool                    # a kind: KubeVirt manifest
     permitted: Dict[str, List[dict]]
     mdev_config: Optional[dict]
-    present: set                   # JSON-patch paths that exist ("/spec/configuration/permittedHostDevices" …)
     problems: List[str]
-    moved: Dict[str, List[dict]]   # entries found misplaced directly under configuration
+    source: str                    # the file it came from, for messages
 
 
 def _suggest(key: str, allowed: Sequence[str]) -> str:
@@ -743,6 +753,17 @@ def _suggest(key: str, allowed: Sequence[str]) -> str:
 
     close = difflib.get_close_matches(key, allowed, n=1)
     return f" (did you mean {close[0]}?)" if close else ""
+
+
+def _misspelt_list_key(key: str, value: Any) -> Optional[str]:
+    """The permittedHostDevices list ``key`` surely means ("pciHostDevice", "PciHostDevices"),
+    when ``value`` is a list of mappings; None otherwise."""
+    import difflib
+
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        return None
+    close = difflib.get_close_matches(key.lower(), [k.lower() for k in PERMITTED_KEYS], n=1, cutoff=0.85)
+    return next(k for k in PERMITTED_KEYS if k.lower() == close[0]) if close else None
 
 
 def read_existing(text: str, source: str) -> Existing:
@@ -761,7 +782,6 @@ def read_existing(text: str, source: str) -> Existing:
     if not isinstance(doc, dict):
         raise BadDocumentError(source, "", "expected a KubeVirt CR or a permittedHostDevices snippet (a mapping)")
     problems: List[str] = []
-    present: set = set()
     is_cr = doc.get("kind") == "KubeVirt" or "spec" in doc
     if doc.get("kind") not in (None, "KubeVirt"):
         raise BadDocumentError(source, "kind", f"is {doc.get('kind')!r}, not KubeVirt")
@@ -771,10 +791,6 @@ def read_existing(text: str, source: str) -> Existing:
             raise BadDocumentError(source, "spec", "is not a mapping")
         config = spec.get("configuration") or {}
         prefix = "spec.configuration"
-        if "spec" in doc:
-            present.add("/spec")
-        if "configuration" in spec:
-            present.add(CONFIG_PATH)
         for key in PERMITTED_KEYS + ("permittedHostDevices", "mediatedDevicesConfiguration"):
             if key in spec:
                 problems.append(f"{source}: spec.{key} is misplaced: it belongs under spec.configuration "
@@ -783,27 +799,28 @@ def read_existing(text: str, source: str) -> Existing:
         config, prefix = doc.get("configuration") or {}, "configuration"
     else:
         config, prefix = doc, "(top level)"
-        present.add("/spec")
-        present.add(CONFIG_PATH)
     if not isinstance(config, dict):
         raise BadDocumentError(source, prefix, "is not a mapping")
 
     permitted: Dict[str, List[dict]] = {k: [] for k in PERMITTED_KEYS}
     moved: Dict[str, List[dict]] = {}
     raw_permitted = config.get("permittedHostDevices")
-    base = f"{CONFIG_PATH}/permittedHostDevices"
     if raw_permitted is not None:
-        present.add(base)
         if not isinstance(raw_permitted, dict):
             raise BadDocumentError(source, f"{prefix}.permittedHostDevices", "is not a mapping")
         for key, value in raw_permitted.items():
             where = f"{prefix}.permittedHostDevices.{key}"
             if key in PERMITTED_KEYS:
-                present.add(f"{base}/{key}")
                 permitted[key].extend(_entries(value, key, where, source, problems))
             elif key in ("nodeMediatedDeviceTypes", "mediatedDeviceTypes", "mediatedDevicesTypes"):
                 problems.append(f"{source}: {where} is misplaced: it belongs under "
                                 "spec.configuration.mediatedDevicesConfiguration (KubeVirt ignores it here; dropped)")
+            elif _misspelt_list_key(key, value):
+                right = _misspelt_list_key(key, value)
+                entries = _entries(value, right, where, source, problems)
+                permitted[right].extend(entries)
+                problems.append(f"{source}: {where} is not a KubeVirt field (the API server drops it silently): "
+                                f"read as {right}, its {len(entries)} entries kept there")
             else:
                 problems.append(f"{source}: {where} is not a KubeVirt field{_suggest(key, PERMITTED_KEYS)}: "
                                 "the API server drops it silently (dropped)")
@@ -821,11 +838,10 @@ def read_existing(text: str, source: str) -> Existing:
                             "(KubeVirt ignores it there; dropped)")
     mdev_config = None
     if "mediatedDevicesConfiguration" in config:
-        present.add(f"{CONFIG_PATH}/mediatedDevicesConfiguration")
         mdev_config = _read_mdev_config(config["mediatedDevicesConfiguration"],
-                                        f"{prefix}.mediatedDevicesConfiguration", source, problems, present)
+                                        f"{prefix}.mediatedDevicesConfiguration", source, problems)
     _duplicate_problems(permitted, source, problems)
-    return Existing(doc, is_cr, permitted, mdev_config, present, problems, moved)
+    return Existing(doc, is_cr, permitted, mdev_config, problems, source)
 
 
 def _entries(value: Any, key: str, where: str, source: str, problems: List[str]) -> List[dict]:
@@ -877,13 +893,12 @@ def _entries(value: Any, key: str, where: str, source: str, problems: List[str])
     return out
 
 
-def _read_mdev_config(value: Any, where: str, source: str, problems: List[str], present: set) -> dict:
+def _read_mdev_config(value: Any, where: str, source: str, problems: List[str]) -> dict:
     if value is None:
         return {}
     if not isinstance(value, dict):
         raise BadDocumentError(source, where, "is not a mapping")
     out: Dict[str, Any] = {}
-    base = f"{CONFIG_PATH}/mediatedDevicesConfiguration"
     for key, item in value.items():
         at = f"{where}.{key}"
         if key in ("mediatedDeviceTypes", "mediatedDevicesTypes"):
@@ -891,11 +906,9 @@ def _read_mdev_config(value: Any, where: str, source: str, problems: List[str], 
             if key == "mediatedDevicesTypes":
                 problems.append(f"{source}: {at} is the deprecated spelling: merged into mediatedDeviceTypes")
             out["mediatedDeviceTypes"] = _union(out.get("mediatedDeviceTypes", []) + types)
-            present.add(f"{base}/{key}")
         elif key == "nodeMediatedDeviceTypes":
             if not isinstance(item, list):
                 raise BadDocumentError(source, at, "is not a list")
-            present.add(f"{base}/{key}")
             nodes = []
             for i, node in enumerate(item):
                 node_at = f"{at}[{i}]"
@@ -1046,52 +1059,65 @@ def _cr(config: dict, name: str, namespace: str, existing: Optional[Existing]) -
             "spec": {"configuration": config}}
 
 
-def _json_patch(existing: Optional[Existing], added: Dict[str, List[dict]], new_config: Optional[dict],
-                notes: List[str]) -> List[dict]:
+def _raw_configuration(existing: Existing) -> Tuple[bool, bool, dict]:
+    """(spec present, spec.configuration present, spec.configuration as read) of an existing CR."""
+    spec = existing.doc.get("spec")
+    config = spec.get("configuration") if isinstance(spec, dict) else None
+    return isinstance(spec, dict), isinstance(config, dict), config if isinstance(config, dict) else {}
+
+
+def _pointer(*parts: str) -> str:
+    # RFC 6901: "~" and "/" inside a member name are escaped
+    return "".join("/" + p.replace("~", "~0").replace("/", "~1") for p in parts)
+
+
+def _json_patch(existing: Existing, config: dict) -> List[dict]:
+    """RFC 6902 operations that turn the existing CR's permittedHostDevices and
+    mediatedDevicesConfiguration into ``config``'s (what ``--format cr`` writes): the first
+    missing level added whole; a list the merge only extends gets ``add .../-`` per new entry;
+    any other changed member is added whole (``add`` replaces an existing member) and a
+    member the merge dropped (the deprecated ``mediatedDevicesTypes``) is removed."""
     ops: List[dict] = []
-    present = existing.present if existing else None
-
-    def ensure(path_parts: List[Tuple[str, Any]]) -> bool:
-        """Add the first missing level whole; True when the caller must still append."""
-        for path, value in path_parts:
-            if present is not None and path not in present:
+    has_spec, has_config, raw = _raw_configuration(existing)
+    if not has_spec:
+        return [{"op": "add", "path": "/spec", "value": {"configuration": config}}] if config else []
+    if not has_config:
+        return [{"op": "add", "path": CONFIG_PATH, "value": config}] if config else []
+    for section in ("permittedHostDevices", "mediatedDevicesConfiguration"):
+        want, have = config.get(section), raw.get(section)
+        if want is None or want == have:
+            continue
+        if not isinstance(have, dict):
+            ops.append({"op": "add", "path": _pointer("spec", "configuration", section), "value": want})
+            continue
+        for key, value in want.items():
+            old = have.get(key)
+            path = _pointer("spec", "configuration", section, key)
+            if old == value:
+                continue
+            if isinstance(old, list) and isinstance(value, list) and value[:len(old)] == old:
+                ops.extend({"op": "add", "path": path + "/-", "value": v} for v in value[len(old):])
+            else:
                 ops.append({"op": "add", "path": path, "value": value})
-                return False
-        return True
-
-    def append(section: str, key: str, values: list) -> None:
-        """Append ``values`` to configuration.SECTION.KEY, or add the first missing level whole."""
-        section_path = f"{CONFIG_PATH}/{section}"
-        levels = [("/spec", {"configuration": {section: {key: values}}}), (CONFIG_PATH, {section: {key: values}}),
-                  (section_path, {key: values}), (f"{section_path}/{key}", values)]
-        if ensure(levels):
-            ops.extend({"op": "add", "path": f"{section_path}/{key}/-", "value": v} for v in values)
-        elif present is not None:
-            present.update(p for p, _ in levels)
-
-    for kind in PERMITTED_KEYS:
-        # entries that were misplaced are not where KubeVirt reads them: they travel with the new ones
-        fresh = (existing.moved.get(kind, []) if existing else []) + (added.get(kind) or [])
-        if fresh:
-            append("permittedHostDevices", kind, fresh)
-    if new_config:
-        old = existing.mdev_config if existing else None
-        for key in ("mediatedDeviceTypes", "nodeMediatedDeviceTypes"):
-            values = new_config.get(key) or []
-            if old:
-                have = old.get(key) or []
-                if key == "mediatedDeviceTypes":
-                    values = [v for v in values if v not in have]
-                else:
-                    keys = {tuple(sorted(n["nodeSelector"].items())) for n in have}
-                    values = [n for n in values if tuple(sorted(n["nodeSelector"].items())) not in keys]
-            if values:
-                append("mediatedDevicesConfiguration", key, values)
-    if existing is None:
-        notes.append("json-patch appends to lists that must already exist; where the CR has none yet kubectl "
-                     "fails ('doc is missing path'): pass --merge-with the current CR (kubectl get kubevirt -n "
-                     "kubevirt kubevirt -o yaml) so that hostdev adds the missing levels, or use --format patch")
+        for key in have:
+            if key not in want and key in OWN_KEYS[section]:  # unknown keys: the server pruned them
+                ops.append({"op": "remove", "path": _pointer("spec", "configuration", section, key)})
     return ops
+
+
+def _merge_patch(existing: Optional[Existing], config: dict) -> dict:
+    """RFC 7386 merge patch: the whole merged lists (a merge patch replaces lists), and null
+    for every member of the two sections that the merge dropped (the deprecated spelling)."""
+    patch = {key: dict(value) if isinstance(value, dict) else value for key, value in config.items()}
+    if existing is not None and existing.is_cr:
+        _, _, raw = _raw_configuration(existing)
+        for section in ("permittedHostDevices", "mediatedDevicesConfiguration"):
+            have = raw.get(section)
+            if isinstance(have, dict) and section in patch:
+                for key in have:
+                    if key in OWN_KEYS[section]:
+                        patch[section].setdefault(key, None)
+    return {"spec": {"configuration": patch}}
 
 
 def render(result: Result, fmt: str, *, name: str = "kubevirt", namespace: str = "kubevirt",
@@ -1100,23 +1126,45 @@ def render(result: Result, fmt: str, *, name: str = "kubevirt", namespace: str =
     Notes: the build's, the existing document's problems, and each format's caveat."""
     if fmt not in FORMATS:
         raise UsageError(f"unknown format {fmt!r}", fix=f"use one of {', '.join(FORMATS)}")
+    if fmt in ("patch", "json-patch") and existing is None:
+        raise UsageError(f"--format {fmt} needs --merge-with the cluster's current CR: a patch built without it "
+                         + ("drops every entry already in the cluster (a merge patch replaces lists whole)"
+                            if fmt == "patch" else "can add a second entry for a selector the cluster already "
+                            "names, or fail on a list that does not exist yet"),
+                         fix="save the CR with kubectl get kubevirt -n kubevirt kubevirt -o yaml > kv.yaml and add "
+                             "--merge-with kv.yaml; or use --format cr or snippet")
+    if fmt == "json-patch" and not existing.is_cr:
+        raise UsageError(f"--format json-patch needs the whole KubeVirt CR in --merge-with, not a snippet "
+                         f"({existing.source})",
+                         fix="kubectl get kubevirt -n kubevirt kubevirt -o yaml > kv.yaml")
     notes = list(existing.problems) if existing else []
-    permitted, added = _merge_permitted(existing, result.permitted, notes)
+    permitted, _ = _merge_permitted(existing, result.permitted, notes)
     mdev_config = _merge_mdev_config(existing, result.mdev_config)
     config = _configuration(permitted, mdev_config)
     if fmt == "cr":
         data: Any = _cr(config, name, namespace, existing)
     elif fmt == "patch":
-        data = {"spec": {"configuration": config}}
-        if existing is None:
-            notes.append("a merge patch replaces each list whole: entries in the cluster's CR that are not in this "
-                         "patch are dropped; pass --merge-with the current CR (kubectl get kubevirt -n kubevirt "
-                         "kubevirt -o yaml), or use --format json-patch")
+        data = _merge_patch(existing, config)
     elif fmt == "json-patch":
-        data = _json_patch(existing, added, result.mdev_config, notes)
+        data = _json_patch(existing, config)
     else:
         data = config
-    return Document(data, notes + result.notes)
+    gates = _feature_gates(existing)
+    build_notes = result.notes
+    if "HostDevices" in gates:  # the CR already enables it: no reminder
+        build_notes = [n for n in build_notes if n != feature_gate_note()]
+    return Document(data, notes + build_notes)
+
+
+def _feature_gates(existing: Optional[Existing]) -> List[str]:
+    """spec.configuration.developerConfiguration.featureGates of an existing CR, or []."""
+    if existing is None:
+        return []
+    config = (existing.doc.get("spec") or {}).get("configuration") if existing.is_cr else existing.doc.get(
+        "configuration", existing.doc)
+    gates = ((config or {}).get("developerConfiguration") or {}).get("featureGates") if isinstance(config, dict) \
+        else None
+    return [g for g in gates if isinstance(g, str)] if isinstance(gates, list) else []
 
 
 # ----------------------------------------------------------------------------- VMI / VM

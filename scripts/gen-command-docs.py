@@ -45,9 +45,11 @@ PAGES = {
         ["sriov", "enable", "0000:31:00.0", "--vfs", "4", "--bind", "vfio-pci", "--dry-run"],
         ["sriov", "enable", "0000:31:00.0", "--vfs", "4"], ["sriov", "disable", "0000:31:00.0", "-o", "json"]]),
     "kubevirt-permitted": ("hostdev kubevirt permitted", "intel", [
-        ["bind", "0000:65:00.0"], ["kubevirt", "permitted"], ["kubevirt", "permitted", "--format", "patch",
-                                                             "--external"],
-        ["kubevirt", "permitted", "--format", "json-patch", "-o", "json"],
+        ["bind", "0000:65:00.0"], ["kubevirt", "permitted"],
+        ["kubevirt", "permitted", "--format", "json-patch", "--merge-with", "@kv"],
+        ["kubevirt", "permitted", "--format", "patch", "--merge-with", "@kv", "--external"],
+        ["kubevirt", "permitted", "--format", "json-patch", "--merge-with", "@kv", "-o", "json"],
+        ["kubevirt", "permitted", "--format", "patch"],
         ["kubevirt", "permitted", "--device", "10de:1eb8", "--naming", "nvidia-legacy", "--format", "snippet"]]),
     "kubevirt-vgpu": ("hostdev kubevirt permitted (vGPU, mdev configuration)", "amd", [
         ["kubevirt", "permitted", "--format", "snippet", "--mdev-config"]]),
@@ -64,6 +66,18 @@ PAGES = {
 HOSTS = {"intel": "an Intel server: T4 0000:65:00.0, A10 0000:17:00.0 + audio, E810 0000:31:00.0, "
                   "root NVMe 0000:01:00.0",
          "amd": "an AMD host: T4 0000:41:00.0 running NVIDIA vGPU"}
+
+# the cluster's CR as `kubectl get kubevirt -n kubevirt kubevirt -o yaml` gives it (shortened)
+KUBEVIRT_CR = """apiVersion: kubevirt.io/v1
+kind: KubeVirt
+metadata: {name: kubevirt, namespace: kubevirt}
+spec:
+  configuration:
+    developerConfiguration: {featureGates: [HostDevices]}
+    permittedHostDevices:
+      pciHostDevices:
+      - {pciVendorSelector: "15B3:101E", resourceName: nvidia.com/cx7_vf}
+"""
 
 PROFILE = """iommu:
   passthrough: true
@@ -102,12 +116,15 @@ def render(name: str) -> str:
         host = _host(kind, where)
         profile = os.path.join(where, "profile.yaml")
         Path(profile).write_text(PROFILE)
+        kv = os.path.join(where, "kv.yaml")
+        Path(kv).write_text(KUBEVIRT_CR)
         context.host_factory = lambda root: host
         runner = CliRunner()
         for argv in runs:
-            real = [profile if a == "@profile" else a for a in argv]
+            real = [{"@profile": profile, "@kv": kv}.get(a, a) for a in argv]
             result = runner.invoke(app, real, env={"COLUMNS": "120", "NO_COLOR": "1"})
-            shown = " ".join(f'"{a}"' if " " in a else a for a in argv).replace("@profile", "profile.yaml")
+            shown = " ".join(f'"{a}"' if " " in a else a for a in argv)
+            shown = shown.replace("@profile", "profile.yaml").replace("@kv", "kv.yaml")
             text = result.stdout + (result.stderr or "")
             text = TIMESTAMP.sub("2026-01-01T00:00:00Z", text.replace(where, "/tmp"))  # stable pages
             out += ["```console", f"$ hostdev {shown}" + (f"      # exit {result.exit_code}" if result.exit_code

@@ -149,10 +149,16 @@ def json_patch_problems(ops):
     base = "/spec/configuration"
     for i, op in enumerate(ops):
         at = f"[{i}]"
+        if isinstance(op, dict) and op.get("op") == "remove":
+            # only the deprecated spelling, which the same patch migrates
+            _fields(op, {"op": (str, True), "path": (str, True)}, at, out)
+            if op.get("path") != f"{base}/mediatedDevicesConfiguration/mediatedDevicesTypes":
+                out.append(f"{at}.path: hostdev removes only the deprecated mediatedDevicesTypes")
+            continue
         if not _fields(op, {"op": (str, True), "path": (str, True), "value": (object, True)}, at, out):
             continue
         if op["op"] != "add":
-            out.append(f"{at}.op: hostdev only adds")
+            out.append(f"{at}.op: hostdev only adds (and removes the deprecated spelling)")
         path, value = op["path"], op["value"]
         if path.endswith("/-"):
             lst = path[:-2]

@@ -220,7 +220,8 @@ spec:
     pciHostDevices:
     - {pciVendorSelector: "10de:1eb8", resourceName: nvidia.com/TU104GL_Tesla_T4}
     permittedHostDevices:
-      pciHostDevice: []
+      pciHostDevice:
+      - {pciVendorSelector: "10DE:2236", resourceName: nvidia.com/GA102GL_A10}
       nodeMediatedDeviceTypes: []
       mediatedDevices:
       - {mdevNameSelector: GRID T4-1B, resourceName: nvidia.com/GRID_T4-1B, externalResourceProvier: true}
@@ -233,7 +234,9 @@ status: {phase: Deployed}
 def test_read_existing_reports_unknown_misplaced_and_stale_spellings():
     existing = kv.read_existing(STALE_CR, "kv.yaml")
     text = "\n".join(existing.problems)
-    assert "permittedHostDevices.pciHostDevice is not a KubeVirt field (did you mean pciHostDevices?)" in text
+    # a misspelt list is read under the key it surely means, not dropped
+    assert "permittedHostDevices.pciHostDevice is not a KubeVirt field (the API server drops it silently): read " \
+           "as pciHostDevices, its 1 entries kept there" in text
     assert "permittedHostDevices.nodeMediatedDeviceTypes is misplaced" in text
     assert "externalResourceProvier is not a KubeVirt field (did you mean externalResourceProvider?)" in text
     assert "spec.configuration.pciHostDevices is misplaced" in text and "moved" in text
@@ -241,8 +244,9 @@ def test_read_existing_reports_unknown_misplaced_and_stale_spellings():
     assert "deprecated spelling" in text
     assert "'GRID T4-1B': a type spelt with spaces never matches: written 'GRID_T4-1B'" in text
     assert existing.mdev_config == {"mediatedDeviceTypes": ["GRID_T4-1B"]}
-    assert existing.permitted["pciHostDevices"] == [{"pciVendorSelector": "10DE:1EB8",
-                                                    "resourceName": "nvidia.com/TU104GL_Tesla_T4"}]
+    assert existing.permitted["pciHostDevices"] == [
+        {"pciVendorSelector": "10DE:2236", "resourceName": "nvidia.com/GA102GL_A10"},
+        {"pciVendorSelector": "10DE:1EB8", "resourceName": "nvidia.com/TU104GL_Tesla_T4"}]
     assert existing.permitted["mediatedDevices"] == [{"mdevNameSelector": "GRID T4-1B",
                                                       "resourceName": "nvidia.com/GRID_T4-1B"}]
 
@@ -264,12 +268,16 @@ def _result(external=False):
     return kv.build([host], kv.Selection(), kv.Options(external=external))
 
 
+BARE_CR = "apiVersion: kubevirt.io/v1\nkind: KubeVirt\nmetadata: {name: kubevirt}\nspec: {}\n"
+
+
 def test_every_format_passes_the_schema_check():
     result = _result()
+    bare = kv.read_existing(BARE_CR, "kv.yaml")
     assert schema.cr_problems(kv.render(result, "cr").data) == []
-    assert schema.patch_problems(kv.render(result, "patch").data) == []
+    assert schema.patch_problems(kv.render(result, "patch", existing=bare).data) == []
     assert schema.configuration_problems(kv.render(result, "snippet").data, "", out := []) is None and out == []
-    assert schema.json_patch_problems(kv.render(result, "json-patch").data) == []
+    assert schema.json_patch_problems(kv.render(result, "json-patch", existing=bare).data) == []
     existing = kv.read_existing(STALE_CR, "kv.yaml")
     merged = kv.render(result, "cr", existing=existing).data
     assert schema.cr_problems(merged, others_allowed=True) == []
@@ -282,29 +290,28 @@ def test_merge_keeps_existing_entries_and_adds_new_without_duplicates():
     existing = kv.read_existing(STALE_CR, "kv.yaml")
     doc = kv.render(_result(), "patch", existing=existing)
     assert doc.data["spec"]["configuration"]["permittedHostDevices"] == {
-        "pciHostDevices": [{"pciVendorSelector": "10DE:1EB8", "resourceName": "nvidia.com/TU104GL_Tesla_T4"},
+        "pciHostDevices": [{"pciVendorSelector": "10DE:2236", "resourceName": "nvidia.com/GA102GL_A10"},
+                           {"pciVendorSelector": "10DE:1EB8", "resourceName": "nvidia.com/TU104GL_Tesla_T4"},
                            {"pciVendorSelector": "8086:4940", "resourceName": "intel.com/4xxx_series_qat"}],
         "mediatedDevices": [{"mdevNameSelector": "GRID T4-1B", "resourceName": "nvidia.com/GRID_T4-1B"}]}
-    assert doc.data["spec"]["configuration"]["mediatedDevicesConfiguration"] == {"mediatedDeviceTypes": ["GRID_T4-1B"]}
+    # the deprecated spelling is migrated: null deletes it from the cluster's CR
+    assert doc.data["spec"]["configuration"]["mediatedDevicesConfiguration"] == {"mediatedDeviceTypes": ["GRID_T4-1B"],
+                                                                                "mediatedDevicesTypes": None}
     assert any("names 10DE:1EB8 nvidia.com/TU104GL_Tesla_T4; hostdev would name it nvidia.com/TU104GL_TESLA_T4" in n
                for n in doc.notes)
 
 
 def test_json_patch_appends_or_adds_the_missing_level():
-    plain = kv.render(_result(), "json-patch")
-    assert plain.data == [
-        {"op": "add", "path": "/spec/configuration/permittedHostDevices/pciHostDevices/-",
-         "value": {"pciVendorSelector": "10DE:1EB8", "resourceName": "nvidia.com/TU104GL_TESLA_T4"}},
-        {"op": "add", "path": "/spec/configuration/permittedHostDevices/pciHostDevices/-",
-         "value": {"pciVendorSelector": "8086:4940", "resourceName": "intel.com/4xxx_series_qat"}}]
-    assert any("doc is missing path" in n for n in plain.notes)
-    bare = kv.read_existing("apiVersion: kubevirt.io/v1\nkind: KubeVirt\nmetadata: {name: kubevirt}\nspec: {}\n", "k")
+    with pytest.raises(UsageError, match="needs --merge-with"):
+        kv.render(_result(), "json-patch")
+    bare = kv.read_existing(BARE_CR, "k")
     ops = kv.render(_result(), "json-patch", existing=bare).data
     assert ops == [{"op": "add", "path": "/spec/configuration", "value": {"permittedHostDevices": {"pciHostDevices": [
         {"pciVendorSelector": "10DE:1EB8", "resourceName": "nvidia.com/TU104GL_TESLA_T4"},
         {"pciVendorSelector": "8086:4940", "resourceName": "intel.com/4xxx_series_qat"}]}}}]
-    with_t4 = kv.read_existing("permittedHostDevices:\n  pciHostDevices:\n  - {pciVendorSelector: 10DE:1EB8, "
-                               "resourceName: nvidia.com/TU104GL_TESLA_T4}\n", "s")
+    with_t4 = kv.read_existing(BARE_CR.replace("spec: {}", "spec:\n  configuration:\n    permittedHostDevices:\n"
+                                               "      pciHostDevices:\n      - {pciVendorSelector: 10DE:1EB8, "
+                                               "resourceName: nvidia.com/TU104GL_TESLA_T4}"), "s")
     ops = kv.render(_result(), "json-patch", existing=with_t4).data
     assert ops == [{"op": "add", "path": "/spec/configuration/permittedHostDevices/pciHostDevices/-",
                     "value": {"pciVendorSelector": "8086:4940", "resourceName": "intel.com/4xxx_series_qat"}}]
@@ -332,3 +339,16 @@ def test_vmi_names_are_unique_dns_labels():
         kv.parse_device_spec("TU104GL_TESLA_T4", "--gpu")
     with pytest.raises(UsageError, match="given twice"):
         kv.vmi_devices([("a.io/x", "n")], [("a.io/y", "n")])
+
+
+def test_a_vfio_variant_driver_is_warned_about_unless_external():
+    """KubeVirt v1.9 pci_device.go serves a PCI device only on exactly vfio-pci."""
+    cx7 = dev("0000:17:00.1", "15b3", "101e", driver="mlx5_vfio_pci", name="ConnectX Family mlx5Gen Virtual Function",
+              class_id="020000")
+    host = inv("n1", [cx7, dev(*T4, name="TU104GL [Tesla T4]")])
+    notes = "\n".join(kv.build([host], kv.Selection(), kv.Options()).notes)
+    assert ("warning: 15B3:101E (0000:17:00.1) is on mlx5_vfio_pci, a vfio variant driver: KubeVirt's own device "
+            "plugin serves only devices on exactly vfio-pci") in notes
+    assert "--external" in notes and "hostdev unbind 0000:17:00.1" in notes
+    assert "10DE:1EB8" not in notes.split("variant driver")[0]          # the T4 on vfio-pci is fine
+    assert "variant driver" not in "\n".join(kv.build([host], kv.Selection(), kv.Options(external=True)).notes)

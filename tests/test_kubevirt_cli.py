@@ -89,9 +89,14 @@ def test_t4_vgpu_with_mdev_configuration(cli):
     assert f"will delete mdev {scenarios.EXISTING_VGPU_UUID} (GRID T4-1B)" in err
 
 
-def test_a10_qat_and_nvme(cli):
+BARE_CR = "apiVersion: kubevirt.io/v1\nkind: KubeVirt\nmetadata: {name: kubevirt, namespace: kubevirt}\nspec: {}\n"
+
+
+def test_a10_qat_and_nvme(cli, tmp_path):
     host = cli("intel_host_t4")
-    out, err = host.permitted(host.info.a10, host.info.qat, host.info.nvme_spare, "-f", "patch")
+    (tmp_path / "kv.yaml").write_text(BARE_CR)
+    out, err = host.permitted(host.info.a10, host.info.qat, host.info.nvme_spare, "-f", "patch",
+                              "--merge-with", str(tmp_path / "kv.yaml"))
     golden("a10-qat-nvme-patch.yaml", out)
     doc = yaml.safe_load(out)
     assert schema.patch_problems(doc) == []
@@ -101,7 +106,10 @@ def test_a10_qat_and_nvme(cli):
         {"pciVendorSelector": "144D:A80A", "resourceName": "samsung.com/nvme_ssd_controller_pm9a1_pm9a3_980pro"}]
     # the A10's audio function shares its group and is on snd_hda_intel (kubevirt#6718)
     assert "IOMMU group" in err and "0000:17:00.1 on snd_hda_intel" in err
-    assert "a merge patch replaces each list whole" in err
+    # without the cluster's CR a merge patch would drop its entries: refused, with the way out
+    code, out, err = host.invoke("kubevirt", "permitted", "--pci-ids", PCI_IDS, host.info.a10, "-f", "patch")
+    assert code == 2 and out == ""
+    assert "--format patch needs --merge-with the cluster's current CR" in err and "--merge-with kv.yaml" in err
 
 
 def test_qat_as_external_is_warned_about(cli):
@@ -154,10 +162,12 @@ def test_an_invalid_generated_name_is_an_error_naming_the_rule(odd_names):
     assert code == 2 and "invalid resource name 'nvidia.com/Bad_'" in err
 
 
-def test_json_output_carries_notes_and_the_document(cli):
+def test_json_output_carries_notes_and_the_document(cli, tmp_path):
     host = cli("intel_host_t4")
+    (tmp_path / "kv.yaml").write_text(BARE_CR.replace("spec: {}", "spec:\n  configuration:\n    permittedHostDevices:"
+                                                      "\n      pciHostDevices: []"))
     code, out, err = host.invoke("kubevirt", "permitted", "--pci-ids", PCI_IDS, host.info.t4, "-o", "json",
-                                 "-f", "json-patch")
+                                 "-f", "json-patch", "--merge-with", str(tmp_path / "kv.yaml"))
     assert code == 0, err
     data = json.loads(out)
     assert list(data) == ["format", "document", "notes"] and data["format"] == "json-patch"

@@ -13,8 +13,8 @@ app = typer.Typer(help="KubeVirt output: permittedHostDevices, mdev configuratio
 
 YamlOutputOption = typer.Option(Format.yaml, "--output", "-o", case_sensitive=False,
                                 help="yaml (the document; notes on stderr) or json ({format, document, notes}).")
-FORMAT_HELP = ("cr (a kind: KubeVirt manifest), patch (for kubectl patch --type merge), json-patch (for --type "
-               "json: appends), snippet (permittedHostDevices alone).")
+FORMAT_HELP = ("cr (a kind: KubeVirt manifest), json-patch (kubectl patch --type json) or patch (--type merge), "
+               "both built with --merge-with the cluster's CR, snippet (permittedHostDevices alone).")
 
 
 def _fail_table(output: Format) -> None:
@@ -103,7 +103,8 @@ FormatOption = typer.Option("cr", "--format", "-f", metavar="FORMAT", help=FORMA
 NameOption = typer.Option("kubevirt", "--name", help="metadata.name of the KubeVirt CR (cr format).")
 NamespaceOption = typer.Option("kubevirt", "--namespace", help="metadata.namespace of the KubeVirt CR.")
 MergeOption = typer.Option(None, "--merge-with", metavar="FILE",
-                           help="An existing CR or snippet: keep its entries, add the new ones, report unknown keys.")
+                           help="The cluster's CR (kubectl get kubevirt -n kubevirt kubevirt -o yaml) or a snippet: "
+                                "keep its entries, add the new ones, report unknown keys. Needed by the patch formats.")
 NamingOption = typer.Option(None, "--naming", metavar="MODE",
                             help="The device plugin that advertises the devices: nvidia (NVIDIA kubevirt-gpu-"
                                  "device-plugin >= v1.2.2; default for 10de with --external), nvidia-v1.2.1 "
