@@ -6,9 +6,9 @@ come from KubeVirt v1.9.0 and the NVIDIA kubevirt-gpu-device-plugin (docs/kubevi
 
 * pciVendorSelector is ``VVVV:DDDD`` upper-case: virt-handler lower-cases both sides now, but
   KubeVirt before kubevirt#4925 only matched upper-case.
-* mdevNameSelector is the type's ``name`` with surrounding whitespace removed (virt-handler's
-  norm() turns leading spaces into ``_`` before it trims); types without a name file (Intel
-  GVT-g) are known by the type directory's name.
+* mdevNameSelector is the type's ``name``; virt-handler compares both sides with every space
+  turned into ``_`` and then trimmed (normalize()), so a name with surrounding spaces is written
+  in that form; types without a name file (Intel GVT-g) are known by the type directory's name.
 * A resourceName must be a valid Kubernetes extended resource name, or kubelet rejects the
   device plugin and pods stay Pending.
 * The CRD has no ``additionalProperties: false``: a misspelt key is silently dropped by the API
@@ -262,9 +262,21 @@ def env_var(resource_name: str, mdev: bool) -> str:
 
 
 def normalize(name: str) -> str:
-    """virt-handler's comparison form of an mdev type name: spaces to ``_``, trimmed (after
-    trimming surrounding whitespace ourselves)."""
-    return name.strip().replace(" ", "_").strip()
+    """virt-handler's comparison form of an mdev type name and of an mdevNameSelector: every
+    space to ``_``, then strings.TrimSpace, in that order (getMdevTypeName and the types scan in
+    pkg/virt-handler/device-manager/mediated_device.go, KubeVirt v1.9), so a leading or
+    trailing space becomes part of the name: " GRID T4-1Q\n" → "_GRID_T4-1Q"."""
+    return name.replace(" ", "_").strip(_GO_SPACE)
+
+
+def mdev_selector(type_name: Optional[str], type_id: str) -> str:
+    """The mdevNameSelector for a type: its name as sysfs gives it (KubeVirt turns the spaces
+    into ``_`` itself), or the name in KubeVirt's form when it has surrounding whitespace, which
+    a reader of the CR would not see; the type id when there is no name (Intel GVT-g)."""
+    if not type_name or not normalize(type_name):
+        return type_id
+    name = type_name.strip("\n")
+    return name if name == name.strip(_GO_SPACE) else normalize(name)
 
 
 def pci_selector(vendor_id: str, device_id: str) -> str:
@@ -433,14 +445,14 @@ def _select_mdev_types(inv: dict, sel: Selection, found_names: set) -> List[Tupl
         for m in inv["mdevs"]:
             if m.get("type_name") or m.get("type_id"):
                 name = m.get("type_name")
-                out.append(((name or "").strip() or m["type_id"], name, m["parent"]))
+                out.append((mdev_selector(name, m["type_id"]), name, m["parent"]))
         return out
     for parent in inv["mdev_types"]:
         if parent.get("interface", "mdev") != "mdev":
             continue  # NVIDIA vGPU on SR-IOV VFs has no mdev bus: nothing for mediatedDevices
         for t in parent["types"]:
             name = t.get("name")
-            selector = (name or "").strip() or t["id"]
+            selector = mdev_selector(name, t["id"])
             if sel.all_mdev_types:
                 out.append((selector, name, parent["address"]))
                 continue
@@ -543,7 +555,7 @@ def build(inventories: Sequence[dict], sel: Selection, opts: Options, names=None
                 resource = kubevirt_mdev_name(selector, vendor)
             mdev.setdefault(key, {}).setdefault(resource, []).append(host)
             mdev_selector.setdefault(key, selector)
-            spelling = normalize(type_name) if type_name and type_name.strip() else selector
+            spelling = normalize(type_name) if type_name and normalize(type_name) else selector
             if spelling not in wanted_types:
                 wanted_types.append(spelling)
         host_types.append((inv, wanted_types))
@@ -941,8 +953,8 @@ def _type_list(value: Any, where: str, source: str, problems: List[str]) -> List
     for v in value:
         if " " in v:
             problems.append(f"{source}: {where} has {v!r}: a type spelt with spaces never matches: "
-                            f"written {normalize(v)!r}")
-    return [normalize(v) for v in value]
+                            f"written {normalize(v.strip())!r}")
+    return [normalize(v.strip()) for v in value]
 
 
 def _duplicate_problems(permitted: Dict[str, List[dict]], source: str, problems: List[str]) -> None:

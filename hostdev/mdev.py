@@ -34,6 +34,15 @@ def normalize(name: str) -> str:
     return name.strip().replace(" ", "_").strip()
 
 
+def type_name(host: Host, path: str) -> Optional[str]:
+    """A type's ``name`` attribute without its newline but with any other surrounding space:
+    KubeVirt turns those spaces into ``_`` (kubevirt.normalize), so they are part of the name."""
+    text = host.read_text(path)
+    if text is None:
+        return None
+    return text[:-1] if text.endswith("\n") else text
+
+
 def parents(host: Host) -> List[str]:
     return host.listdir(MDEV_BUS)
 
@@ -42,9 +51,9 @@ def types(host: Host, parent: str) -> List[MdevType]:
     base = f"{MDEV_BUS}/{parent}/mdev_supported_types"
     found = []
     for type_id in host.listdir(base):
-        values, _, _ = host.scan_attrs(f"{base}/{type_id}", ("name", "available_instances", "device_api",
-                                                              "description"))
-        found.append(MdevType(parent, type_id, values["name"], int_or_none(values["available_instances"]),
+        values, _, _ = host.scan_attrs(f"{base}/{type_id}", ("available_instances", "device_api", "description"))
+        found.append(MdevType(parent, type_id, type_name(host, f"{base}/{type_id}/name"),
+                              int_or_none(values["available_instances"]),
                               values["device_api"], values["description"]))
     return found
 
@@ -110,9 +119,9 @@ def list_mdevs(host: Host) -> List[Mdev]:
     for name in host.listdir(MDEV_DEVICES):
         real = host.resolve(f"{MDEV_DEVICES}/{name}")
         type_id = host.link_name(f"{MDEV_DEVICES}/{name}/mdev_type")
-        type_name = host.read_attr(f"{MDEV_DEVICES}/{name}/mdev_type/name")
+        type_name_ = type_name(host, f"{MDEV_DEVICES}/{name}/mdev_type/name")
         group = host.link_name(f"{MDEV_DEVICES}/{name}/iommu_group")
-        found.append(Mdev(name, real.rsplit("/", 2)[-2], type_id, type_name,
+        found.append(Mdev(name, real.rsplit("/", 2)[-2], type_id, type_name_,
                           int(group) if group and group.isdigit() else None,
                           host.link_name(f"{MDEV_DEVICES}/{name}/driver")))
     return found

@@ -352,3 +352,39 @@ def test_a_vfio_variant_driver_is_warned_about_unless_external():
     assert "--external" in notes and "hostdev unbind 0000:17:00.1" in notes
     assert "10DE:1EB8" not in notes.split("variant driver")[0]          # the T4 on vfio-pci is fine
     assert "variant driver" not in "\n".join(kv.build([host], kv.Selection(), kv.Options(external=True)).notes)
+
+
+def test_mdev_names_are_normalised_as_kubevirt_does():
+    """KubeVirt v1.9 mediated_device.go: strings.Replace(name, " ", "_", -1), then TrimSpace: a
+    surrounding space becomes part of the name (hand-worked)."""
+    assert kv.normalize("GRID T4-1Q\n") == "GRID_T4-1Q"
+    assert kv.normalize(" GRID T4-1Q\n") == "_GRID_T4-1Q"
+    assert kv.normalize("GRID T4-1Q  \n") == "GRID_T4-1Q__"
+    assert kv.normalize("\tGRID T4-1Q") == "GRID_T4-1Q"          # a tab is trimmed, not replaced
+    assert kv.mdev_selector("GRID T4-1Q", "nvidia-222") == "GRID T4-1Q"
+    assert kv.mdev_selector(" GRID T4-1Q", "nvidia-222") == "_GRID_T4-1Q"
+    assert kv.mdev_selector(None, "i915-GVTg_V5_4") == "i915-GVTg_V5_4"
+
+
+def test_a_type_name_with_surrounding_spaces_from_sysfs(tmp_path):
+    """The fake root's type name has a leading space; hostdev reads it whole and writes the
+    selector and the type in KubeVirt's form, so that virt-handler matches them."""
+    from hostdev import inventory, mdev
+    from hostdev.host import Host
+    from tests.fakesys import scenarios
+    from tests.fakesys.builder import FakeRoot
+
+    info = scenarios.intel_host_t4(str(tmp_path / "root"))
+    fr = FakeRoot.attach(info.root)
+    fr.add_mdev_parent(fr.device_path(info.t4), [{"id": "nvidia-222", "name": " GRID T4-1B", "available": 16}],
+                       class_name="nvidia")
+    host = Host(info.root)
+    assert [t.name for t in mdev.types(host, info.t4)] == [" GRID T4-1B"]
+    names, names_info = inventory.load_pci_ids(host)
+    doc = inventory.collect(host, names, names_info, name="n1")
+    result = kv.build([doc], kv.Selection(mdev_names=("_GRID_T4-1B",)), kv.Options(mdev_config=True))
+    # the plugin-style name "nvidia.com/_GRID_T4-1B" would be invalid (a leading "_"): KubeVirt's
+    # own plugin takes any valid name, so the default drops it
+    assert result.permitted["mediatedDevices"] == [{"mdevNameSelector": "_GRID_T4-1B",
+                                                    "resourceName": "nvidia.com/GRID_T4-1B"}]
+    assert result.mdev_config == {"mediatedDeviceTypes": ["_GRID_T4-1B"]}
