@@ -61,9 +61,11 @@ def hostname(host: Host) -> Optional[str]:
 
 
 def collect(host: Host, names: pciids.PciIds, names_info: dict, labels: Optional[Dict[str, str]] = None,
-            name: Optional[str] = None) -> dict:
-    """The inventory of ``host`` (docs/json.md). Raises UsageError when the host name cannot
-    be read and ``name`` is not given."""
+            name: Optional[str] = None, hwdb=None) -> dict:
+    """The inventory of ``host`` (docs/json.md). ``hwdb``: a (vendor_id, device_id) → name
+    lookup (udev.hwdb_pci_names) for devices pci.ids does not name; each device says where its
+    name came from in ``device_name_source``. Raises UsageError when the host name cannot be
+    read and ``name`` is not given."""
     host_name = name or hostname(host)
     if not host_name:
         raise UsageError(f"cannot read the host name under {host.root}", fix="pass --hostname NAME")
@@ -78,11 +80,23 @@ def collect(host: Host, names: pciids.PciIds, names_info: dict, labels: Optional
         "hostname": host_name,
         "labels": dict(labels or {}),
         "pci_ids": dict(names_info),
-        "devices": [d.to_dict() for d in pci.list_devices(host, names)],
+        "devices": [_named(d.to_dict(), hwdb) for d in pci.list_devices(host, names)],
         "iommu_groups": [g.to_dict() for g in pci.iommu_groups(host)],
         "mdev_types": parents,
         "mdevs": [m.to_dict() for m in mdev.list_mdevs(host)],
     }
+
+
+NAME_SOURCES = ("pci.ids", "hwdb")
+
+
+def _named(device: dict, hwdb) -> dict:
+    source = "pci.ids" if device.get("device_name") else None
+    if source is None and hwdb is not None:
+        device["device_name"] = hwdb(device["vendor_id"], device["device_id"])
+        source = "hwdb" if device["device_name"] else None
+    device["device_name_source"] = source
+    return device
 
 
 def parse(text: str, source: str) -> dict:
@@ -127,6 +141,8 @@ def validate(doc, source: str) -> dict:
         for key in ("driver", "device_name"):
             _need(dev.get(key) is None or isinstance(dev[key], str), source, f"{where}.{key}",
                   "must be a string or null")
+        _need(dev.get("device_name_source") in (None,) + NAME_SOURCES, source, f"{where}.device_name_source",
+              "must be \"pci.ids\", \"hwdb\" or null")
         _need(dev.get("iommu_group") is None or isinstance(dev["iommu_group"], int), source,
               f"{where}.iommu_group", "must be a number or null")
     for i, group in enumerate(doc["iommu_groups"]):

@@ -416,10 +416,18 @@ def _pci_ids_label(inv: dict) -> str:
     return f"{info['path']} ({dated})" if dated else info["path"]
 
 
-def _pci_name(dev: dict, names) -> Optional[str]:
+def _pci_name(dev: dict, names) -> Tuple[Optional[str], Optional[str]]:
+    """(the device's name, where it came from: "pci.ids" | "hwdb" | None). ``names`` (a
+    PciIds) wins; the inventory's own name counts where ``names`` is None, and its udev hwdb
+    name (device_name_source "hwdb") also where ``names`` lacks the device."""
     if names is not None:
-        return names.device(dev["vendor_id"], dev["device_id"])
-    return dev.get("device_name")
+        name = names.device(dev["vendor_id"], dev["device_id"])
+        if name is not None:
+            return name, "pci.ids"
+    source = dev.get("device_name_source") or ("pci.ids" if dev.get("device_name") else None)
+    if dev.get("device_name") and (names is None or source == "hwdb"):
+        return dev["device_name"], source
+    return None, None
 
 
 def _select_devices(inv: dict, sel: Selection, found_addresses: set) -> List[dict]:
@@ -508,7 +516,7 @@ def build(inventories: Sequence[dict], sel: Selection, opts: Options, names=None
         by_address = None
         for dev in devices:
             selector = pci_selector(dev["vendor_id"], dev["device_id"])
-            pci_name = _pci_name(dev, names)
+            pci_name, name_source = _pci_name(dev, names)
             override = opts.overrides.get(("pci", selector))
             if override:
                 resource = override
@@ -517,9 +525,10 @@ def build(inventories: Sequence[dict], sel: Selection, opts: Options, names=None
                 resource = name_cache.get(key)
                 if resource is None:
                     resource = name_cache[key] = _pci_resource(dev, pci_name, naming_nvidia, names)
-                if pci_name is None:
+                if pci_name is None or name_source == "hwdb":
                     source = _pci_ids_label({"pci_ids": names_info} if names is not None else inv)
-                    _missing_name_note(notes, dev, resource, source, naming_nvidia, host)
+                    _missing_name_note(notes, dev, resource, source, naming_nvidia, host,
+                                       pci_name if name_source == "hwdb" else None)
             pci.setdefault(selector, {}).setdefault(resource, []).append(host)
             pci_dev.setdefault(selector, dev)
             if rules.is_vfio_driver(dev.get("driver")) and dev.get("driver") != "vfio-pci" and not opts.external:
@@ -626,8 +635,18 @@ def _check_found(sel: Selection, addresses: set, names: set, inventories: Sequen
                              fix="run 'hostdev mdev types' for the names (case-sensitive; spaces or '_')")
 
 
-def _missing_name_note(notes: Notes, dev: dict, resource: str, source: str, naming: str, host: str) -> None:
+def _missing_name_note(notes: Notes, dev: dict, resource: str, source: str, naming: str, host: str,
+                       hwdb_name: Optional[str] = None) -> None:
     selector = pci_selector(dev["vendor_id"], dev["device_id"])
+    if hwdb_name is not None:
+        text = (f"{selector} is not in {source}: named {resource} from the udev hardware database ({hwdb_name!r}, "
+                "as lspci shows it)")
+        if dev["vendor_id"] == NVIDIA and naming in NVIDIA_NAMINGS:
+            text += (f"; the NVIDIA plugin names it from the pci.ids in its image, {resource} only if that file "
+                     f"knows it (else nvidia.com/{dev['device_id']}): check with kubectl get node NODE -o "
+                     f"jsonpath='{{.status.allocatable}}', or pass --resource-name {selector}=NAME")
+        notes.add(f"hwdb {selector} {source}", "warning: " + text, host)
+        return
     if dev["vendor_id"] == NVIDIA and naming in NVIDIA_NAMINGS:
         text = (f"{selector} is not in {source}: using the NVIDIA plugin's own fallback {resource}, but the plugin "
                 f"reads its bundled pci.ids, which may name it differently; pass a newer --pci-ids FILE or "

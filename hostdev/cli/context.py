@@ -17,6 +17,18 @@ from ..render import Format, dump_json, message
 host_factory: Callable[[Optional[str]], Host] = host_from_env
 
 
+def _hwdb_for(h: Host):
+    if not h.is_live:
+        return None  # a fake or mounted root: this machine's hwdb would describe another host
+    from ..udev import hwdb_pci_names
+
+    return hwdb_pci_names()
+
+
+# Tests replace this to hand a fake root a device-name lookup (what the udev hwdb would say).
+hwdb_factory: Callable[[Host], Optional[Callable[[str, str], Optional[str]]]] = _hwdb_for
+
+
 class Session:
     """One invocation: --root, the output format (errors are rendered in it too) and the Host,
     built once from them so that a command plans and applies on the same Host. The app's
@@ -72,6 +84,11 @@ def require_live_root(what: str) -> None:
     if root is not None and os.path.realpath(root) != "/":
         raise UsageError(f"{what} acts on the running machine through libvirt; it cannot act on --root {root}",
                          fix="run it without --root (HOSTDEV_ROOT) on the host itself")
+
+
+def hwdb(h: Host):
+    """The udev hwdb name lookup for ``h`` (udev.hwdb_pci_names on the live host), or None."""
+    return hwdb_factory(h)
 
 
 def set_output(fmt: Format) -> Format:

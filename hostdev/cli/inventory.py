@@ -5,7 +5,7 @@ from typing import List, Optional
 import typer
 
 from ..render import Format
-from .context import command, host, set_output
+from .context import command, host, hwdb, set_output
 
 
 @command
@@ -27,7 +27,7 @@ def inventory(
     labels = parse_key_values(label or [], "--label")
     h = host()
     names, names_info = inv.load_pci_ids(h, pci_ids)
-    data = inv.collect(h, names, names_info, labels, hostname)
+    data = inv.collect(h, names, names_info, labels, hostname, hwdb=hwdb(h))
     if not emit(data, output):
         table(["field", "value"], [
             ["hostname", data["hostname"]],

@@ -6,7 +6,7 @@ from typing import List, Optional
 import typer
 
 from ..render import Format
-from .context import command, complete_address, host, set_output
+from .context import command, complete_address, host, hwdb, set_output
 
 app = typer.Typer(help="KubeVirt output: permittedHostDevices, mdev configuration, VMI device blocks.",
                   no_args_is_help=True)
@@ -82,7 +82,7 @@ def _generate(inventory_files: List[str], addresses: List[str], device: List[str
     else:
         h = host()
         names, names_info = inventory.load_pci_ids(h, pci_ids)
-        inv = inventory.collect(h, names, names_info, name=inventory.hostname(h) or "this host")
+        inv = inventory.collect(h, names, names_info, name=inventory.hostname(h) or "this host", hwdb=hwdb(h))
         result = kubevirt.build([inv], sel, opts, names, names_info)
     _emit(kubevirt.render(result, fmt, name=name, namespace=namespace, existing=existing), fmt, output)
     return 0
