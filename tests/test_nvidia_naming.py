@@ -30,6 +30,7 @@ from pathlib import Path
 import pytest
 
 from hostdev import kubevirt as kv
+from hostdev.errors import UsageError
 from hostdev.pciids import PciIds
 
 SNAPSHOT = Path(__file__).parent / "data" / "pci.ids-2023.04.10.xz"
@@ -229,3 +230,20 @@ TINY = (
 def test_plugin_issue_shapes(mode, device_id, expected):
     names = PciIds(TINY.encode(), "tiny")
     assert kv.nvidia_plugin_name(mode, device_id, names.device("10de", device_id), names) == expected
+
+
+@pytest.mark.parametrize("mode", ["nvidia-v1.2.1", "nvidia-v1.1.2", "nvidia-legacy"])
+def test_whole_file_modes_need_the_whole_file(mode):
+    """An inventory carries names, not the file those releases scanned: refused, with the fix."""
+    inventory = {"inventory_version": 1, "hostname": "n1", "labels": {}, "pci_ids": {"path": None},
+                 "devices": [{"address": "0000:65:00.0", "vendor_id": "10de", "device_id": "1eb8",
+                              "class_id": "030200", "driver": "vfio-pci", "device_name": "TU104GL [Tesla T4]",
+                              "iommu_group": None}], "iommu_groups": [], "mdev_types": [], "mdevs": []}
+    with pytest.raises(UsageError, match=f"--naming {mode} reads the whole pci.ids") as caught:
+        kv.build([inventory], kv.Selection(), kv.Options(naming=mode, external=True))
+    assert "--pci-ids" in caught.value.fix
+    names = PciIds(TINY.encode(), "plugin-pci.ids")
+    result = kv.build([inventory], kv.Selection(), kv.Options(naming=mode, external=True), names,
+                      {"path": "plugin-pci.ids"})
+    # TINY's Intel line holds 1eb8 twice: those releases stop there and use the id
+    assert result.permitted["pciHostDevices"][0]["resourceName"] == "nvidia.com/1eb8"
