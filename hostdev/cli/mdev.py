@@ -89,9 +89,7 @@ def _apply(plan, values, dry_run: bool, output: Format, verb: str) -> int:
     h = host()
     if not dry_run and plan.changes:
         apply_plan(h, plan, f"mdev {verb}")
-    if not emit({"changed": plan.changes, "dry_run": dry_run, "reboot_required": False, "uuids": values,
-                 "actions": plan.describe()},
-                output):
+    if not emit(plan.result(dry_run, changed=plan.changes, reboot_required=False, uuids=values), output):
         for action in plan.describe():
             message(("would: " if dry_run else "done: ") + action["action"])
         for value in values:
