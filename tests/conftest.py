@@ -3,7 +3,7 @@ fixture that runs one behaviour test against the simulated kernel and the real o
 
 import pytest
 
-pytest_plugins = ["tests.guard", "tests.realkernel.plugin", "tests.phases"]
+pytest_plugins = ["tests.guard", "tests.strict", "tests.realkernel.plugin", "tests.phases"]
 
 
 @pytest.fixture

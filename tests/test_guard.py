@@ -27,17 +27,8 @@ def _outside_dir() -> str:
         real = os.path.realpath(candidate)
         if os.path.isdir(real) and not (real + "/").startswith(tmp):
             return real
-    pytest.skip("no directory outside the temporary directory to probe")
-
-
-def _repo_outside_tmp() -> str:
-    """The repository, for tests that aim guarded calls at real files (chmod, truncate, rmtree
-    of the checkout): only where the checkout is outside the temporary directory. Inside it
-    (a CI clone in /tmp) those calls are allowed by design and would really run: skip."""
-    tmp = os.path.realpath(tempfile.gettempdir()).rstrip("/") + "/"
-    if (os.path.realpath(REPO) + "/").startswith(tmp):
-        pytest.skip("the checkout lies under the temporary directory, where writes are allowed")
-    return REPO
+    pytest.fail("no directory outside the temporary directory to probe (neither the checkout, "
+                "/var/tmp nor the home directory)", pytrace=False)
 
 
 def _outside(name: str) -> str:
@@ -112,35 +103,56 @@ def test_dir_fd_relative_open_is_resolved(guarded, tmp_path, monkeypatch):
     assert len(guarded) == 1
 
 
-def test_metadata_changes_outside_tmp_are_blocked(guarded, tmp_path):
-    repo = _repo_outside_tmp()
-    inside = tmp_path / "file"
-    inside.write_text("x")
-    outside = _outside("meta")
-    calls = [
-        lambda: os.mkdir(outside),
-        lambda: os.symlink("/etc/passwd", outside),
-        lambda: os.link(str(inside), outside),
-        lambda: os.rename(str(inside), outside),
-        lambda: os.replace(str(inside), outside),
-        lambda: shutil.copyfile(str(inside), outside),
-        lambda: os.chmod(os.path.join(repo, "pyproject.toml"), 0o600),
-        lambda: os.utime(os.path.join(repo, "pyproject.toml")),
-        lambda: os.truncate(os.path.join(repo, "pyproject.toml"), 0),
-        lambda: os.remove(os.path.join(repo, "pyproject.toml")),
-        lambda: os.rmdir(os.path.join(repo, "hostdev")),
-        lambda: shutil.rmtree(os.path.join(repo, "hostdev")),
-    ]
-    before = os.stat(os.path.join(repo, "pyproject.toml"))
-    for call in calls:
-        with pytest.raises(guard.GuardViolation):
-            call()
-    after = os.stat(os.path.join(repo, "pyproject.toml"))
+def test_metadata_changes_outside_tmp_are_blocked(tmp_path):
+    """Guarded calls aimed at existing files outside the allowed roots (chmod, truncate, rmtree
+    …). The files are a sacrificial copy: a child session whose temporary directory is a sibling
+    of them, so the test is the same wherever the checkout lies (a CI clone in /tmp too) and a
+    guard bug would only damage the copy."""
+    outside = tmp_path / "outside"
+    (outside / "hostdev").mkdir(parents=True)
+    (outside / "pyproject.toml").write_text("[project]\nname = 'sacrificial'\n")
+    (outside / "hostdev" / "__init__.py").write_text("")
+    (outside / "pyproject.toml").chmod(0o644)
+    before = os.stat(outside / "pyproject.toml")
+    result = _run_child_pytest(tmp_path, f"""
+        import os, shutil
+        import pytest
+        from tests import guard
+
+        OUTSIDE = {str(outside)!r}
+
+        def test_metadata(tmp_path):
+            pyproject = os.path.join(OUTSIDE, "pyproject.toml")
+            new = os.path.join(OUTSIDE, "new")
+            inside = tmp_path / "file"
+            inside.write_text("x")
+            calls = [
+                lambda: os.mkdir(new),
+                lambda: os.symlink("/etc/passwd", new),
+                lambda: os.link(str(inside), new),
+                lambda: os.rename(str(inside), new),
+                lambda: os.replace(str(inside), new),
+                lambda: shutil.copyfile(str(inside), new),
+                lambda: os.chmod(pyproject, 0o600),
+                lambda: os.utime(pyproject),
+                lambda: os.truncate(pyproject, 0),
+                lambda: os.remove(pyproject),
+                lambda: os.rmdir(os.path.join(OUTSIDE, "hostdev")),
+                lambda: shutil.rmtree(os.path.join(OUTSIDE, "hostdev")),
+            ]
+            with guard.expected_violations() as found:
+                for call in calls:
+                    with pytest.raises(guard.GuardViolation):
+                        call()
+            assert len(found) == len(calls)
+            assert inside.read_text() == "x"
+    """, tmpdir=tmp_path / "childtmp")
+    out = result.stdout + result.stderr
+    assert result.returncode == 0 and "1 passed" in out, out
+    after = os.stat(outside / "pyproject.toml")
     assert (before.st_mode, before.st_size, before.st_mtime_ns) == (after.st_mode, after.st_size, after.st_mtime_ns)
-    assert os.path.isdir(os.path.join(repo, "hostdev"))
-    assert not os.path.lexists(outside)
-    assert inside.read_text() == "x"
-    assert len(guarded) == len(calls)
+    assert (outside / "hostdev" / "__init__.py").is_file()
+    assert sorted(os.listdir(outside)) == ["hostdev", "pyproject.toml"]
 
 
 def test_symlink_in_tmp_pointing_outside_is_followed(guarded, tmp_path):
@@ -225,14 +237,21 @@ def test_live_host_write_is_refused_by_hostdev_itself(tmp_path):
     assert "CHILD-HOOK-WRITE" not in result.stdout + result.stderr
 
 
-def _run_child_pytest(tmp_path, body: str) -> subprocess.CompletedProcess:
+def _run_child_pytest(tmp_path, body: str, tmpdir=None) -> subprocess.CompletedProcess:
+    """A pytest session in a child process with its own base directory under ``tmp_path`` (the
+    default one would first clean up old runs in /tmp/pytest-of-USER: 30–60 s); ``tmpdir``
+    narrows the child's temporary directory (TMPDIR) to a part of ``tmp_path``."""
     test_file = tmp_path / "test_child.py"
     test_file.write_text(textwrap.dedent(body))
     env = dict(os.environ, PYTHONPATH=REPO, PYTHONDONTWRITEBYTECODE="1")
     env.pop("HOSTDEV_TEST_GUARD", None)
+    temp = tmp_path if tmpdir is None else tmpdir
+    if tmpdir is not None:
+        tmpdir.mkdir(parents=True, exist_ok=True)
+        env["TMPDIR"] = str(tmpdir)
     return subprocess.run(
         [PYTHON, "-m", "pytest", "-q", "-p", "tests.guard", "-p", "no:cacheprovider",
-         "--rootdir", str(tmp_path), "-o", "addopts=", str(test_file)],
+         "--rootdir", str(tmp_path), f"--basetemp={temp / 'basetemp'}", "-o", "addopts=", str(test_file)],
         capture_output=True, text=True, env=env, cwd=str(tmp_path), timeout=120)
 
 

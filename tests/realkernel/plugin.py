@@ -9,9 +9,11 @@ or its fixtures. When the first proxy is about to run, the guest is booted ONCE 
 from the repository root (repo and venv are visible read-only at the same paths). Inside the guest
 (``hostdev.testguest=1`` on the kernel command line) this plugin only writes one JSON line per
 finished test to /run/vmout/report.jsonl. Back on the host each proxy replays its guest outcome:
-passed, failed (with the guest's failure text), error, skipped (with reason), xfailed. A test the
-guest did not report fails; a failed or timed-out boot fails every realkernel item with the console
-tail. Missing QEMU / kernel / busybox skips them, or fails them with HOSTDEV_REQUIRE_REALKERNEL=1.
+passed, failed (with the guest's failure text), error, skipped (with reason), xfailed; with
+HOSTDEV_REQUIRE_REALKERNEL=1 a guest skip or xfail fails, and so does any test without a passed
+call phase (tests/strict.py). A test the guest did not report fails; a failed or timed-out boot
+fails every realkernel item with the console tail. Missing QEMU / kernel / busybox skips them, or
+fails them with HOSTDEV_REQUIRE_REALKERNEL=1.
 
 Env: HOSTDEV_VM_TIMEOUT (s: a cap on the whole guest run; by default there is none, and the watchdog
 of tests/realkernel/speed.py kills a guest that makes no progress within an allowance measured from
@@ -90,8 +92,11 @@ def require_realkernel(environ=os.environ) -> bool:
 
 # ======================================================================================== report (guest side)
 def summarize_phases(reports: Sequence) -> dict:
-    """One test's outcome from its setup/call/teardown TestReports (or look-alikes)."""
-    entry = {"outcome": "passed", "when": "call", "message": "", "duration": 0.0}
+    """One test's outcome from its setup/call/teardown TestReports (or look-alikes).
+
+    Fails closed: a test passes only on a passed call phase; no reports, or phases none of which
+    is a passed call (an unknown outcome, a lost report), make it "failed"."""
+    entry = {"outcome": None, "when": "call", "message": "", "duration": 0.0}
     for rep in reports:
         entry["duration"] += float(getattr(rep, "duration", 0.0) or 0.0)
     for rep in reports:
@@ -111,8 +116,16 @@ def summarize_phases(reports: Sequence) -> dict:
                     message = message[len("Skipped: "):]
                 entry.update(outcome="skipped", when=rep.when, message=message)
             return entry
-        if rep.when == "call" and wasxfail is not None:
-            entry.update(outcome="xpassed", message=wasxfail)
+        if rep.when == "call" and rep.outcome == "passed":
+            entry.update(outcome="passed" if wasxfail is None else "xpassed",
+                         message="" if wasxfail is None else wasxfail)
+        elif rep.outcome != "passed":
+            entry.update(outcome="failed", when=rep.when,
+                         message=f"unknown outcome {rep.outcome!r} in the {rep.when} phase")
+            return entry
+    if entry["outcome"] is None:
+        seen = ", ".join(f"{rep.when} {rep.outcome}" for rep in reports) or "none"
+        entry.update(outcome="failed", message=f"no passed call phase was reported (phases: {seen})")
     return entry
 
 
@@ -199,8 +212,10 @@ def boot_failure_verdict(error: str, console_tail: str) -> Verdict:
 
 
 def entry_verdict(entry: Optional[dict], collect_errors: Iterable[dict] = (), *,
-                  nodeid: str = "", fallback: str = "") -> Verdict:
-    """The replay of one guest result (``entry`` None: the guest did not report the test)."""
+                  nodeid: str = "", fallback: str = "", require: bool = False) -> Verdict:
+    """The replay of one guest result (``entry`` None: the guest did not report the test).
+
+    With ``require`` (HOSTDEV_REQUIRE_REALKERNEL=1) a guest skip, xfail or xpass fails."""
     if entry is None:
         for err in collect_errors:
             parent = err.get("nodeid", "")
@@ -212,6 +227,9 @@ def entry_verdict(entry: Optional[dict], collect_errors: Iterable[dict] = (), *,
     outcome = entry.get("outcome")
     message = entry.get("message", "")
     when = entry.get("when", "call")
+    if require and outcome in ("skipped", "xfailed", "xpassed"):
+        return Verdict("call", "fail", f"[guest] {outcome} under {REQUIRE_ENV}=1 (nothing may skip or xfail): "
+                                       f"{message}")
     if outcome in ("passed", "xpassed"):
         return Verdict("call", "pass")
     if outcome == "failed":
@@ -384,7 +402,8 @@ class HostHarness:
                         f"{result.console_tail()}")
         elif result is not None:
             fallback = f"guest pytest exited with rc {result.rc}; see {result.outdir}/console.log"
-        return entry_verdict(entry, run.collect_errors, nodeid=item.nodeid, fallback=fallback)
+        return entry_verdict(entry, run.collect_errors, nodeid=item.nodeid, fallback=fallback,
+                             require=self.require)
 
     def _say(self, text: str) -> None:
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
