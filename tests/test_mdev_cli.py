@@ -155,14 +155,16 @@ def test_check_warns_about_debians_mdevctl_udev_rule(tmp_path):
     assert by_id["mdevctl-autostart"]["status"] == "pass"
 
 
-def test_ebusy_from_the_kernel_names_the_holder(guest):
+def test_ebusy_from_the_kernel_names_the_holder(amd):
+    """NVIDIA's vGPU driver answers EBUSY to removing an open mdev (mtty would block instead)."""
     from hostdev import mdev
     from hostdev.errors import RefusedError
 
-    assert guest.invoke("mdev", "create", "--parent", "mtty", "--type", "mtty-1", "--uuid", UUID1)[0] == 0
-    host = context.host_factory(None)
-    group = next(m.iommu_group for m in mdev.list_mdevs(host) if m.uuid == UUID1)
-    host.kernel.hold(UUID1)      # the simulated kernel answers EBUSY to remove, as vendor drivers do
+    kernel = SimKernel(amd.root)
+    host = Host(amd.root, kernel=kernel)
+    vgpu = scenarios.EXISTING_VGPU_UUID
+    group = next(m.iommu_group for m in mdev.list_mdevs(host) if m.uuid == vgpu)
+    kernel.hold(vgpu)
     with pytest.raises(RefusedError, match=r"in use by qemu-system-x86 \(pid \d+\)"):
-        mdev._remove_step(UUID1, group)(host)
-    host.kernel.release(UUID1)
+        mdev._remove_step(vgpu, group)(host)
+    kernel.release(vgpu)

@@ -16,6 +16,13 @@ Semantics follow Linux 6.1 (the QEMU guest's kernel); each errno names its sourc
   drivers/vfio/vfio_main.c  vfio_group_find_or_alloc, vfio_unregister_group_dev
   drivers/vfio/mdev/mdev_sysfs.c create_store / remove_store, mdev_core.c mdev_device_create
   samples/vfio-mdev/mtty.c  mtty_probe
+  drivers/pci/pci-driver.c  pci_dma_configure → drivers/iommu/iommu.c iommu_device_use_default_domain
+                          (a host driver cannot bind into a group a VFIO user owns: EBUSY)
+  drivers/iommu/iommu.c   iommu_group_claim_dma_owner (a VM cannot open a non-viable group: EBUSY)
+
+Strict where the simulation does not know: a write to an attribute it has no model of raises
+UnmodelledWrite, and a program it does not model raises UnhandledProgram unless the test gives
+it a handler (``command_handlers``). Both are test-infrastructure errors, never OSErrors.
 """
 
 from __future__ import annotations
@@ -47,6 +54,23 @@ PARENT_MDEV_DRIVER = {"nvidia": "nvidia-vgpu-vfio", "mtty": "mtty", "i915": "vfi
 MTTY_PORTS = 24        # samples/vfio-mdev/mtty.c MAX_MTTYS
 MTTY_TYPE_PORTS = {"mtty-1": 1, "mtty-2": 2}
 VFIO_DRIVERS = {"vfio-pci"}
+# Drivers that set driver_managed_dma (6.1: vfio-pci, pci-stub, pcieport): binding them takes no
+# DMA-ownership count of the IOMMU group, so they neither block a VFIO user from claiming the
+# group nor are refused while one holds it (drivers/pci/pci-driver.c pci_dma_configure).
+DMA_MANAGED_DRIVERS = VFIO_DRIVERS | {"pci-stub", "pcieport"}
+
+
+class UnmodelledWrite(RuntimeError):
+    """A write to a sysfs attribute the simulation has no model for. Linux would run that
+    attribute's store(), which may refuse the value or change state the simulation does not
+    show; storing the value as text would pretend it succeeded. Model it here first. Not an
+    OSError: no code under test may catch it as a kernel answer."""
+
+
+class UnhandledProgram(RuntimeError):
+    """A program present in the fake root that the simulation does not model (mdevctl,
+    systemctl, udevadm …). Running it must not "succeed" silently: a test that expects hostdev
+    to run it gives it a handler, ``kernel.command_handlers[name] = fn(argv) -> CommandResult``."""
 
 
 class KernelWouldBlock(RuntimeError):
@@ -108,17 +132,28 @@ class SimKernel:
         self._removed: List[dict] = []                 # PCI devices removed via ``remove``
         self._capacity: Dict[Tuple[str, str], int] = {}
         self._next_pid = 4242
+        # devtmpfs creates /dev/vfio/N when vfio registers a group; False models a /dev that is
+        # not devtmpfs (a container's static /dev): the node never appears
+        self.create_dev_nodes = True
         drivers = self.fr.p(PCI_DRIVERS)
         self.driver_order: List[str] = sorted(os.listdir(drivers)) if os.path.isdir(drivers) else []
         self._remember_mdev_capacity()
 
     # ================================================================ public helpers
     def hold(self, target: str, *, pid: Optional[int] = None, comm: str = "qemu-system-x86") -> int:
-        """Mark a PCI function or mdev open by a process (a running VM).
+        """A process (a running VM) opens a PCI function or mdev through VFIO.
 
         Writes /proc/PID/{comm,cmdline,fd/N} with fd N → /dev/vfio/GROUP as /proc shows it
-        (an absolute link). Unbinding it then raises KernelWouldBlock, removing an mdev gives
-        EBUSY, disabling SR-IOV under it gives EBUSY. Returns the pid."""
+        (an absolute link). Unbinding it then raises KernelWouldBlock, removing an mdev blocks
+        (mtty) or gives EBUSY (vendor drivers), disabling SR-IOV under it gives EBUSY, and a host
+        driver can no longer bind into its group (EBUSY). Returns the pid.
+
+        Raises OSError as the open would fail on Linux 6.1: ENOENT without /dev/vfio/GROUP,
+        EBUSY when the group is not viable (a member on a driver without driver_managed_dma:
+        VFIO_GROUP_SET_CONTAINER → iommu_group_claim_dma_owner, drivers/iommu/iommu.c, fails
+        while the group's owner_cnt is non-zero), ENODEV when the function is not on a vfio
+        driver (VFIO_GROUP_GET_DEVICE_FD finds no vfio device of that name)."""
+        self._check_vfio_open(target)
         if pid is None:
             pid = self._next_pid
             self._next_pid += 1
@@ -133,6 +168,59 @@ class SimKernel:
         real = self.fr.p(f"{base}/fd/{20 + len(os.listdir(self.fr.p(base + '/fd')))}")
         os.symlink(fd_target, real)
         return pid
+
+    def _check_vfio_open(self, target: str) -> None:
+        path = self._any_path(target)
+        if path is None:
+            raise _err(errno.ENODEV, f"no device {target!r}")
+        group = self._group_of(path)
+        if group is None:
+            return  # no IOMMU (noiommu mode): nothing to check here
+        if not self.fr.exists(f"/dev/vfio/{group}"):
+            raise _err(errno.ENOENT, f"/dev/vfio/{group}")
+        blockers = [(member, drv) for member, drv in self._group_drivers(group)
+                    if drv is not None and drv not in DMA_MANAGED_DRIVERS and not self._is_mdev_driver(drv)]
+        if blockers:
+            raise _err(errno.EBUSY, f"group {group} is not viable: " +
+                       ", ".join(f"{m} on {d}" for m, d in blockers))
+        driver = self.fr.readlink(f"{path}/driver")
+        if not driver or not (os.path.basename(driver) in VFIO_DRIVERS
+                              or self._is_mdev_driver(os.path.basename(driver))):
+            raise _err(errno.ENODEV, f"{target} is not a vfio device")
+
+    @staticmethod
+    def _is_mdev_driver(driver: str) -> bool:
+        return driver in set(PARENT_MDEV_DRIVER.values()) | {"vfio_mdev"}
+
+    def _group_drivers(self, group: int) -> List[Tuple[str, Optional[str]]]:
+        base = f"/sys/kernel/iommu_groups/{group}/devices"
+        try:
+            members = sorted(os.listdir(self.fr.p(base)))
+        except OSError:
+            return []
+        out = []
+        for member in members:
+            target = self.fr.readlink(f"{base}/{member}/driver")
+            out.append((member, os.path.basename(target) if target else None))
+        return out
+
+    def _group_user(self, group: Optional[int]) -> Optional[int]:
+        """The pid of a VFIO user holding ``group`` open (its DMA owner), or None."""
+        if group is None:
+            return None
+        for target, pid in self.held.items():
+            path = self._any_path(target)
+            if path is not None and self._group_of(path) == group:
+                return pid
+        return None
+
+    def register_driver(self, driver: str) -> None:
+        """A driver registers (built in, or its module loads): last in the probe order, then
+        offered every unbound device (driver_register → driver_attach)."""
+        if driver not in self.driver_order:
+            self.driver_order.append(driver)
+        if self._autoprobe():
+            self._driver_attach(driver)
 
     def release(self, target: str) -> None:
         """Undo ``hold`` (the VM closed the device)."""
@@ -193,9 +281,10 @@ class SimKernel:
             return None
         if canonical == "/sys/bus/pci/drivers_autoprobe":
             return self._bool_attr(canonical, value)
-        # any other writable attribute: store what was written (first line)
-        self.fr.write(canonical, _sysfs_streq_value(value) + "\n", os.stat(real).st_mode & 0o777)
-        return None
+        if not canonical.startswith("/sys/"):
+            # not sysfs (a test writing /proc/sys or a file of the fake root through the kernel)
+            raise UnmodelledWrite(f"{path} is not a sysfs attribute")
+        raise UnmodelledWrite(f"no model of a write of {value!r} to {path}: add one to SimKernel.write")
 
     # ---------------------------------------------------------------- reading state
     def dev(self, addr: str) -> Optional[Dev]:
@@ -281,6 +370,10 @@ class SimKernel:
         forced = self.probe_failures.get((dev.addr, driver))
         if forced:
             return forced
+        if driver not in DMA_MANAGED_DRIVERS and self._group_user(dev.group) is not None:
+            # pci_dma_configure → iommu_device_use_default_domain (drivers/iommu/iommu.c, 6.1):
+            # a kernel driver cannot take a device whose group a VFIO user owns → -EBUSY
+            return errno.EBUSY
         if driver == "pcieport" and dev.pcie_type is not None and dev.pcie_type not in PCIE_PORT_TYPES:
             return errno.ENODEV  # pcie_portdrv_probe: not a root/upstream/downstream port
         if driver in VFIO_DRIVERS:
@@ -302,7 +395,12 @@ class SimKernel:
         self._restore_children(dev, driver)
         if driver in VFIO_DRIVERS and dev.group is not None:
             # the vfio group chardev appears with the first vfio device of the group
-            self.fr.write(f"/dev/vfio/{dev.group}", "", 0o600)
+            self._vfio_node(dev.group)
+
+    def _vfio_node(self, group: int) -> None:
+        """vfio_group_alloc → cdev_device_add: devtmpfs shows /dev/vfio/GROUP."""
+        if self.create_dev_nodes:
+            self.fr.write(f"/dev/vfio/{group}", "", 0o600)
 
     def _attach(self, dev: Dev) -> bool:
         """device_attach: try the loaded drivers in registration order (dd.c
@@ -774,7 +872,7 @@ class SimKernel:
             self.fr.bind(uuid, driver, bus="mdev")
             group = self._group_of(f"{parent}/{uuid}")
             # the vendor driver registers a vfio device (emulated IOMMU): /dev/vfio/N appears
-            self.fr.write(f"/dev/vfio/{group}", "", 0o600)
+            self._vfio_node(group)
         self._recompute_available(parent)
 
     def _mdev_remove(self, mdev_dir: str, value: str) -> None:
@@ -786,8 +884,13 @@ class SimKernel:
             return
         uuid = os.path.basename(mdev_dir)
         if uuid in self.held:
-            # An open mdev: 6.1's in-tree drivers block in vfio_unregister_group_dev; NVIDIA's
-            # vendor driver (and pre-5.13 mdev_device_remove_ops) refuse with -EBUSY.
+            # An open mdev: 6.1's in-tree drivers (mtty, mdpy, mbochs) block: remove_store →
+            # mdev_device_remove → device_del → the driver's remove → vfio_unregister_group_dev
+            # waits for the last close (drivers/vfio/vfio_main.c, "Device is currently in use,
+            # task ... blocked until device is released"). NVIDIA's vendor driver (and
+            # pre-5.13 mdev_device_remove_ops) refuse with -EBUSY instead.
+            if self._policy(os.path.dirname(mdev_dir)) == "mtty":
+                raise KernelWouldBlock(f"removing mdev {uuid} blocks: pid {self.held[uuid]} has it open")
             raise _err(errno.EBUSY, f"mdev {uuid} is in use by pid {self.held[uuid]}")
         self._destroy_mdev(mdev_dir)
         self._recompute_available(os.path.dirname(mdev_dir))
@@ -836,7 +939,7 @@ class SimKernel:
             self.fr.bind(uuid, driver, bus="mdev")
             group = self._group_of(path)
             if group is not None:
-                self.fr.write(f"/dev/vfio/{group}", "", 0o600)
+                self._vfio_node(group)
 
     # ================================================================ run()
     def run(self, argv: Sequence[str]) -> CommandResult:
@@ -858,7 +961,9 @@ class SimKernel:
             "update-initramfs": self._cmd_initramfs, "dracut": self._cmd_initramfs, "grubby": self._cmd_grubby,
         }.get(prog)
         if handler is None:
-            return CommandResult(argv, 0, "", "")
+            raise UnhandledProgram(f"{argv[0]} exists in the fake root but the simulation has no model of it "
+                                   f"(argv {list(argv)}): give the test a handler, "
+                                   f"kernel.command_handlers[{prog!r}] = fn")
         return handler(argv)
 
     def _program_exists(self, program: str) -> bool:
