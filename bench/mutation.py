@@ -43,11 +43,29 @@ STATUS_WORDS = ("killed", "survived", "timeout", "suspicious", "no tests", "skip
                 "segfault", "check was interrupted by user", "caught by type check")
 
 
-def ensure_mutmut() -> str:
-    exe = Path(sys.executable).with_name("mutmut")
-    if not exe.exists():
+# mutmut copies tests/ with shutil.copytree, which follows symlinks: the recorded sysfs trees of
+# tests/data (links that loop, as sysfs's do) would be copied without end. Keep links as links.
+LAUNCHER = """
+import shutil, sys
+_copytree = shutil.copytree
+def copytree(src, dst, *args, **kwargs):
+    if not args:
+        kwargs.setdefault("symlinks", True)
+    return _copytree(src, dst, *args, **kwargs)
+shutil.copytree = copytree
+from mutmut.__main__ import cli
+sys.argv[0] = "mutmut"
+cli()
+"""
+
+
+def ensure_mutmut() -> list:
+    """The command that runs mutmut (installed into this environment when missing)."""
+    try:
+        import mutmut  # noqa: F401
+    except ImportError:
         subprocess.run([sys.executable, "-m", "pip", "install", "-q", "mutmut==3.*"], check=True)
-    return str(exe)
+    return [sys.executable, "-c", LAUNCHER]
 
 
 def prepare(workdir: Path, modules: list, tests: list) -> list:
@@ -134,10 +152,11 @@ def main(argv=None) -> int:
         files = prepare(args.workdir, args.modules, args.tests)
         env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
         env.pop("HOSTDEV_REQUIRE_REALKERNEL", None)  # unit tests only: nothing to boot here
-        cmd = ["nice", "-n", "19", mutmut, "run", "--max-children", str(args.max_children), *(names or [])]
-        print("$ (cd", args.workdir, "&&", " ".join(cmd) + ")", flush=True)
+        cmd = ["nice", "-n", "19", *mutmut, "run", "--max-children", str(args.max_children), *(names or [])]
+        print(f"$ (cd {args.workdir} && nice -n 19 mutmut run --max-children {args.max_children} "
+              f"{' '.join(names or [])})", flush=True)
         subprocess.run(cmd, cwd=args.workdir, env=env, check=False)
-    listing = subprocess.run([mutmut, "results", "--all", "true"], cwd=args.workdir, capture_output=True,
+    listing = subprocess.run([*mutmut, "results", "--all", "true"], cwd=args.workdir, capture_output=True,
                              text=True, check=False)
     results = parse_results(listing.stdout)
     if names:

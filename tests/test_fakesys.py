@@ -471,8 +471,12 @@ def test_sriov_numvfs_rules(tmp_path):
         assert host.link_name(f"/sys/bus/pci/devices/{vf}/physfn") == info.nic_pf
         assert drv(host, vf) == "iavf"
     assert [host.link_name(f"/sys/bus/pci/devices/{vf}/iommu_group") for vf in vfs] == ["14", "15", "16", "17"]
-    # a VF in use by a VM: the PF driver refuses to disable SR-IOV
+    # a VF in use by a VM (through vfio-pci): the PF driver refuses to disable SR-IOV
     _, kernel = host, host.kernel
+    host.run(["modprobe", "vfio-pci"])
+    host.write_attr(f"/sys/bus/pci/devices/{vfs[1]}/driver_override", "vfio-pci")
+    host.write_attr("/sys/bus/pci/drivers/iavf/unbind", vfs[1])
+    host.write_attr("/sys/bus/pci/drivers_probe", vfs[1])
     kernel.hold(vfs[1])
     with pytest.raises(SysfsWriteError) as exc:
         host.write_attr(attr, "0")

@@ -39,6 +39,13 @@ def driver_of(sim, addr):
     return read_host(sim).link_name(f"/sys/bus/pci/devices/{addr}/driver")
 
 
+def vm_takes(sim, vf) -> int:
+    """A VM opens ``vf``: on vfio-pci first (a VM cannot open a VF on iavf), then held."""
+    assert sim.invoke("bind", vf)[0] == 0 and driver_of(sim, vf) == "vfio-pci"
+    del sim.kernel.writes[:]
+    return sim.kernel.hold(vf)
+
+
 def numvfs_writes(sim):
     return [value for path, value in sim.kernel.writes if path == NUMVFS]
 
@@ -146,12 +153,12 @@ def test_disable_removes_every_vf_and_is_idempotent(sim):
 
 
 def test_disable_is_refused_while_a_vm_holds_a_vf(sim):
-    pid = sim.kernel.hold(sim.nic_vf1)
+    pid = vm_takes(sim, sim.nic_vf1)
     code, out, err = sim.invoke("sriov", "disable", PF)
     assert code == 3
     assert sim.nic_vf1 in err and f"pid {pid}" in err and "qemu-system-x86" in err
     assert sim.kernel.writes == []
-    assert numvfs(sim) == "2" and driver_of(sim, sim.nic_vf1) == "iavf"
+    assert numvfs(sim) == "2" and driver_of(sim, sim.nic_vf1) == "vfio-pci"
     # changing the count removes the VFs too: refused the same way
     code, _, err = sim.invoke("sriov", "enable", PF, "--vfs", "4")
     assert code == 3 and sim.kernel.writes == []
@@ -242,7 +249,7 @@ def test_domain_plan_enable_and_disable(sim):
     assert [a["action"].split(" ")[:2] for a in plan.plan.describe()][:2] == [["write", "0"], ["write", "1"]]
     plan.apply(h)
     assert plan.vfs == FOUR_VFS[:1] and sriov.read_num_vfs(h, PF) == 1
-    sim.kernel.hold(FOUR_VFS[0])
+    vm_takes(sim, FOUR_VFS[0])
     with pytest.raises(RefusedError, match="in use"):
         sriov.plan_disable(h, PF)
 
