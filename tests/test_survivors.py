@@ -195,6 +195,9 @@ def _assert_replaced_atomically(events, target: str) -> None:
     assert len(renames) == 1, events
     temp = renames[0][1]
     assert os.path.dirname(temp) == os.path.dirname(target), "the temp file must be beside the target"
+    # one a crash leaves behind must be hidden from directory readers (run-parts and grub.d skip
+    # dotfiles) and say whose it is
+    assert os.path.basename(temp).startswith(".hostdev-"), temp
     at = events.index(renames[0])
     assert ("open-write", temp) in events[:at]
     assert ("fsync", temp) in events[:at], "the temp file must be fsynced before the rename"
