@@ -283,3 +283,36 @@ def test_the_journal_is_on_disk_before_the_first_sysfs_write(sim):
     assert seen, "bind made no sysfs write"
     assert seen[0] == (f"/sys/bus/pci/devices/{sim.t4}/driver_override", "nvidia")
     assert all(original == "nvidia" for _, original in seen)
+
+
+def test_a_binary_file_is_replaced_atomically(tmp_path, file_events):
+    """write_bytes (the initramfs hook, a guest image) goes through the same temp + fsync +
+    rename, and the bytes arrive unchanged (a str-only encode step would break them)."""
+    root = tmp_path / "root"
+    root.mkdir()
+    data = bytes(range(256)) * 4
+    assert Host(str(root)).write_bytes("/var/lib/hostdev/blob", data)
+    _assert_replaced_atomically(file_events, str(root / "var/lib/hostdev/blob"))
+    assert (root / "var/lib/hostdev/blob").read_bytes() == data
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temp_file(tmp_path, monkeypatch):
+    """fsync fails (EIO from the disk): the error is a ConfigWriteError naming the file, the old
+    content stays, and the temp file is removed."""
+    import errno
+
+    from hostdev.errors import ConfigWriteError
+
+    root = tmp_path / "root"
+    (root / "etc" / "modprobe.d").mkdir(parents=True)
+    conf = root / "etc" / "modprobe.d" / "vfio.conf"
+    conf.write_text("options vfio-pci ids=10de:1eb8\n")
+
+    def broken_fsync(fd):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(os, "fsync", broken_fsync)
+    with pytest.raises(ConfigWriteError, match="vfio.conf"):
+        Host(str(root)).write_file("/etc/modprobe.d/vfio.conf", "options vfio-pci ids=10de:2236\n", backup=False)
+    assert conf.read_text() == "options vfio-pci ids=10de:1eb8\n"
+    assert sorted(p.name for p in conf.parent.iterdir()) == ["vfio.conf"]
