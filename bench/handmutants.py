@@ -21,7 +21,7 @@ MUTANTS = {
         'and False',
         'vfio_group_node'),
     'pcieport-blocks': (
-        'hostdev/binding.py',
+        'hostdev/rules.py',
         'GROUP_SAFE_DRIVERS = ("pci-stub", "pcieport")',
         'GROUP_SAFE_DRIVERS = ("pci-stub",)',
         'pcieport or host_driver_member'),
