@@ -177,17 +177,28 @@ class BootPlan(NamedTuple):
         return self.plan.changes
 
     def diff(self) -> str:
+        """A unified diff of the planned edits, exactly: a CRLF line shows its ``\\r`` (as
+        ``diff`` does), bytes that are not UTF-8 show as ``\\xNN``."""
         out = []
         for path, (old, new) in self.files.items():
-            out.extend(difflib.unified_diff((old or "").splitlines(True), (new or "").splitlines(True),
+            out.extend(difflib.unified_diff(_lines(old), _lines(new),
                                             f"a{path}" if old is not None else "/dev/null",
                                             f"b{path}" if new is not None else "/dev/null"))
-        return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in out)
+        text = "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in out)
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
     def to_dict(self, dry_run: bool) -> dict:
         return self.plan.result(dry_run, changed=self.changed, reboot_required=self.reboot_required,
                                 stack=self.stack, added=self.added, removed=self.removed, present=self.present,
                                 files=sorted(self.files), commands=self.commands, diff=self.diff())
+
+
+def _lines(text: Optional[str]) -> List[str]:
+    """Lines split at "\\n" only, each keeping its end (a "\\r" before it stays in the line)."""
+    if not text:
+        return []
+    lines = text.split("\n")
+    return [line + "\n" for line in lines[:-1]] + ([lines[-1]] if lines[-1] else [])
 
 
 def _state_step(plan: Plan, host: Host, state: dict) -> None:
@@ -230,7 +241,7 @@ def _remove_from_grub(host: Host, files: Dict[str, Tuple[Optional[str], Optional
 
 def _current(host: Host, files: Dict[str, Tuple[Optional[str], Optional[str]]], path: str) -> Optional[str]:
     """The text of ``path`` with the edits already planned in ``files``."""
-    return files[path][1] if path in files else host.read_text(path)
+    return files[path][1] if path in files else host.read_config(path)
 
 
 def _append(host: Host, files: Dict[str, Tuple[Optional[str], Optional[str]]], path: str,
@@ -238,7 +249,7 @@ def _append(host: Host, files: Dict[str, Tuple[Optional[str], Optional[str]]], p
     """Append ``args`` to GRUB_CMDLINE_LINUX in ``path`` (after any edit already in ``files``)."""
     current = _current(host, files, path)
     bootloader.check_parses(current or "", path)
-    files[path] = (host.read_text(path), bootloader.append_args(current or "", VAR, args))
+    files[path] = (host.read_config(path), bootloader.append_args(current or "", VAR, args))
 
 
 def plan_enable(host: Host, args: Sequence[str], replace: bool = False, notes: Sequence[str] = ()) -> BootPlan:
@@ -269,7 +280,7 @@ def plan_enable(host: Host, args: Sequence[str], replace: bool = False, notes: S
         if conflicts:
             removed = _remove_from_grub(host, files, conflicts, skip=[DROPIN] if stack.edit_file == DROPIN else [])
         if stack.edit_file == DROPIN:
-            old = host.read_text(DROPIN)
+            old = host.read_config(DROPIN)
             mine = [a for a in _dropin_args(old) if kernel.arg_key(a) not in conflict_keys]
             removed += [a for a in _dropin_args(old) if a not in mine]
             new_args = mine + [a for a in to_add if a not in mine]
@@ -368,7 +379,7 @@ def plan_disable(host: Host) -> BootPlan:
     commands: List[List[str]] = []
     removed: List[str] = []
     if stack.kind == "grub" or stack.edit_file:
-        dropin = host.read_text(DROPIN)
+        dropin = host.read_config(DROPIN)
         if dropin is not None:
             files[DROPIN] = (dropin, None)
             removed += [a for a in _dropin_args(dropin) if a in owned]

@@ -294,9 +294,25 @@ def remove_args(text: str, var: str, args, inherited: Optional[Dict[str, str]] =
                 break
             if cut is None:
                 break
-            text = text[:cut[0]] + text[cut[1]:]
+            text = _end_edited_line(text, text[:cut[0]] + text[cut[1]:])
             removed.append(arg)
     return text, removed
+
+
+def _newline(text: str) -> str:
+    """The file's line ending: CRLF when its first line ends so, else LF."""
+    first = text.find("\n")
+    return "\r\n" if first > 0 and text[first - 1] == "\r" else "\n"
+
+
+def _end_edited_line(old: str, new: str) -> str:
+    """``new``, with a line ending added when ``old`` had none at the end and its last line is
+    the one edited (files end with a newline; an untouched last line is left as it was)."""
+    if not old or old.endswith("\n") or new == old or not new or new.endswith("\n"):
+        return new
+    if new.endswith("\n" + old[old.rfind("\n") + 1:]):
+        return new  # the last line is untouched
+    return new + _newline(old)
 
 
 def append_args(text: str, var: str, args) -> str:
@@ -311,9 +327,13 @@ def append_args(text: str, var: str, args) -> str:
     words = " ".join(args)
     last, value = _final_value(text, var)
     if last is None:
-        newline = "\r\n" if "\r\n" in text else "\n"
+        newline = _newline(text)
         sep = newline if text and not text.endswith("\n") else ""
         return f'{text}{sep}{var}="{words}"{newline}'
+    return _end_edited_line(text, _append_to(text, last, value, words))
+
+
+def _append_to(text: str, last: _Word, value: _Value, words: str) -> str:
     raw = text[last.start:last.end]
     # no blank after an empty value, unless it holds an expansion we could not see ($FOO set elsewhere)
     blank = "" if value.chars[-1:].isspace() or (not value.chars and "$" not in raw) else " "

@@ -19,6 +19,8 @@ EXIT_USAGE = 2
 EXIT_REFUSED = 3
 EXIT_ENVIRONMENT = 4
 EXIT_FAILED = 5
+EXIT_BUG = 70          # sysexits.h EX_SOFTWARE: an internal error, never a verdict
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports it; SIGTERM too (after the rollback)
 
 
 class HostdevError(Exception):
@@ -109,6 +111,14 @@ class ConfigWriteError(HostdevError):
         self.path = path
 
 
+class ConfigReadError(HostEnvironmentError):
+    """A file hostdev must edit exists but cannot be read (exit 4: nothing was changed)."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"cannot read {path}: {reason}", fix="check the file's permissions and the disk")
+        self.path = path
+
+
 class CommandError(HostdevError):
     """An external command failed (or was not found: exit code 4)."""
 
@@ -125,8 +135,21 @@ class CommandError(HostdevError):
             super().__init__(f"'{' '.join(argv)}' exited {rc}: {last[0]}".rstrip(": "))
 
 
+class Interrupted(HostdevError):
+    """SIGINT or SIGTERM arrived while a plan was being applied: it is rolled back like any
+    failure (exit 130)."""
+
+    exit_code = EXIT_INTERRUPTED
+
+    def __init__(self, signal_name: str) -> None:
+        super().__init__(f"interrupted by {signal_name}")
+        self.signal_name = signal_name
+
+
 class BugError(HostdevError):
     """Something that cannot happen did. The message says it is a bug."""
+
+    exit_code = EXIT_BUG
 
     def __init__(self, message: str) -> None:
         super().__init__(f"internal error (a bug in hostdev, please report it): {message}")

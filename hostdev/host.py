@@ -18,6 +18,7 @@ from typing import Callable, Dict, Iterable, List, NamedTuple, Optional, Sequenc
 
 from .errors import (
     CommandError,
+    ConfigReadError,
     ConfigWriteError,
     HostEnvironmentError,
     NotRootError,
@@ -31,7 +32,10 @@ _READ_CHUNK = 65536
 # Set in the environment of every process the test suite starts (tests/conftest.py): a
 # hostdev started by a test refuses to change the live host, whatever uid it has.
 TEST_GUARD_ENV = "HOSTDEV_TEST_GUARD"
-LOCK_FILE = "/run/lock/hostdev.lock"
+# A directory of our own, not /run/lock (world-writable on Debian: see Host.lock).
+LOCK_DIR = "/run/hostdev"
+LOCK_FILE = f"{LOCK_DIR}/lock"
+BACKUP_SUFFIX = ".hostdev.bak"
 # Where programs are looked up under a root (a root shell's PATH; sbin first).
 PROGRAM_DIRS = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
 
@@ -74,14 +78,30 @@ class Host:
         return f"Host(root={self.root!r}{', simulated' if self.kernel else ''})"
 
     # ---------------------------------------------------------------- paths
-    def path(self, path: str) -> str:
-        """The real filesystem path of host path ``path`` (absolute, as on the host)."""
+    def path(self, path: str, *, follow: bool = True) -> str:
+        """The real filesystem path of host path ``path`` (absolute, as on the host).
+
+        Under a root other than ``/`` every symlink in it is resolved inside the root, as a
+        chroot would (``resolve``): an absolute link (``var/lib -> /elsewhere``) or one that
+        climbs out (``../../..``) stays in the tree, and the kernel never follows a link out of
+        it. ``follow=False`` leaves the last component alone (readlink, unlink, symlink).
+        Raises OutsideRootError for a ``..`` in ``path`` itself or a link loop.
+        """
         rel = path.lstrip("/")
         if rel == "":
             return self.root
         if ".." in rel.split("/"):
             raise OutsideRootError(path, self.root)
-        return os.path.join(self.root, rel)
+        if self.root == "/":
+            return "/" + rel  # the kernel resolves as a chroot to / would
+        if follow:
+            return self._under_root(self.resolve(path))
+        head, _, name = rel.rpartition("/")
+        return os.path.join(self._under_root(self.resolve("/" + head)), name)
+
+    def _under_root(self, resolved: str) -> str:
+        rel = resolved.lstrip("/")
+        return os.path.join(self.root, rel) if rel else self.root
 
     def resolve(self, path: str) -> str:
         """Follow every symlink in ``path`` inside the root; returns the host path.
@@ -154,7 +174,7 @@ class Host:
     def readlink(self, path: str) -> Optional[str]:
         """The target of a symlink as stored, or None when it is not a link."""
         try:
-            return os.readlink(self.path(path))
+            return os.readlink(self.path(path, follow=False))
         except OSError:
             return None
 
@@ -183,7 +203,8 @@ class Host:
         try:
             for name in names:
                 try:
-                    fd = os.open(name, os.O_RDONLY, dir_fd=dfd)
+                    # attributes are never links; a link planted in a tree must not lead out
+                    fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=dfd)
                 except OSError:
                     values[name] = None
                     continue
@@ -238,30 +259,40 @@ class Host:
         except OSError as exc:
             raise SysfsWriteError(path, value, exc.errno or _errno.EIO, hint) from None
 
-    def write_file(self, path: str, text: str, *, backup: bool = True, mode: int = 0o644) -> bool:
-        """Replace a config file atomically (temp file, fsync, rename); keep ``PATH.hostdev.bak``.
-
-        Returns False, touching nothing, when the content is already ``text``.
-        Raises ConfigWriteError.
-        """
-        real = self.path(path)
+    def read_config(self, path: str) -> Optional[str]:
+        """A configuration file exactly as written, for editing: no newline translation (CRLF
+        stays CRLF), bytes that are not UTF-8 (a Latin-1 comment) kept as surrogate escapes so
+        that writing the text back reproduces them. None when the file does not exist.
+        Raises ConfigReadError when it exists but cannot be read."""
         try:
-            with open(real, encoding="utf-8", newline="") as handle:
-                old: Optional[str] = handle.read()
-        except FileNotFoundError:
-            old = None
+            with open(self.path(path), "rb") as handle:
+                data = handle.read()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
         except OSError as exc:
-            raise ConfigWriteError(path, exc.strerror or str(exc)) from None
+            raise ConfigReadError(path, exc.strerror or str(exc)) from None
+        return data.decode("utf-8", "surrogateescape")
+
+    def write_file(self, path: str, text: str, *, backup: bool = True, mode: int = 0o644) -> bool:
+        """Replace a config file atomically (temp file, fsync, rename, fsync of the directory).
+
+        ``text`` is written byte for byte as ``read_config`` returns it. A symlink is followed
+        inside the root and its target edited (the link stays a link). With ``backup`` the
+        administrator's original is kept as ``TARGET.hostdev.bak`` the first time and never
+        overwritten. Returns False, touching nothing, when the content is already ``text``.
+        Raises ConfigWriteError (and ConfigReadError).
+        """
+        old = self.read_config(path)
         if old == text:
             return False
         self.require_mutable(f"writing {path}")
-        directory = os.path.dirname(real)
+        real = self.path(path)
         try:
-            os.makedirs(directory, exist_ok=True)
+            os.makedirs(os.path.dirname(real), exist_ok=True)
             if old is not None:
                 mode = os.stat(real).st_mode & 0o7777
-                if backup:
-                    self._atomic_write(real + ".hostdev.bak", old, mode)
+                if backup and not os.path.lexists(real + BACKUP_SUFFIX):
+                    self._atomic_write(real + BACKUP_SUFFIX, old, mode)
             self._atomic_write(real, text, mode)
         except OSError as exc:
             raise ConfigWriteError(path, exc.strerror or str(exc)) from None
@@ -283,13 +314,16 @@ class Host:
 
     @staticmethod
     def _atomic_write(real: str, text, mode: int) -> None:
-        """Write ``text`` (str as UTF-8, or bytes) to a temp file beside ``real``, fsync, rename."""
+        """Write ``text`` (str as UTF-8 with surrogate escapes, or bytes) to a temp file beside
+        ``real``, fsync, rename, then fsync the directory so that the rename itself survives a
+        crash (rename(2) is atomic but not durable until the directory is synced)."""
         import tempfile
 
-        fd, tmp = tempfile.mkstemp(prefix=".hostdev-", dir=os.path.dirname(real))
+        directory = os.path.dirname(real)
+        fd, tmp = tempfile.mkstemp(prefix=".hostdev-", dir=directory)
         try:
             with os.fdopen(fd, "wb") as handle:
-                handle.write(text.encode("utf-8") if isinstance(text, str) else text)
+                handle.write(text.encode("utf-8", "surrogateescape") if isinstance(text, str) else text)
                 handle.flush()
                 os.fsync(handle.fileno())
             os.chmod(tmp, mode)
@@ -300,19 +334,24 @@ class Host:
             except OSError:
                 pass
             raise
+        _fsync_dir(directory)
 
     def lock(self, timeout: float = 30.0):
-        """An exclusive lock on /run/lock/hostdev.lock under the root, so that two hostdev runs
-        never interleave their writes. Raises HostEnvironmentError after ``timeout`` seconds."""
+        """An exclusive lock on LOCK_FILE under the root, so that two hostdev runs never
+        interleave their plans and writes. Raises HostEnvironmentError after ``timeout`` seconds
+        or when the lock cannot be taken safely.
+
+        The lock's directory is ours (LOCK_DIR, made 0755; refused when another user owns it or
+        others may write to it: /run/lock is world-writable, where a planted symlink would make
+        root open any file). The file is opened with O_NOFOLLOW and never truncated: the pid is
+        written over its first bytes, padded to a fixed width."""
         import contextlib
         import fcntl
         import time
 
         @contextlib.contextmanager
         def held():
-            real = self.path(LOCK_FILE)
-            os.makedirs(os.path.dirname(real), exist_ok=True)
-            fd = os.open(real, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = self._open_lock()
             try:
                 deadline = time.monotonic() + timeout
                 while True:
@@ -324,36 +363,86 @@ class Host:
                             raise HostEnvironmentError(
                                 f"another hostdev is changing this host (it holds {LOCK_FILE})",
                                 fix="wait for it to finish, then run again") from None
-                        time.sleep(0.1)
-                os.ftruncate(fd, 0)
-                os.write(fd, f"{os.getpid()}\n".encode())
+                        time.sleep(0.05)
+                    except OSError as exc:
+                        raise HostEnvironmentError(f"cannot lock {LOCK_FILE}: {exc.strerror or exc}") from None
+                try:
+                    os.pwrite(fd, f"{os.getpid():>10}\n".encode(), 0)
+                except OSError:
+                    pass  # the pid is only a hint for people; the flock is the lock
                 yield
             finally:
                 os.close(fd)  # closing releases the flock
 
         return held()
 
+    def _open_lock(self) -> int:
+        """The lock file's descriptor (see ``lock``). Raises HostEnvironmentError."""
+        import stat
+
+        directory = self.path(LOCK_DIR)
+        try:
+            os.makedirs(os.path.dirname(directory), exist_ok=True)
+            try:
+                os.mkdir(directory, 0o755)
+            except FileExistsError:
+                pass
+            dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        except OSError as exc:
+            raise HostEnvironmentError(f"cannot open the lock directory {LOCK_DIR}: {exc.strerror or exc}",
+                                       fix="check the disk and permissions") from None
+        try:
+            info = os.fstat(dfd)
+            if info.st_uid != os.geteuid() or info.st_mode & 0o022:
+                raise HostEnvironmentError(
+                    f"the lock directory {LOCK_DIR} is owned by uid {info.st_uid} or writable by others "
+                    f"(mode {stat.S_IMODE(info.st_mode):o}): refusing to use it",
+                    fix=f"remove {LOCK_DIR}; hostdev makes it again, owned by the user it runs as")
+            try:
+                fd = os.open(os.path.basename(LOCK_FILE), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
+                             0o600, dir_fd=dfd)
+            except OSError as exc:
+                raise HostEnvironmentError(f"cannot open {LOCK_FILE}: {exc.strerror or exc}",
+                                           fix="it must be a regular file; remove it if it is not") from None
+        finally:
+            os.close(dfd)
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+            os.close(fd)
+            raise HostEnvironmentError(f"{LOCK_FILE} is not a plain file of its own (a hard link?)",
+                                       fix=f"remove {LOCK_FILE}")
+        return fd
+
     def symlink(self, target: str, path: str) -> bool:
         """Make ``path`` a symlink to ``target`` (what ``systemctl enable`` does for a unit);
-        False when it already is one."""
+        False when it already is one. Raises ConfigWriteError."""
         if self.readlink(path) == target:
             return False
         self.require_mutable(f"linking {path}")
-        real = self.path(path)
-        os.makedirs(os.path.dirname(real), exist_ok=True)
-        if os.path.lexists(real):
-            os.unlink(real)
-        os.symlink(target, real)
+        real = self.path(path, follow=False)
+        try:
+            os.makedirs(os.path.dirname(real), exist_ok=True)
+            if os.path.lexists(real):
+                os.unlink(real)
+            os.symlink(target, real)
+        except OSError as exc:
+            raise ConfigWriteError(path, exc.strerror or str(exc)) from None
+        _fsync_dir(os.path.dirname(real))
         return True
 
     def remove_file(self, path: str) -> bool:
-        """Delete a file of ours; False when it was not there."""
+        """Delete a file of ours (a link itself, not its target); False when it was not there.
+        Raises ConfigWriteError."""
         self.require_mutable(f"removing {path}")
+        real = self.path(path, follow=False)
         try:
-            os.unlink(self.path(path))
-            return True
+            os.unlink(real)
         except FileNotFoundError:
             return False
+        except OSError as exc:
+            raise ConfigWriteError(path, exc.strerror or str(exc)) from None
+        _fsync_dir(os.path.dirname(real))
+        return True
 
     def which(self, program: str) -> Optional[str]:
         """The path under the root of ``program`` in the usual PATH directories, or None."""
@@ -402,6 +491,21 @@ class Host:
         if check and result.rc != 0:
             raise CommandError(argv, result.rc, result.stdout, result.stderr)
         return result
+
+
+def _fsync_dir(directory: str) -> None:
+    """Make a rename or unlink in ``directory`` durable. Best effort: some filesystems refuse
+    fsync on a directory (EINVAL), and the change itself has already been made."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def read_user_file(path: str) -> bytes:

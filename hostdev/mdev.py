@@ -238,7 +238,7 @@ def plan_remove(host: Host, uuids: Sequence[str] = (), parent: Optional[str] = N
         definition = defined.get(value)
         if definition is not None:
             path = f"{MDEVCTL_DIR}/{definition.parent}/{value}"
-            old = host.read_text(path) or ""
+            old = host.read_config(path) or ""
             plan.add(f"remove mdevctl definition {path}", lambda h, p=path: h.remove_file(p),
                      lambda h, p=path, t=old: h.write_file(p, t, backup=False), value)
     return plan, targets

@@ -7,11 +7,51 @@ driver the same way) and an OperationFailedError (exit 5) says what failed and w
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
-from typing import Callable, List, Optional
+from typing import Callable, Iterator, List, Optional
 
-from .errors import HostdevError
+from .errors import EXIT_INTERRUPTED, HostdevError, Interrupted
 from .host import Host
+
+
+class _Signals:
+    """What the SIGINT/SIGTERM handler of ``signals_roll_back`` does: raise Interrupted where
+    the program is (armed), or only remember the signal while a rollback runs (disarmed), so
+    that a second Ctrl-C cannot stop a rollback half-way."""
+
+    armed = False
+    caught: Optional[str] = None
+
+
+@contextlib.contextmanager
+def signals_roll_back() -> Iterator[None]:
+    """While inside, SIGINT and SIGTERM raise Interrupted (a HostdevError), so a plan being
+    applied rolls back as after any failure; outside the main thread (no handlers there)
+    nothing changes."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        name = signal.Signals(signum).name
+        if _Signals.armed and _Signals.caught is None:
+            _Signals.caught = name
+            raise Interrupted(name)
+        _Signals.caught = _Signals.caught or name
+
+    wanted = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.signal(sig, handler) for sig in wanted}
+    _Signals.armed, _Signals.caught = True, None
+    try:
+        yield
+    finally:
+        _Signals.armed = False
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 @dataclass
@@ -42,6 +82,8 @@ class OperationFailedError(HostdevError):
         if isinstance(cause, HostdevError) and cause.exit_code in (3, 4) and not rolled_back:
             # nothing changed: keep the cause's meaning (refused, environment)
             self.exit_code = cause.exit_code
+        if isinstance(cause, Interrupted):
+            self.exit_code = EXIT_INTERRUPTED
 
 
 @dataclass
@@ -58,7 +100,7 @@ class Plan:
         """Plan writing ``new`` to a config file (``None``: removing it) with the undo that puts
         the current content back; False, planning nothing, when it is already so. The undo writes
         no backup: it must not replace the backup of the administrator's original with our edit."""
-        old = host.read_text(path)
+        old = host.read_config(path)  # byte-exact: the undo must give the file back unchanged
         if old == new:
             return False
 
@@ -92,21 +134,32 @@ class Plan:
         """Run every action; on a HostdevError roll back and raise OperationFailedError.
         ``on_step(index, total, action)`` is called before each action (a progress display)."""
         done: List[Action] = []
-        for index, action in enumerate(self.actions):
-            if on_step is not None:
-                on_step(index, len(self.actions), action)
-            try:
+        action: Optional[Action] = None
+        try:
+            for index, action in enumerate(self.actions):
+                if on_step is not None:
+                    on_step(index, len(self.actions), action)
                 action.run(host)
-            except HostdevError as exc:
-                rolled, errors = [], []
-                for previous in reversed(done):
-                    if previous.undo is None:
-                        continue
-                    try:
-                        previous.undo(host)
-                        rolled.append(previous.description)
-                    except HostdevError as undo_exc:
-                        errors.append(f"undo of '{previous.description}': {undo_exc.message}")
-                raise OperationFailedError(action.description, exc, rolled, errors) from None
-            done.append(action)
+                done.append(action)
+        except HostdevError as exc:
+            armed, _Signals.armed = _Signals.armed, False  # a signal now must not cut the rollback short
+            try:
+                rolled, errors = self._roll_back(host, done)
+            finally:
+                _Signals.armed = armed
+            step = action.description if action is not None else "the plan"
+            raise OperationFailedError(step, exc, rolled, errors) from None
         return done
+
+    @staticmethod
+    def _roll_back(host: Host, done: List[Action]):
+        rolled, errors = [], []
+        for previous in reversed(done):
+            if previous.undo is None:
+                continue
+            try:
+                previous.undo(host)
+                rolled.append(previous.description)
+            except HostdevError as undo_exc:
+                errors.append(f"undo of '{previous.description}': {undo_exc.message}")
+        return rolled, errors

@@ -94,6 +94,10 @@ def test_append_changes_only_the_last_assignment(name):
     before, after = EXPECTED[name]
     assert text.count(before) == 1 or name == "duplicates"
     expected = after.join(text.rsplit(before, 1))
+    if name == "no-final-newline":
+        # the edited line is the last one: it gets the line ending it lacked (files end with one)
+        assert not text.endswith("\n") and text.rstrip().endswith(before)
+        expected += "\n"
     assert bootloader.append_args(text, VAR, ARGS) == expected
 
 

@@ -105,7 +105,7 @@ def test_lock_excludes_a_second_holder_and_is_released(tmp_path):
 
     host = Host(str(tmp_path))
     with host.lock():
-        assert (tmp_path / "run/lock/hostdev.lock").read_text() == f"{os.getpid()}\n"
+        assert (tmp_path / "run/hostdev/lock").read_text() == f"{os.getpid():>10}\n"
         # another process (flock is per open file) cannot take it
         code = ("from hostdev.host import Host; from hostdev.errors import HostEnvironmentError\n"
                 f"try:\n    Host({str(tmp_path)!r}).lock(timeout=0.3).__enter__()\n"

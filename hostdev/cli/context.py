@@ -9,7 +9,7 @@ from typing import Callable, Optional
 import click
 import typer
 
-from ..errors import HostdevError, UsageError
+from ..errors import EXIT_BUG, BugError, HostdevError, UsageError
 from ..host import Host, host_from_env
 from ..render import Format, dump_json, message
 
@@ -163,17 +163,33 @@ def render_error(exc: HostdevError) -> None:
 
 def command(fn: Callable[..., Optional[int]]) -> Callable[..., None]:
     """Wrap a command: its int result becomes the exit code; a HostdevError becomes one line
-    on stderr and the error's exit code (docs/exit-codes.md). No tracebacks for user errors."""
+    on stderr and the error's exit code (docs/exit-codes.md). No tracebacks for user errors.
+    SIGINT/SIGTERM raise Interrupted (a plan being applied rolls back; exit 130). Any other
+    exception is a bug: one line saying so and EXIT_BUG (70), never 1, which is check's
+    "not ready"; HOSTDEV_DEBUG=1 shows the traceback."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        from ..plan import signals_roll_back
+
         try:
-            code = fn(*args, **kwargs)
+            with signals_roll_back():
+                code = fn(*args, **kwargs)
         except HostdevError as exc:
             render_error(exc)
             raise typer.Exit(exc.exit_code) from None
         except BrokenPipeError:
             raise typer.Exit(0) from None
+        except (typer.Exit, typer.Abort, click.exceptions.ClickException):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the one place a bug is turned into an exit code
+            if os.environ.get("HOSTDEV_DEBUG") == "1":
+                raise
+            first = (str(exc).splitlines() or [""])[0]
+            bug = BugError(f"{type(exc).__name__}: {first}".rstrip(": "))
+            bug.fix = "run again with HOSTDEV_DEBUG=1 for the traceback"
+            render_error(bug)
+            raise typer.Exit(EXIT_BUG) from None
         if code:
             raise typer.Exit(code)
 

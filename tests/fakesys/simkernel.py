@@ -1267,7 +1267,12 @@ class SimKernel:
         except OSError:
             pass
         for host in files:
-            for line in (self.fr.read(host) or "").splitlines():
+            try:  # sh reads bytes: a Latin-1 comment is no error for grub-mkconfig
+                with open(self.fr.p(host), encoding="utf-8", errors="surrogateescape") as handle:
+                    text = handle.read()
+            except OSError:
+                text = ""
+            for line in text.splitlines():
                 m = re.match(r"^\s*(GRUB_[A-Z_]+)=(.*)$", line)
                 if not m:
                     continue

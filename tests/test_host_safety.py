@@ -1,0 +1,222 @@
+"""Host safety: paths resolved inside the root as a chroot would, the lock in a directory of
+its own, every OSError a HostdevError, files kept byte for byte as the administrator wrote them.
+Issue #14; every expected value below is written out by hand."""
+import errno
+import os
+
+import pytest
+
+from hostdev.errors import ConfigWriteError, HostdevError, HostEnvironmentError
+from hostdev.host import Host
+from tests.test_iommu_enable import Machine
+
+
+def _tree(root):
+    """Every path under ``root`` (files, links, directories), relative."""
+    found = []
+    for base, dirs, files in os.walk(root):
+        for name in dirs + files:
+            found.append(os.path.relpath(os.path.join(base, name), root))
+    return sorted(found)
+
+
+# ---------------------------------------------------------------- paths resolved inside the root
+def test_an_absolute_link_inside_the_root_stays_inside_it(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    root = tmp_path / "root"
+    (root / "var").mkdir(parents=True)
+    # var/lib -> /<tmp>/outside: the kernel would follow it out of the tree; a chroot would not
+    os.symlink(str(outside), root / "var/lib")
+    host = Host(str(root))
+    assert host.write_file("/var/lib/hostdev/bindings.json", "{}\n")
+    assert _tree(outside) == []
+    inside = root / str(outside).lstrip("/") / "hostdev/bindings.json"
+    assert inside.read_text() == "{}\n"
+    assert host.read_text("/var/lib/hostdev/bindings.json") == "{}\n"
+
+
+def test_a_link_climbing_out_of_the_root_is_clamped_at_the_root(tmp_path):
+    root = tmp_path / "a" / "root"
+    (root / "etc").mkdir(parents=True)
+    (tmp_path / "escaped").mkdir()
+    os.symlink("../../../escaped", root / "etc/modules-load.d")  # ../.. above / is / in a chroot
+    host = Host(str(root))
+    host.write_file("/etc/modules-load.d/hostdev.conf", "vfio-pci\n", backup=False)
+    assert _tree(tmp_path / "escaped") == []
+    assert (root / "escaped/hostdev.conf").read_text() == "vfio-pci\n"
+
+
+def test_a_symlinked_grub_file_is_edited_at_its_target_and_stays_a_link(tmp_path):
+    root = tmp_path / "root"
+    (root / "etc/default").mkdir(parents=True)
+    (root / "boot").mkdir()
+    (root / "boot/grub.defaults").write_text('GRUB_CMDLINE_LINUX=""\n')
+    os.symlink("/boot/grub.defaults", root / "etc/default/grub")  # absolute: /boot under the root
+    host = Host(str(root))
+    assert host.write_file("/etc/default/grub", 'GRUB_CMDLINE_LINUX="intel_iommu=on"\n')
+    assert os.readlink(root / "etc/default/grub") == "/boot/grub.defaults"
+    assert (root / "boot/grub.defaults").read_text() == 'GRUB_CMDLINE_LINUX="intel_iommu=on"\n'
+    assert (root / "boot/grub.defaults.hostdev.bak").read_text() == 'GRUB_CMDLINE_LINUX=""\n'
+
+
+def test_readlink_and_remove_act_on_the_link_itself(tmp_path):
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    (root / "etc/target").write_text("keep\n")
+    os.symlink("/etc/target", root / "etc/link")
+    host = Host(str(root))
+    assert host.readlink("/etc/link") == "/etc/target"
+    assert host.remove_file("/etc/link")
+    assert not os.path.lexists(root / "etc/link") and (root / "etc/target").read_text() == "keep\n"
+
+
+# ---------------------------------------------------------------- the lock
+def test_the_lock_is_not_truncated_through_a_planted_link(tmp_path):
+    root = tmp_path / "root"
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    (root / "run/hostdev").mkdir(parents=True, mode=0o755)
+    os.chmod(root / "run/hostdev", 0o755)
+    os.symlink(str(victim), root / "run/hostdev/lock")
+    with pytest.raises(HostEnvironmentError, match="cannot open /run/hostdev/lock"):
+        with Host(str(root)).lock(timeout=0.1):
+            pass
+    assert victim.read_text() == "precious\n"
+
+
+def test_the_lock_refuses_a_directory_others_may_write(tmp_path):
+    root = tmp_path / "root"
+    (root / "run/hostdev").mkdir(parents=True)
+    os.chmod(root / "run/hostdev", 0o1777)  # what /run/lock is on Debian
+    with pytest.raises(HostEnvironmentError, match="writable by others"):
+        with Host(str(root)).lock(timeout=0.1):
+            pass
+    assert os.listdir(root / "run/hostdev") == []
+
+
+def test_the_lock_keeps_what_follows_the_pid(tmp_path):
+    root = tmp_path / "root"
+    host = Host(str(root))
+    with host.lock():
+        pass
+    with open(root / "run/hostdev/lock", "a") as handle:
+        handle.write("tail\n")
+    with host.lock():
+        pass
+    # a fixed-width pid is written over the first 11 bytes; nothing is truncated
+    assert (root / "run/hostdev/lock").read_text() == f"{os.getpid():>10}\ntail\n"
+    assert oct(os.stat(root / "run/hostdev").st_mode & 0o777) == "0o755"
+
+
+# ---------------------------------------------------------------- OSError → HostdevError
+def test_symlink_remove_and_write_failures_are_hostdev_errors(tmp_path):
+    root = tmp_path / "root"
+    (root / "etc/systemd").mkdir(parents=True)
+    (root / "etc/systemd/system").write_text("a file where a directory should be\n")
+    (root / "etc/adir").mkdir()
+    (root / "etc/adir/x").write_text("x\n")
+    host = Host(str(root))
+    with pytest.raises(ConfigWriteError, match="cannot write /etc/systemd/system/multi-user.target.wants/u"):
+        host.symlink("/etc/systemd/system/u", "/etc/systemd/system/multi-user.target.wants/u")
+    with pytest.raises(ConfigWriteError, match="cannot write /etc/adir"):
+        host.remove_file("/etc/adir")
+    with pytest.raises(ConfigWriteError, match="cannot write /etc/systemd/system/hostdev.service"):
+        host.write_file("/etc/systemd/system/hostdev.service", "x\n")
+
+
+def test_an_unreadable_config_file_is_an_error_not_an_empty_file(tmp_path, monkeypatch):
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    (root / "etc/f").write_text("x\n")
+    real_open = open
+
+    def failing_open(path, *args, **kwargs):
+        if str(path).endswith("/etc/f"):
+            raise OSError(errno.EIO, "Input/output error")
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", failing_open)
+    with pytest.raises(HostdevError, match="cannot read /etc/f: Input/output error") as info:
+        Host(str(root)).write_file("/etc/f", "y\n")
+    assert info.value.exit_code == 4
+
+
+def test_a_rename_is_followed_by_an_fsync_of_the_directory(tmp_path, monkeypatch):
+    root = tmp_path / "root"
+    host = Host(str(root))
+    synced = []
+    real_fsync = os.fsync
+
+    def spy(fd):
+        synced.append(os.path.realpath(f"/proc/self/fd/{fd}"))
+        return real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", spy)
+    host.write_file("/etc/a/b.conf", "x\n")
+    # the temp file's data (it is renamed afterwards), then the directory holding the rename
+    assert len(synced) == 2 and synced[0].startswith(str(root / "etc/a/.hostdev-"))
+    assert synced[1] == str(root / "etc/a")
+
+
+# ---------------------------------------------------------------- files as the administrator wrote them
+CRLF_GRUB = (b'# Written on Windows \xe9t\xe9 (Latin-1)\r\nGRUB_DEFAULT=0\r\n'
+             b'GRUB_CMDLINE_LINUX="console=ttyS0"\r\nGRUB_TIMEOUT=5')
+
+
+@pytest.fixture
+def crlf_machine(tmp_path, monkeypatch):
+    machine = Machine(tmp_path, monkeypatch, dropin_dir=False, grub=None)
+    os.makedirs(os.path.join(machine.fr.root, "etc/default"), exist_ok=True)
+    with open(os.path.join(machine.fr.root, "etc/default/grub"), "wb") as handle:
+        handle.write(CRLF_GRUB)
+    return machine
+
+
+def _grub_bytes(machine, name="grub"):
+    with open(os.path.join(machine.fr.root, "etc/default", name), "rb") as handle:
+        return handle.read()
+
+
+def test_crlf_latin1_and_no_final_newline_are_kept_and_the_diff_is_exact(crlf_machine):
+    report = crlf_machine.json("iommu", "enable", "--dry-run")
+    assert report["diff"] == (
+        "--- a/etc/default/grub\n+++ b/etc/default/grub\n@@ -1,4 +1,4 @@\n"
+        " # Written on Windows \\xe9t\\xe9 (Latin-1)\r\n GRUB_DEFAULT=0\r\n"
+        '-GRUB_CMDLINE_LINUX="console=ttyS0"\r\n+GRUB_CMDLINE_LINUX="console=ttyS0 intel_iommu=on"\r\n'
+        " GRUB_TIMEOUT=5\n\\ No newline at end of file\n")
+    assert _grub_bytes(crlf_machine) == CRLF_GRUB  # --dry-run wrote nothing
+    crlf_machine.json("iommu", "enable")
+    assert _grub_bytes(crlf_machine) == CRLF_GRUB.replace(b'ttyS0"', b'ttyS0 intel_iommu=on"')
+    assert _grub_bytes(crlf_machine, "grub.hostdev.bak") == CRLF_GRUB
+
+
+def test_the_backup_is_the_original_after_a_second_edit(crlf_machine):
+    crlf_machine.json("iommu", "enable")
+    crlf_machine.json("iommu", "enable", "--passthrough")
+    assert b"iommu=pt" in _grub_bytes(crlf_machine)
+    assert _grub_bytes(crlf_machine, "grub.hostdev.bak") == CRLF_GRUB
+    crlf_machine.json("iommu", "disable")
+    assert _grub_bytes(crlf_machine) == CRLF_GRUB
+    assert _grub_bytes(crlf_machine, "grub.hostdev.bak") == CRLF_GRUB
+
+
+def test_a_rolled_back_edit_leaves_the_file_byte_identical(crlf_machine):
+    real_run = crlf_machine.kernel.run
+
+    def run(argv):  # the regeneration, the plan's last step, fails: the edit is rolled back
+        if argv[0] == "update-grub":
+            from hostdev.host import CommandResult
+            return CommandResult(tuple(argv), 1, "", "update-grub: error: disk full\n")
+        return real_run(argv)
+
+    crlf_machine.kernel.run = run
+    rc, _, err = crlf_machine.invoke("iommu", "enable")
+    assert rc == 5 and "disk full" in err and "rolled back" in err
+    assert _grub_bytes(crlf_machine) == CRLF_GRUB
+
+
+def test_the_last_line_gets_the_files_line_ending_when_it_is_the_edited_one(tmp_path, monkeypatch):
+    machine = Machine(tmp_path, monkeypatch, dropin_dir=False, grub='GRUB_DEFAULT=0\r\nGRUB_CMDLINE_LINUX=""')
+    machine.json("iommu", "enable")
+    assert _grub_bytes(machine) == b'GRUB_DEFAULT=0\r\nGRUB_CMDLINE_LINUX="intel_iommu=on"\r\n'
