@@ -12,6 +12,7 @@ device to the driver it had before hostdev touched it; the interlocks are in hos
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence
 
@@ -26,6 +27,19 @@ DRIVERS = "/sys/bus/pci/drivers"
 DRIVERS_PROBE = "/sys/bus/pci/drivers_probe"
 class VerifyError(HostdevError):
     """The kernel accepted the writes but the device is not where it should be."""
+
+
+# A PCI driver's name as /sys/bus/pci/drivers lists it (vfio-pci, snd_hda_intel, nvgrace_gpu_vfio_pci):
+# it becomes a path component and a driver_override value, so nothing else is accepted.
+_DRIVER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+def check_driver_name(driver: str) -> str:
+    """``driver`` when it is a plain driver name. Raises UsageError (an empty name, a path)."""
+    if not isinstance(driver, str) or not _DRIVER_NAME.fullmatch(driver):
+        raise UsageError(f"invalid driver name {driver!r}",
+                         fix="a name as 'ls /sys/bus/pci/drivers' shows it, e.g. vfio-pci")
+    return driver
 
 
 # ---------------------------------------------------------------- primitive steps
@@ -206,9 +220,12 @@ def plan_bind(host: Host, devices: List[PciDevice], driver: str = VFIO, force: b
     """The plan that puts every device (and its group siblings) on ``driver``; with ``persist``
     also the files that re-apply it at boot.
 
-    Raises UsageError (a bridge), HostEnvironmentError (no IOMMU group on an IOMMU host),
-    RefusedError (interlocks, partial group) before anything is planned.
+    Raises UsageError (a bridge, a bad driver name, a corrupt journal), HostEnvironmentError (no
+    IOMMU group on an IOMMU host), RefusedError (interlocks, partial group) before anything is
+    planned.
     """
+    check_driver_name(driver)
+    journal.Journal.load(host)  # a corrupt journal stops the plan before any change
     plan = Plan()
     refuse_unbindable(host, devices)
     devices = _with_group(host, devices, force, plan)
@@ -285,6 +302,7 @@ def _refuse_if_held(host: Host, dev: PciDevice, force: bool, use: hostuse.HostUs
 
 def plan_unbind(host: Host, devices: List[PciDevice], force: bool = False) -> BindingPlan:
     """Leave each device without a driver (recording the one it had)."""
+    journal.Journal.load(host)  # a corrupt journal stops the plan before any change
     plan = Plan()
     changes = []
     use = hostuse.host_use(host)
@@ -313,6 +331,7 @@ def plan_restore(host: Host, addresses: Sequence[str], every: bool = False, forc
             raise UsageError("no device given", fix="name devices by address, or --all")
     plan = Plan()
     changes = []
+    forgets: List[str] = []
     persistent = journal.persisted(host)
     use = hostuse.host_use(host)
     for addr in targets:
@@ -330,7 +349,7 @@ def plan_restore(host: Host, addresses: Sequence[str], every: bool = False, forc
             continue
         original, override = entry.get("driver"), entry.get("driver_override")
         if dev.driver == original and dev.driver_override == override:
-            plan.add(f"forget {addr} in {journal.JOURNAL}", journal.forget(addr), None, addr)
+            forgets.append(addr)
             changes.append(DeviceChange(addr, dev.driver, original, "none", dev.iommu_group,
                                         f"already on {original or 'no driver'}"))
             continue
@@ -340,6 +359,10 @@ def plan_restore(host: Host, addresses: Sequence[str], every: bool = False, forc
         plan.add(f"give {addr} back to {original or 'no driver'}", _rebind(addr, original, override),
                  _rebind(addr, dev.driver, dev.driver_override), addr)
         plan.add(f"verify {addr} is on {original or 'no driver'}", _verify(addr, original, None), None, addr)
-        plan.add(f"forget {addr} in {journal.JOURNAL}", journal.forget(addr), None, addr)
+        forgets.append(addr)
         changes.append(DeviceChange(addr, dev.driver, original, "restore", dev.iommu_group))
+    # forgotten last, once every device is back and verified: a failure before leaves every
+    # entry in the journal, and the rollback of a failed forget remembers the device again
+    for addr in forgets:
+        plan.add(f"forget {addr} in {journal.JOURNAL}", *journal.forget(addr), addr)
     return BindingPlan(plan, changes)

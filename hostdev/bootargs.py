@@ -127,7 +127,7 @@ def decide_args(host: Host, passthrough: bool = False, extra: Sequence[str] = ()
         notes.append("iommu=pt: the host's own devices skip DMA translation (VMs keep full isolation)"
                      + ("; it is incompatible with AMD SEV-SNP hosts" if cpu.vendor == "amd" else ""))
     for arg in extra:
-        if not arg or not bootloader.is_plain_arg(arg):
+        if not arg or not bootloader.is_plain_arg(arg) or not kernel.arg_key(arg) or arg.startswith("="):
             raise UsageError(f"invalid kernel argument {arg!r}",
                              fix="one word, KEY or KEY=VALUE, without blanks, quotes, $ or shell characters")
         if kernel.arg_key(arg) == "amd_iommu" and arg.split("=", 1)[-1] == "on":
@@ -140,15 +140,25 @@ def decide_args(host: Host, passthrough: bool = False, extra: Sequence[str] = ()
 
 # ---------------------------------------------------------------- what is configured now
 def _load_state(host: Host) -> dict:
-    text = host.read_text(STATE)
+    """What hostdev recorded. Raises DocumentError (exit 2) naming the file and the problem."""
+    from .documents import DocumentError, load_json
+
+    text = host.read_config(STATE)
     if not text:
         return {"args": [], "replaced": []}
-    try:
-        data = json.loads(text)
-        return {"args": list(data.get("args", [])), "replaced": list(data.get("replaced", [])),
-                "stack": data.get("stack"), "file": data.get("file")}
-    except (ValueError, AttributeError):
-        raise HostEnvironmentError(f"{STATE} is not valid JSON", fix=f"inspect it, or move it aside ({STATE}.broken)")
+    fix = f"inspect it, or move it aside ({STATE}.broken)"
+    data = load_json(text, STATE, fix=fix)
+    if not isinstance(data, dict):
+        raise DocumentError(STATE, "expected an object", fix=fix)
+    for key in ("args", "replaced"):
+        value = data.get(key, [])
+        if not (isinstance(value, list) and all(isinstance(a, str) and a for a in value)):
+            raise DocumentError(STATE, f"{key}: expected a list of kernel arguments (strings)", fix=fix)
+    for key in ("stack", "file"):
+        if not isinstance(data.get(key), (str, type(None))):
+            raise DocumentError(STATE, f"{key}: expected a string or null", fix=fix)
+    return {"args": list(data.get("args", [])), "replaced": list(data.get("replaced", [])),
+            "stack": data.get("stack"), "file": data.get("file")}
 
 
 def configured_args(host: Host, stack: Stack) -> List[str]:

@@ -73,6 +73,7 @@ class Host:
         self.is_live = kernel is None and os.path.realpath(self.root) == "/"
         # the process environment describes the live machine only (SSH_CONNECTION …); tests set it
         self.environ: Dict[str, str] = dict(os.environ) if self.is_live else {}
+        self._locks = 0  # how deep this Host is inside lock()
 
     def __repr__(self) -> str:
         return f"Host(root={self.root!r}{', simulated' if self.kernel else ''})"
@@ -338,8 +339,8 @@ class Host:
 
     def lock(self, timeout: float = 30.0):
         """An exclusive lock on LOCK_FILE under the root, so that two hostdev runs never
-        interleave their plans and writes. Raises HostEnvironmentError after ``timeout`` seconds
-        or when the lock cannot be taken safely.
+        interleave their plans and writes; re-entrant for one Host. Raises HostEnvironmentError
+        after ``timeout`` seconds or when the lock cannot be taken safely.
 
         The lock's directory is ours (LOCK_DIR, made 0755; refused when another user owns it or
         others may write to it: /run/lock is world-writable, where a planted symlink would make
@@ -351,6 +352,13 @@ class Host:
 
         @contextlib.contextmanager
         def held():
+            if self._locks:  # this Host holds it already (a plan made under it, then applied)
+                self._locks += 1
+                try:
+                    yield
+                finally:
+                    self._locks -= 1
+                return
             fd = self._open_lock()
             try:
                 deadline = time.monotonic() + timeout
@@ -370,7 +378,11 @@ class Host:
                     os.pwrite(fd, f"{os.getpid():>10}\n".encode(), 0)
                 except OSError:
                     pass  # the pid is only a hint for people; the flock is the lock
-                yield
+                self._locks = 1
+                try:
+                    yield
+                finally:
+                    self._locks = 0
             finally:
                 os.close(fd)  # closing releases the flock
 
@@ -508,11 +520,12 @@ def _fsync_dir(directory: str) -> None:
         os.close(fd)
 
 
-def read_user_file(path: str) -> bytes:
+def read_user_file(path: str, limit: Optional[int] = None) -> bytes:
     """A file the user named on the command line (``--pci-ids FILE``): a path on this
-    machine, not under the host root. Raises OSError."""
+    machine, not under the host root; with ``limit`` at most ``limit + 1`` bytes are read (so
+    that the caller can tell a file that is too big). Raises OSError."""
     with open(path, "rb") as handle:
-        return handle.read()
+        return handle.read() if limit is None else handle.read(limit + 1)
 
 
 TEST_GUEST_TOKEN = "hostdev.testguest=1"

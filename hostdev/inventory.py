@@ -13,9 +13,10 @@ import re
 from typing import Dict, List, Optional, Tuple
 
 from . import mdev, pci, pciids
+from .documents import read_document
 from .errors import UsageError
 from .host import Host, read_user_file
-from .kubevirt import BadDocumentError
+from .kubevirt import BadDocumentError, label_problem
 
 INVENTORY_VERSION = 1
 _HEADER = re.compile(rb"^#\s*(Version|Date):\s*(.+?)\s*$", re.M)
@@ -102,13 +103,9 @@ def _named(device: dict, hwdb) -> dict:
 def parse(text: str, source: str) -> dict:
     """An inventory from JSON text, its shape checked where the generators rely on it.
     Raises BadDocumentError naming the file and the field."""
-    import json
+    from .documents import load_json
 
-    try:
-        doc = json.loads(text)
-    except ValueError as exc:
-        raise BadDocumentError(source, "", f"not JSON ({exc})", fix="write it with hostdev inventory -o json") from None
-    return validate(doc, source)
+    return validate(load_json(text, source, fix="write it with hostdev inventory -o json"), source)
 
 
 def _need(cond: bool, source: str, where: str, problem: str) -> None:
@@ -126,6 +123,9 @@ def validate(doc, source: str) -> dict:
     labels = doc.get("labels")
     _need(isinstance(labels, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in labels.items()),
           source, "labels", "must map label names to string values")
+    for key, value in labels.items():
+        problem = label_problem(key, value)
+        _need(problem is None, source, "labels", problem or "")
     _need(doc.get("pci_ids") is None or isinstance(doc["pci_ids"], dict), source, "pci_ids", "must be an object")
     for key in ("devices", "iommu_groups", "mdev_types", "mdevs"):
         _need(isinstance(doc.get(key), list), source, key, "must be a list")
@@ -169,10 +169,6 @@ def load(paths: List[str]) -> List[dict]:
     """Inventories from files (``-`` is not supported: pass paths). Raises UsageError."""
     found = []
     for path in paths:
-        try:
-            data = read_user_file(path)
-        except OSError as exc:
-            raise UsageError(f"cannot read inventory {path}: {exc.strerror}",
-                             fix="write one per host with hostdev inventory -o json > HOST.json") from None
-        found.append(parse(data.decode("utf-8", "replace"), path))
+        text = read_document(path, "inventory", fix="write one per host with hostdev inventory -o json > HOST.json")
+        found.append(parse(text, path))
     return found

@@ -10,10 +10,11 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Dict, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
-from .errors import HostEnvironmentError
+from .errors import HostdevError
 from .host import Host
+from .model import PciAddress
 from .plan import Plan
 
 JOURNAL = "/var/lib/hostdev/bindings.json"
@@ -80,15 +81,28 @@ class Journal:
 
     @classmethod
     def load(cls, host: Host) -> Journal:
-        text = host.read_text(JOURNAL)
+        """Raises DocumentError (exit 2) naming the file and what is wrong with it: a journal
+        that cannot be read must stop the run, not be replaced by an empty one."""
+        from .documents import DocumentError, load_json
+
+        text = host.read_config(JOURNAL)
         if not text:
             return cls()
-        try:
-            data = json.loads(text)
-            return cls(dict(data.get("devices", {})))
-        except (ValueError, AttributeError):
-            raise HostEnvironmentError(f"{JOURNAL} is not valid JSON",
-                                       fix=f"inspect it; move it aside to start a new journal ({JOURNAL}.broken)")
+        fix = f"inspect it; move it aside to start a new journal ({JOURNAL}.broken)"
+        data = load_json(text, JOURNAL, fix=fix)
+        devices = data.get("devices", {}) if isinstance(data, dict) else None
+        if not isinstance(devices, dict):
+            raise DocumentError(JOURNAL, "expected an object with a \"devices\" object", fix=fix)
+        for address, entry in devices.items():
+            if not (isinstance(entry, dict) and all(isinstance(entry.get(k), (str, type(None)))
+                                                    for k in ("driver", "driver_override"))):
+                raise DocumentError(JOURNAL, f"devices.{address}: expected an object with driver and "
+                                             "driver_override (strings or null)", fix=fix)
+            try:
+                PciAddress.parse(address)
+            except HostdevError:
+                raise DocumentError(JOURNAL, f"devices: {address!r} is not a PCI address", fix=fix) from None
+        return cls(dict(devices))
 
     def save(self, host: Host) -> None:
         host.write_file(JOURNAL, json.dumps({"version": 1, "devices": self.devices}, indent=2, sort_keys=True) + "\n",
@@ -96,9 +110,16 @@ class Journal:
 
 
 def record(address: str, original_driver: Optional[str], original_override: Optional[str], target: Optional[str]):
+    """The journal step that comes before a device is touched. Its undo never removes the
+    entry: when the run fails, the device is back where it was (then ``restore`` finds it there
+    and forgets it) or the rollback itself failed (then the entry is the only record of the
+    driver to give it back to). Only a restore that succeeded forgets a device (``forget``)."""
+    before: List[Optional[dict]] = []
+
     def run(host: Host) -> None:
         journal = Journal.load(host)
         entry = journal.devices.get(address)
+        before.append(dict(entry) if entry is not None else None)
         if entry is None:  # keep the FIRST original: a second bind must not forget it
             entry = {"driver": original_driver, "driver_override": original_override}
         entry.update({"bound_to": target, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
@@ -106,16 +127,30 @@ def record(address: str, original_driver: Optional[str], original_override: Opti
         journal.save(host)
 
     def undo(host: Host) -> None:
-        journal = Journal.load(host)
-        if journal.devices.pop(address, None) is not None:
+        if before and before[-1] is not None:  # put back what "bound_to" said before this run
+            journal = Journal.load(host)
+            journal.devices[address] = before[-1]
             journal.save(host)
 
     return run, undo
 
 
 def forget(address: str):
+    """The last step of a restore: forget the device (and, on rollback, remember it again).
+    Returns (run, undo)."""
+    removed: List[dict] = []
+
     def run(host: Host) -> None:
         journal = Journal.load(host)
-        if journal.devices.pop(address, None) is not None:
+        entry = journal.devices.pop(address, None)
+        if entry is not None:
+            removed.append(entry)
             journal.save(host)
-    return run
+
+    def undo(host: Host) -> None:
+        if removed:
+            journal = Journal.load(host)
+            journal.devices.setdefault(address, removed.pop())
+            journal.save(host)
+
+    return run, undo

@@ -308,16 +308,53 @@ def parse_overrides(pairs: Iterable[str]) -> Dict[Tuple[str, str], str]:
     return found
 
 
+# Kubernetes label syntax (apimachinery validation.IsQualifiedName / IsValidLabelValue): a key
+# is [DNS-1123 subdomain prefix, at most 253, "/"] a name of at most 63; a value is empty or a name.
+_LABEL_NAME = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+
+
+def label_problem(key: str, value: str) -> Optional[str]:
+    """Why ``key: value`` is not a valid Kubernetes label, or None when it is."""
+    prefix, slash, name = key.rpartition("/")
+    if slash and not (prefix and len(prefix) <= 253 and _DNS_SUBDOMAIN.fullmatch(prefix)):
+        return f"label key {key!r}: the prefix before '/' must be a DNS subdomain (example.com)"
+    if not _LABEL_NAME.fullmatch(name):
+        return (f"label key {key!r}: the name must be 1-63 characters, A-Z a-z 0-9 - _ . and alphanumeric at "
+                "both ends")
+    if value and not _LABEL_NAME.fullmatch(value):
+        return f"label value {value!r}: at most 63 characters, A-Z a-z 0-9 - _ . and alphanumeric at both ends"
+    return None
+
+
 def parse_key_values(pairs: Iterable[str], option: str) -> Dict[str, str]:
-    """``key=value`` options (--label, --node-selector) as a dict, in order. Raises UsageError."""
+    """``key=value`` options (--label, --node-selector) as a dict, in order; each a valid
+    Kubernetes label. Raises UsageError."""
     found: Dict[str, str] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
             raise UsageError(f"invalid {option} {pair!r}",
                              fix=f"use {option} KEY=VALUE, e.g. nvidia.com/gpu.present=true")
+        problem = label_problem(key.strip(), value.strip())
+        if problem:
+            raise UsageError(f"invalid {option} {pair!r}: {problem}",
+                             fix=f"use {option} KEY=VALUE, e.g. nvidia.com/gpu.present=true")
         found[key.strip()] = value.strip()
     return found
+
+
+# A Kubernetes resource.Quantity (apimachinery's quantity.go): a decimal number and an optional
+# binary (Ki … Ei), decimal (n u m k M G T P E) or exponent (e3, E-2) suffix.
+_QUANTITY = re.compile(r"\+?([0-9]+(\.[0-9]*)?|\.[0-9]+)(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]|[eE][-+]?[0-9]+)?")
+
+
+def check_memory(text: str) -> str:
+    """``text`` when it is a positive Kubernetes quantity (4Gi, 4096Mi, 4e9). Raises UsageError."""
+    match = _QUANTITY.fullmatch(text or "")
+    if not match or float(match.group(1)) == 0:
+        raise UsageError(f"invalid --memory {text!r}", fix="a Kubernetes quantity such as 4Gi, 4096Mi or 4G")
+    return text
 
 
 def dns_label(text: str) -> str:
@@ -802,14 +839,9 @@ def read_existing(text: str, source: str) -> Existing:
     merge patch, or a snippet (``permittedHostDevices:`` at the top). Unknown and misplaced keys
     are reported in ``problems`` and dropped; entries misplaced directly under ``configuration``
     are moved where KubeVirt reads them. Raises BadDocumentError when the shape is unusable."""
-    import yaml
+    from .documents import load_yaml
 
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark is not None else ""
-        raise BadDocumentError(source, where, f"not YAML or JSON ({getattr(exc, 'problem', exc)})") from None
+    doc = load_yaml(text, source, fix="save it: kubectl get kubevirt -n kubevirt kubevirt -o yaml > kv.yaml")
     if not isinstance(doc, dict):
         raise BadDocumentError(source, "", "expected a KubeVirt CR or a permittedHostDevices snippet (a mapping)")
     problems: List[str] = []
@@ -1250,6 +1282,7 @@ def vmi_document(devices: dict, fmt: str, name: str = "vm", memory: str = "4Gi")
         raise UsageError(f"unknown format {fmt!r}", fix=f"use one of {', '.join(VMI_FORMATS)}")
     if len(name) > 63 or not _DNS_LABEL_RE.match(name):
         raise UsageError(f"invalid VM name {name!r}", fix="use a DNS-1123 label: a-z, 0-9 and '-', at most 63")
+    check_memory(memory)
     notes = [feature_gate_note()]
     if devices.get("hostDevices") or len(devices.get("gpus", [])) > 1:
         notes.append("a VMI with hostDevices or more than one GPU cannot live-migrate")

@@ -12,6 +12,7 @@ import json
 import uuid as _uuid
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
+from .documents import DocumentError, load_json
 from .errors import RefusedError, SysfsWriteError, UsageError
 from .host import Host
 from .model import Mdev, MdevType
@@ -98,11 +99,12 @@ def definitions(host: Host) -> Dict[str, Definition]:
         if parent == "scripts.d":
             continue
         for name in host.listdir(f"{MDEVCTL_DIR}/{parent}"):
+            path = f"{MDEVCTL_DIR}/{parent}/{name}"
             try:
-                data = json.loads(host.read_text(f"{MDEVCTL_DIR}/{parent}/{name}") or "")
+                data = load_json(host.read_text(path) or "", path)
                 value = str(_uuid.UUID(name))
-            except ValueError:
-                continue
+            except (ValueError, DocumentError):
+                continue  # not an mdevctl definition (mdevctl skips it too)
             if isinstance(data, dict):
                 found[value] = Definition(value, parent, data.get("mdev_type"), data.get("start"))
     return found
@@ -177,19 +179,33 @@ def _remove_step(value: str, group: Optional[int] = None):
     return run
 
 
+# More mdevs of one type than any parent offers (NVIDIA's largest profiles allow 32 per GPU,
+# ×(up to) 16 GPUs a card; mtty 24): a count above it is a typo, refused before anything else.
+MAX_COUNT = 1024
+
+
+def check_count(count: int, where: str = "--count") -> None:
+    """Raises UsageError unless 1 <= count <= MAX_COUNT."""
+    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_COUNT:
+        raise UsageError(f"{where} {count!r} is out of range", fix=f"give a number of mdevs from 1 to {MAX_COUNT}")
+
+
 def plan_create(host: Host, parent: str, type_id: Optional[str] = None, name: Optional[str] = None,
                 uuids: Sequence[str] = (), count: int = 1, persist: bool = False) -> Tuple[Plan, List[str]]:
     """The plan that creates ``count`` mdevs (or one per given UUID), optionally with mdevctl
     definitions. Raises UsageError (unknown parent/type, bad or taken UUID) and RefusedError
     (not enough instances left)."""
+    check_count(count)
     mtype = find_type(host, parent, type_id, name)
-    values = [_check_uuid(host, u) for u in uuids] or [str(_uuid.uuid4()) for _ in range(count)]
-    if uuids and count not in (1, len(values)):
+    if uuids and count not in (1, len(uuids)):
         raise UsageError("--count and --uuid disagree", fix="give one --uuid per mdev, or only --count")
-    if mtype.available_instances is not None and mtype.available_instances < len(values):
+    wanted = len(uuids) or count
+    # checked before any UUID is generated: a huge --count is refused at once
+    if mtype.available_instances is not None and mtype.available_instances < wanted:
         raise RefusedError(f"{parent} has {mtype.available_instances} {mtype.id} instance(s) left, "
-                           f"{len(values)} asked for",
+                           f"{wanted} asked for",
                            fix="remove mdevs of this parent (hostdev mdev remove --parent …), or use another parent")
+    values = [_check_uuid(host, u) for u in uuids] or [str(_uuid.uuid4()) for _ in range(count)]
     plan = Plan()
     for value in values:
         plan.add(f"create mdev {value} ({mtype.id}, {mtype.name or 'no name'}) on {parent}",
@@ -210,6 +226,10 @@ def plan_remove(host: Host, uuids: Sequence[str] = (), parent: Optional[str] = N
     active = {m.uuid: m for m in list_mdevs(host)}
     defined = definitions(host)
     if parent is not None:
+        known = set(parents(host)) | {m.parent for m in active.values()} | {d.parent for d in defined.values()}
+        if parent not in known:
+            raise UsageError(f"{parent} is not an mdev parent on this host (and no mdevctl definition names it)",
+                             fix=f"parents here: {', '.join(sorted(known)) or 'none'} (hostdev mdev list)")
         targets = sorted(u for u, m in active.items() if m.parent == parent) + \
             sorted(u for u, d in defined.items() if d.parent == parent and u not in active)
     else:

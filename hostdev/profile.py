@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, NamedTuple
 
+from .documents import Base60, load_yaml, read_document
 from .errors import UsageError
 from .host import Host
 from .plan import Plan
@@ -51,6 +52,9 @@ def _check_mapping(value: Any, section: str, where: str) -> dict:
     if not isinstance(value, dict):
         raise _fail(where, f"expected a mapping, got {type(value).__name__}")
     for key, item in value.items():
+        if isinstance(item, Base60):
+            raise _fail(f"{where}.{key}", f"YAML reads an unquoted {item} as a base-60 number: quote it "
+                                          f"(\"{item}\")")
         if key not in SCHEMA[section]:
             raise _fail(f"{where}.{key}", f"unknown key (known: {', '.join(SCHEMA[section])})")
         kind, _ = SCHEMA[section][key]
@@ -64,14 +68,7 @@ def _check_mapping(value: Any, section: str, where: str) -> dict:
 
 def parse_profile(text: str, source: str = "profile") -> dict:
     """The validated profile. Raises UsageError naming the key path of the first problem."""
-    import yaml
-
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f" (line {mark.line + 1})" if mark is not None else ""
-        raise UsageError(f"{source} is not valid YAML{line}", fix="check the indentation and quoting") from None
+    data = load_yaml(text, source, fix="check the indentation and quoting")
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -92,6 +89,10 @@ def parse_profile(text: str, source: str = "profile") -> dict:
     for index, entry in enumerate(data.get("mdevs") or []):
         if ("type" in entry) == ("name" in entry):
             raise _fail(f"mdevs[{index}]", "give exactly one of type and name")
+        if "count" in entry:
+            from .mdev import check_count
+
+            check_count(entry["count"], f"profile: mdevs[{index}].count")
     return data
 
 
@@ -139,12 +140,25 @@ def plan_profile(host: Host, profile: dict) -> ProfilePlan:
         loaded = modules.plan_load(host, mods.get("persist", False), drivers)
         sections.append({"section": "modules", "changed": _merge(plan, loaded.plan), "load": loaded.load,
                          "files": loaded.files})
+    claimed: Dict[str, str] = {}  # address → driver, of the devices an earlier entry planned
     for index, entry in enumerate(profile.get("devices") or []):
         devices = binding.resolve_addresses(host, [entry["address"]] if "address" in entry else [],
                                             [entry["id"]] if "id" in entry else [], entry.get("vendor"),
                                             entry.get("class"))
-        bound = binding.plan_bind(host, devices, entry.get("driver", rules.VFIO), entry.get("force", False),
-                                  entry.get("persist", False))
+        driver = entry.get("driver", rules.VFIO)
+        for dev in devices:
+            if claimed.get(dev.address, driver) != driver:
+                raise _fail(f"devices[{index}]", f"{dev.address} is also in an earlier entry, "
+                                                 f"for {claimed[dev.address]}, not {driver}")
+        # a device named twice (by address and by ID) is planned once: the plans are made from
+        # the host as it is now, and a second bind of it would fail half-way
+        fresh = [d for d in devices if d.address not in claimed]
+        if not fresh:
+            sections.append({"section": f"devices[{index}]", "changed": False, "devices": []})
+            plan.notes.append(f"devices[{index}]: every device it names is in an earlier entry")
+            continue
+        bound = binding.plan_bind(host, fresh, driver, entry.get("force", False), entry.get("persist", False))
+        claimed.update((d.address, driver) for d in bound.devices)
         sections.append({"section": f"devices[{index}]", "changed": _merge(plan, bound.plan),
                          "devices": [d.to_dict() for d in bound.devices]})
     for index, entry in enumerate(profile.get("mdevs") or []):
@@ -175,12 +189,4 @@ def _mdev_section(host: Host, plan: Plan, index: int, entry: dict) -> dict:
 
 def load_profile_file(path: str) -> dict:
     """Read and validate a profile file named on the command line. Raises UsageError."""
-    from .host import read_user_file
-
-    try:
-        text = read_user_file(path).decode("utf-8")
-    except OSError as exc:
-        raise UsageError(f"cannot read profile {path}: {exc.strerror}", fix="check the path") from None
-    except UnicodeDecodeError:
-        raise UsageError(f"profile {path} is not UTF-8 text", fix="save it as UTF-8 YAML") from None
-    return parse_profile(text, path)
+    return parse_profile(read_document(path, "profile"), path)

@@ -220,3 +220,17 @@ def test_the_last_line_gets_the_files_line_ending_when_it_is_the_edited_one(tmp_
     machine = Machine(tmp_path, monkeypatch, dropin_dir=False, grub='GRUB_DEFAULT=0\r\nGRUB_CMDLINE_LINUX=""')
     machine.json("iommu", "enable")
     assert _grub_bytes(machine) == b'GRUB_DEFAULT=0\r\nGRUB_CMDLINE_LINUX="intel_iommu=on"\r\n'
+
+
+# ---------------------------------------------------------------- a bug is not a verdict
+def test_a_bug_exits_70_with_one_line_and_no_traceback(sim, monkeypatch):
+    from hostdev import checks
+
+    def broken(*args, **kwargs):
+        raise KeyError("a key that is always there")
+
+    monkeypatch.setattr(checks, "run_checks", broken)
+    rc, out, err = sim.invoke("check")
+    assert rc == 70  # not 1, which is check's "not ready"
+    assert err.strip() == ("hostdev: error: internal error (a bug in hostdev, please report it): KeyError: "
+                           "'a key that is always there' (run again with HOSTDEV_DEBUG=1 for the traceback)")

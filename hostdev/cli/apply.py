@@ -3,7 +3,7 @@
 import typer
 
 from ..render import Format
-from .context import OutputOption, carry_out, command, host, set_output
+from .context import OutputOption, carry_out, command, host, planning, set_output
 
 
 @command
@@ -17,14 +17,17 @@ def apply(
     import sys
 
     from .. import profile as profiles
+    from ..documents import MAX_BYTES
     from ..render import message, table
 
     set_output(output)
     h = host()
-    wanted = (profiles.parse_profile(sys.stdin.read(), "standard input") if profile == "-"
+    wanted = (profiles.parse_profile(sys.stdin.read(MAX_BYTES + 1), "standard input") if profile == "-"
               else profiles.load_profile_file(profile))
-    planned = profiles.plan_profile(h, wanted)
-    if not carry_out(h, planned, dry_run, output, "apply"):
+    with planning(h, dry_run, "apply"):
+        planned = profiles.plan_profile(h, wanted)
+        written = carry_out(h, planned, dry_run, output, "apply")
+    if not written:
         table(["section", "changed"], [[s["section"], ("would change" if dry_run else "changed") if s["changed"]
                                         else "no"] for s in planned.sections])
         if planned.reboot_required:

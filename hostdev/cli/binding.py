@@ -5,7 +5,7 @@ from typing import List, Optional
 import typer
 
 from ..render import Format
-from .context import OutputOption, carry_out, command, complete_address, host, set_output
+from .context import OutputOption, carry_out, command, complete_address, host, planning, set_output
 
 DryRunOption = typer.Option(False, "--dry-run", "-n", help="Print the plan; change nothing (Ansible check mode).")
 ForceOption = typer.Option(False, "--force", help="Override the safety interlocks (boot VGA, mounted disk, routed NIC, "
@@ -14,10 +14,10 @@ AddressesArg = typer.Argument(None, metavar="ADDR...", help="PCI addresses (0000
                               autocompletion=complete_address)
 
 
-def _run(binding_plan, dry_run: bool, output: Format, verb: str) -> int:
+def _run(h, binding_plan, dry_run: bool, output: Format, verb: str) -> int:
     from ..render import table
 
-    if not carry_out(host(), binding_plan, dry_run, output, verb):
+    if not carry_out(h, binding_plan, dry_run, output, verb):
         table(["address", "from", "to", "changed"],
               [[d.address, d.before or "none", d.after or "none",
                 ("would change" if dry_run else "changed") if d.changed else (d.note or "no")]
@@ -43,17 +43,23 @@ def bind(
     output: Format = OutputOption,
 ) -> int:
     """Bind devices to vfio-pci (driver_override, unbind, probe, verify), whole IOMMU groups."""
-    from .. import binding
+    from .. import binding, journal
     from ..errors import UsageError
 
     set_output(output)
     h = host()
-    if persisted:
-        if addresses or device or vendor or class_ or persist:
-            raise UsageError("--persisted takes no devices", fix="it binds what /etc/hostdev/bindings.d lists")
-        return _run(binding.plan_persisted(h, force), dry_run, output, "bind")
-    devices = binding.resolve_addresses(h, addresses or [], device or [], vendor, class_)
-    return _run(binding.plan_bind(h, devices, driver, force, persist), dry_run, output, "bind")
+    if persisted and (addresses or device or vendor or class_ or persist):
+        raise UsageError("--persisted takes no devices", fix="it binds what /etc/hostdev/bindings.d lists")
+    binding.check_driver_name(driver)
+    # bad input (and a corrupt journal) is refused before root and the lock are asked for
+    journal.Journal.load(h)
+    if not persisted:
+        binding.resolve_addresses(h, addresses or [], device or [], vendor, class_)
+    with planning(h, dry_run, "bind"):
+        if persisted:
+            return _run(h, binding.plan_persisted(h, force), dry_run, output, "bind")
+        devices = binding.resolve_addresses(h, addresses or [], device or [], vendor, class_)
+        return _run(h, binding.plan_bind(h, devices, driver, force, persist), dry_run, output, "bind")
 
 
 def unbind(
@@ -63,12 +69,15 @@ def unbind(
     output: Format = OutputOption,
 ) -> int:
     """Leave devices without a driver (the driver they had is recorded for restore)."""
-    from .. import binding
+    from .. import binding, journal
 
     set_output(output)
     h = host()
-    devices = binding.resolve_addresses(h, addresses or [])
-    return _run(binding.plan_unbind(h, devices, force), dry_run, output, "unbind")
+    journal.Journal.load(h)  # bad input and a corrupt journal first, then root and the lock
+    binding.resolve_addresses(h, addresses or [])
+    with planning(h, dry_run, "unbind"):
+        devices = binding.resolve_addresses(h, addresses or [])
+        return _run(h, binding.plan_unbind(h, devices, force), dry_run, output, "unbind")
 
 
 def restore(
@@ -79,10 +88,13 @@ def restore(
     output: Format = OutputOption,
 ) -> int:
     """Give devices back to the driver they had before hostdev changed them."""
-    from .. import binding
+    from .. import binding, journal
 
     set_output(output)
-    return _run(binding.plan_restore(host(), addresses or [], all_, force), dry_run, output, "restore")
+    h = host()
+    journal.Journal.load(h)  # a corrupt journal is refused before root and the lock are asked for
+    with planning(h, dry_run, "restore"):
+        return _run(h, binding.plan_restore(h, addresses or [], all_, force), dry_run, output, "restore")
 
 
 def bindings(output: Format = OutputOption) -> int:

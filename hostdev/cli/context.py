@@ -1,10 +1,11 @@
 """The session of one invocation (--root, output format, Host), kept in typer's context, and the
 one place errors are rendered."""
 
+import contextlib
 import functools
 import os
 import sys
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional
 
 import click
 import typer
@@ -129,6 +130,20 @@ def apply_plan(h: Host, plan, verb: str) -> None:
             plan.apply(h, step)
 
 
+@contextlib.contextmanager
+def planning(h: Host, dry_run: bool, verb: str) -> Iterator[None]:
+    """Make a plan (and then apply it) under hostdev's lock, so that it is made from the host as
+    the run that applies it will find it (two binds of one device at once: the second plans
+    after the first has finished). Nothing with --dry-run, which changes nothing and needs no
+    root."""
+    if dry_run:
+        yield
+        return
+    h.require_mutable(f"hostdev {verb}")
+    with h.lock():
+        yield
+
+
 def report_plan(plan, dry_run: bool) -> None:
     """A plan's notes, and with --dry-run what it would do, on stderr (for people)."""
     for note in plan.notes:
@@ -158,7 +173,7 @@ def render_error(exc: HostdevError) -> None:
     """One line on stderr; with -o json also the error object on stdout (Ansible reads it)."""
     if session().output == Format.json:
         sys.stdout.write(dump_json(exc.to_dict()))
-    message(f"hostdev: error: {exc}", "error")
+    message("hostdev: error: " + " ".join(str(exc).splitlines()), "error")  # one line, always
 
 
 def command(fn: Callable[..., Optional[int]]) -> Callable[..., None]:

@@ -43,8 +43,8 @@ def _generate(inventory_files: List[str], addresses: List[str], device: List[str
               resource_name: List[str], external: bool, mdev_config: bool, node_selector: List[str],
               output: Format) -> int:
     from .. import inventory, kubevirt, pci
+    from ..documents import read_document
     from ..errors import UsageError
-    from ..host import read_user_file
 
     set_output(output)
     _fail_table(output)
@@ -69,11 +69,8 @@ def _generate(inventory_files: List[str], addresses: List[str], device: List[str
                             if node_selector else None)
     existing = None
     if merge_with:
-        try:
-            text = read_user_file(merge_with).decode("utf-8", "replace")
-        except OSError as exc:
-            raise UsageError(f"cannot read --merge-with {merge_with}: {exc.strerror}",
-                             fix="save it: kubectl get kubevirt -n kubevirt kubevirt -o yaml > kv.yaml") from None
+        text = read_document(merge_with, "--merge-with",
+                             fix="save it: kubectl get kubevirt -n kubevirt kubevirt -o yaml > kv.yaml")
         existing = kubevirt.read_existing(text, merge_with)
     if inventory_files:
         inventories = inventory.load(inventory_files)
