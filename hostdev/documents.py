@@ -140,8 +140,9 @@ def load_yaml(text: str, source: str, fix: Optional[str] = None) -> Any:
     _check_size(text, source)
     if _LOADER is None:
         _LOADER = _loader_class()
-    loader = _LOADER(text)
+    loader = None
     try:
+        loader = _LOADER(text)  # the reader refuses control characters already here
         return loader.get_single_data()
     except _TooDeep as exc:
         raise DocumentError(source, f"{exc.what} (line {exc.line})", fix=fix) from None
@@ -157,7 +158,8 @@ def load_yaml(text: str, source: str, fix: Optional[str] = None) -> Any:
     except RecursionError:  # cannot happen within MAX_DEPTH; kept as a last line of defence
         raise DocumentError(source, "nested too deep", fix=fix) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 _JSON_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')

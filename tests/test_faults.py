@@ -15,7 +15,11 @@ import pytest
 
 from hostdev import binding
 
-TARGETS = [(os, "replace"), (os, "symlink"), (os, "unlink"), (os, "mkdir"), (os, "fsync"), (fcntl, "flock")]
+# (module, function, the command faulted); a restore runs after a successful bind --persist
+TARGETS = [(os, "replace", "bind"), (os, "symlink", "bind"), (os, "mkdir", "bind"), (os, "fsync", "bind"),
+           (fcntl, "flock", "bind"), (os, "replace", "restore"), (os, "unlink", "restore"),
+           (fcntl, "flock", "restore")]
+COMMANDS = {"bind": ("bind", "{t4}", "--persist"), "restore": ("restore", "--all")}
 
 
 def _state(sim):
@@ -59,25 +63,29 @@ def _kernel_injector(sim, at=None):
     return state, real
 
 
-def _count_calls(sim_of, monkeypatch, module, name):
+def _prepared(sim_of, command):
     sim = sim_of()
+    original = _state(sim)
+    if command == "restore":
+        rc, _, err = sim.invoke("bind", sim.t4, "--persist")
+        assert rc == 0, err
+    return sim, original, [a.format(t4=sim.t4) for a in COMMANDS[command]]
+
+
+@pytest.mark.parametrize("module, name, command", TARGETS, ids=[f"{m.__name__}.{n}-{c}" for m, n, c in TARGETS])
+def test_an_oserror_at_any_call_is_clean_and_restorable(sim_of, monkeypatch, module, name, command):
+    sim, _, argv = _prepared(sim_of, command)
     with monkeypatch.context() as patch:
         counter = Injector(patch, module, name)
-        rc, _, err = sim.invoke("bind", sim.t4, "--persist")
+        rc, _, err = sim.invoke(*argv)
     assert rc == 0, err
-    return counter.count
-
-
-@pytest.mark.parametrize("module, name", TARGETS, ids=[f"{m.__name__}.{n}" for m, n in TARGETS])
-def test_an_oserror_at_any_call_is_clean_and_restorable(sim_of, monkeypatch, module, name):
-    calls = _count_calls(sim_of, monkeypatch, module, name)
-    assert calls >= 1, f"bind --persist never calls {module.__name__}.{name}"
+    calls = counter.count
+    assert calls >= 1, f"{argv} never calls {module.__name__}.{name}"
     for at in range(1, min(calls, 8) + 1):
-        sim = sim_of()
-        original = _state(sim)
+        sim, original, argv = _prepared(sim_of, command)
         with monkeypatch.context() as patch:
             injector = Injector(patch, module, name, at)
-            rc, out, err = sim.invoke("bind", sim.t4, "--persist")
+            rc, out, err = sim.invoke(*argv)
         assert "Traceback" not in err and "internal error" not in err, (name, at, err)
         if injector.fired and rc:
             assert rc in (4, 5) and len(err.strip().splitlines()) == 1, (name, at, rc, err)
