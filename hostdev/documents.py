@@ -48,7 +48,7 @@ def read_document(path: str, what: str, fix: str = "check the path") -> str:
     try:
         data = read_user_file(path, MAX_BYTES)
     except OSError as exc:
-        raise DocumentError(f"{what} {path}", f"cannot be read: {exc.strerror or exc}", fix=fix) from None
+        raise UsageError(f"cannot read {what} {path}: {exc.strerror or exc}", fix=fix) from None
     if len(data) > MAX_BYTES:
         raise DocumentError(f"{what} {path}", f"is more than the {MAX_BYTES} bytes hostdev reads",
                             fix="is it the right file?")

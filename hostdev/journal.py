@@ -110,10 +110,11 @@ class Journal:
 
 
 def record(address: str, original_driver: Optional[str], original_override: Optional[str], target: Optional[str]):
-    """The journal step that comes before a device is touched. Its undo never removes the
-    entry: when the run fails, the device is back where it was (then ``restore`` finds it there
-    and forgets it) or the rollback itself failed (then the entry is the only record of the
-    driver to give it back to). Only a restore that succeeded forgets a device (``forget``)."""
+    """The journal step that comes before a device is touched. Its undo removes only the entry
+    this run made, and only when the device is back exactly as it was (driver and override);
+    when the rollback did not get it there, the entry is the only record of the driver to give
+    it back to, and stays. An earlier run's entry is never removed by a failing run: only a
+    restore that succeeded forgets a device (``forget``)."""
     before: List[Optional[dict]] = []
 
     def run(host: Host) -> None:
@@ -127,10 +128,20 @@ def record(address: str, original_driver: Optional[str], original_override: Opti
         journal.save(host)
 
     def undo(host: Host) -> None:
-        if before and before[-1] is not None:  # put back what "bound_to" said before this run
-            journal = Journal.load(host)
+        # the last undo of a rollback (they run in reverse): the device's own steps are undone
+        if not before:
+            return
+        journal = Journal.load(host)
+        if before[-1] is not None:  # an earlier run's entry: put back what it said
             journal.devices[address] = before[-1]
-            journal.save(host)
+        else:
+            from .pci import read_device
+
+            now = read_device(host, address)
+            if now is None or (now.driver, now.driver_override) != (original_driver, original_override):
+                return  # not back where it was: the entry is how restore --all finds it
+            journal.devices.pop(address, None)  # back exactly as it was: nothing to remember
+        journal.save(host)
 
     return run, undo
 

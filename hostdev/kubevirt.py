@@ -21,6 +21,7 @@ import re
 from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 from . import rules
+from .documents import DocumentError
 from .errors import DeviceNotFoundError, UsageError
 
 NVIDIA = "10de"
@@ -92,13 +93,12 @@ class ResourceNameConflictError(UsageError):
         self.names = names
 
 
-class BadDocumentError(UsageError):
-    """An inventory or an existing CR that hostdev cannot read."""
+class BadDocumentError(DocumentError):
+    """An inventory or an existing CR that hostdev cannot use (its shape; documents.py says when
+    it cannot be read at all)."""
 
     def __init__(self, source: str, where: str, problem: str, fix: Optional[str] = None) -> None:
-        super().__init__(f"{source}: {where}: {problem}" if where else f"{source}: {problem}",
-                         fix=fix or "fix the file, or regenerate it")
-        self.source = source
+        super().__init__(source, f"{where}: {problem}" if where else problem, fix=fix)
         self.where = where
 
 
