@@ -12,7 +12,8 @@ minutes of CPU, gigabytes, a MemoryError or a RecursionError traceback:
 
 YAML 1.1 (PyYAML) reads an unquoted ``0000:17:00.0`` as a base-60 number; such plain scalars
 are kept as their text in a ``Base60`` (a ``str``), so that a checker can say "quote it" and
-everything else sees the string YAML 1.2 would give.
+everything else sees the string YAML 1.2 would give. Pure: it imports only ``errors``; files
+named on the command line are read by ``host.read_document``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import re
 from typing import Any, Dict, Optional
 
 from .errors import UsageError
-from .host import read_user_file
 
 MAX_BYTES = 16 * 1024 * 1024
 MAX_DEPTH = 64
@@ -40,22 +40,6 @@ class DocumentError(UsageError):
 class Base60(str):
     """A plain YAML scalar such as ``0000:17:00.0`` that YAML 1.1 would read as a base-60
     number; the text as written."""
-
-
-def read_document(path: str, what: str, fix: str = "check the path") -> str:
-    """The text of a file named on the command line (a path on this machine, not under the host
-    root), UTF-8, at most MAX_BYTES. Raises DocumentError."""
-    try:
-        data = read_user_file(path, MAX_BYTES)
-    except OSError as exc:
-        raise UsageError(f"cannot read {what} {path}: {exc.strerror or exc}", fix=fix) from None
-    if len(data) > MAX_BYTES:
-        raise DocumentError(f"{what} {path}", f"is more than the {MAX_BYTES} bytes hostdev reads",
-                            fix="is it the right file?")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise DocumentError(f"{what} {path}", f"is not UTF-8 text (byte {exc.start})", fix="save it as UTF-8") from None
 
 
 def _check_size(text: str, source: str) -> None:

@@ -505,6 +505,23 @@ class Host:
         return result
 
 
+def read_document(path: str, what: str, fix: str = "check the path", limit: int = 16 * 1024 * 1024) -> str:
+    """The UTF-8 text of a file named on the command line (a profile, a CR, an inventory), at
+    most ``limit`` bytes (documents.MAX_BYTES). Raises UsageError."""
+    from .errors import UsageError
+
+    try:
+        data = read_user_file(path, limit)
+    except OSError as exc:
+        raise UsageError(f"cannot read {what} {path}: {exc.strerror or exc}", fix=fix) from None
+    if len(data) > limit:
+        raise UsageError(f"{what} {path}: is more than the {limit} bytes hostdev reads", fix="is it the right file?")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{what} {path}: is not UTF-8 text (byte {exc.start})", fix="save it as UTF-8") from None
+
+
 def _fsync_dir(directory: str) -> None:
     """Make a rename or unlink in ``directory`` durable. Best effort: some filesystems refuse
     fsync on a directory (EINVAL), and the change itself has already been made."""

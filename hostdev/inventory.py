@@ -13,9 +13,8 @@ import re
 from typing import Dict, List, Optional, Tuple
 
 from . import mdev, pci, pciids
-from .documents import read_document
 from .errors import UsageError
-from .host import Host, read_user_file
+from .host import Host, read_document, read_user_file
 from .kubevirt import BadDocumentError, label_problem
 
 INVENTORY_VERSION = 1

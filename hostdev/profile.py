@@ -27,9 +27,9 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, NamedTuple
 
-from .documents import Base60, load_yaml, read_document
+from .documents import Base60, load_yaml
 from .errors import UsageError
-from .host import Host
+from .host import Host, read_document
 from .plan import Plan
 
 # section → {key: (type, required)}; devices and mdevs are lists of such mappings

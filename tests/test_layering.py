@@ -72,7 +72,7 @@ def test_only_host_opens_files_or_runs_commands():
 
 # Pure modules: facts in, answers out. They import none of the modules that reach the machine
 # (host and everything built on it) and no standard-library module that does I/O.
-PURE = ("errors", "model", "rules", "domainxml", "kubevirt", "guestinit")
+PURE = ("errors", "model", "rules", "domainxml", "kubevirt", "guestinit", "documents")
 IO_STDLIB = {"os", "subprocess", "pathlib", "shutil", "socket", "io", "tempfile", "glob", "sys", "fcntl"}
 
 

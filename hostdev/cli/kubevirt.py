@@ -43,8 +43,8 @@ def _generate(inventory_files: List[str], addresses: List[str], device: List[str
               resource_name: List[str], external: bool, mdev_config: bool, node_selector: List[str],
               output: Format) -> int:
     from .. import inventory, kubevirt, pci
-    from ..documents import read_document
     from ..errors import UsageError
+    from ..host import read_document
 
     set_output(output)
     _fail_table(output)
