@@ -9,7 +9,7 @@ group viability, and tell a VM without a virtual IOMMU from a host with VT-d off
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from . import bootloader, kernel, pci, rules
 from .host import Host
@@ -180,6 +180,25 @@ def check_mdevctl(host: Host) -> Optional[Check]:
         return Check("mdevctl-autostart", PASS, "mdevctl's udev rule can start persistent mdevs at boot",
                      f"{rule} runs {', '.join(called) or 'nothing'}")
     return None
+
+
+def vfio_readiness(host: Host, stack: str = "kubevirt") -> Tuple[Optional[Check], list]:
+    """The readiness of the devices already on a vfio driver (hostdev/readiness.py), summed up
+    in one row: warn when any of them has a warn or fail row (the host itself is not less ready:
+    the exit code stays the host's), None when no device is on vfio."""
+    from . import readiness
+
+    on_vfio = [d for d in pci.list_devices(host) if is_vfio_driver(d.driver)]
+    if not on_vfio:
+        return None, []
+    results = readiness.assess(host, on_vfio, stack)
+    problems = [f"{r.address}: " + ", ".join(f"{c.id} {c.status}" for c in r.checks if c.status in (WARN, FAIL))
+                for r in results if r.worst in (WARN, FAIL)]
+    if not problems:
+        return Check("vfio-readiness", PASS, f"{len(results)} device(s) on vfio ready for a VM", ""), results
+    return (Check("vfio-readiness", WARN, f"{len(problems)} of {len(results)} device(s) on vfio need attention "
+                                          "before a VM can use them", "; ".join(problems),
+                  "hostdev check " + " ".join(r.address for r in results if r.worst in (WARN, FAIL))), results)
 
 
 def run_checks(host: Host) -> CheckReport:

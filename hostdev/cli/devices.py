@@ -89,8 +89,12 @@ def show(
                              "driver": other.driver if other
                              else h.link_name(f"/sys/bus/mdev/devices/{member}/driver")})
     extra = pci.device_extras(h, dev.address)
+    from ..readiness import assess
+
+    [ready] = assess(h, [dev])
     data = {"device": dev.to_dict(), **extra,
-            "iommu_group": {"id": dev.iommu_group, "devices": siblings} if dev.iommu_group is not None else None}
+            "iommu_group": {"id": dev.iommu_group, "devices": siblings} if dev.iommu_group is not None else None,
+            "readiness": ready.to_dict()}
     if not emit(data, output):
         rows = [[k, v] for k, v in dev.to_dict().items() if k != "sriov"]
         rows.append(["sriov", _sriov(dev)])
@@ -100,4 +104,6 @@ def show(
             table(["group member", "id", "class", "driver"],
                   [[s["address"], f"{s['vendor_id']}:{s['device_id']}" if s["vendor_id"] else "-", s["class_id"],
                     s["driver"]] for s in siblings])
+        table(["readiness", "check", "summary"], [[c.status.upper(), c.id, c.summary] for c in ready.checks],
+              title="hostdev check " + dev.address)
     return 0
