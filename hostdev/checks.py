@@ -188,7 +188,7 @@ def vfio_readiness(host: Host, stack: str = "kubevirt") -> Tuple[Optional[Check]
     the exit code stays the host's), None when no device is on vfio."""
     from . import readiness
 
-    on_vfio = [d for d in pci.list_devices(host) if is_vfio_driver(d.driver)]
+    on_vfio = [d for d in pci.list_devices(host) if rules.is_vfio_driver(d.driver)]
     if not on_vfio:
         return None, []
     results = readiness.assess(host, on_vfio, stack)

@@ -71,14 +71,17 @@ def _hostdev(devices: ET.Element, source: HostdevSource, index: int) -> None:
 
 def build(name: str, virt_type: str, sources: Sequence[HostdevSource], *, memory_mib: int = 256,
           vcpus: int = 1, arch: str = "x86_64", kernel: Optional[str] = None, initrd: Optional[str] = None,
-          cmdline: Optional[str] = None, serial_log: Optional[str] = None) -> str:
+          cmdline: Optional[str] = None, serial_log: Optional[str] = None,
+          phys_bits: Optional[int] = None) -> str:
     """The domain XML (a string ending in a newline).
 
     No disk, no network, no graphics, no balloon: the domain only has to start with the devices
     attached. The serial port is a pty (``virsh console NAME``), or the file ``serial_log`` when
     a direct-boot guest should write its report there. With ``kernel`` the guest boots that
     kernel (and ``initrd``, ``cmdline``) directly; without, the firmware runs and finds nothing
-    to boot, which is enough for QEMU to have opened every device. Raises UsageError for an
+    to boot, which is enough for QEMU to have opened every device. ``phys_bits``: the guest
+    CPU's physical address bits (``<cpu><maxphysaddr mode='emulate' bits=N/>``, libvirt 8.7+;
+    QEMU's phys-bits), which size the firmware's 64-bit MMIO window. Raises UsageError for an
     architecture without a known machine type.
     """
     if virt_type not in ("kvm", "qemu"):
@@ -91,6 +94,9 @@ def build(name: str, virt_type: str, sources: Sequence[HostdevSource], *, memory
     _sub(domain, "title", "hostdev vm test: a transient domain that proves device assignment")
     _sub(domain, "memory", str(memory_mib), unit="MiB")
     _sub(domain, "vcpu", str(vcpus))
+    if phys_bits is not None:
+        cpu = _sub(domain, "cpu")
+        _sub(cpu, "maxphysaddr", mode="emulate", bits=str(phys_bits))
     os_ = _sub(domain, "os")
     _sub(os_, "type", "hvm", arch=arch, machine=MACHINES[arch])
     if kernel:

@@ -1,6 +1,7 @@
 """The tiny initramfs of ``hostdev vm test --boot``: a static busybox and an /init that prints,
-on the serial console, the vendor:device of every PCI function the guest kernel enumerated,
-then powers the guest off. Pure: bytes in, bytes out; the report is parsed back from the
+on the serial console, the vendor:device of every PCI function the guest kernel enumerated and
+each line of its ``resource`` file (where the guest kernel placed each BAR), then powers the
+guest off. Pure: bytes in, bytes out; the report is parsed back from the
 console text.
 
 The archive is the kernel's "newc" cpio format (Documentation/driver-api/early-userspace/
@@ -13,6 +14,7 @@ import gzip
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 REPORT_TAG = "@@hostdev-guest-pci"
+BAR_TAG = "@@hostdev-guest-res"
 DONE_TAG = "@@hostdev-guest-done"
 BUSYBOX_PATHS = ("/bin/busybox", "/usr/bin/busybox", "/usr/lib/initramfs-tools/bin/busybox")
 # no_timer_check: a TCG guest on a busy host fails the kernel's timer-through-IO-APIC check and
@@ -26,6 +28,11 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 for d in /sys/bus/pci/devices/*; do
   echo "{REPORT_TAG} ${{d##*/}} $(cat $d/vendor) $(cat $d/device)"
+  i=0
+  while read start end flags; do
+    echo "{BAR_TAG} ${{d##*/}} $i $start $end $flags"
+    i=$((i+1))
+  done < $d/resource
 done
 echo "{DONE_TAG}"
 poweroff -f
@@ -165,11 +172,13 @@ def build_initramfs(busybox: bytes) -> bytes:
 
 
 class GuestReport(NamedTuple):
-    """What the booted guest printed: address → "vvvv:dddd" of each PCI function it saw."""
+    """What the booted guest printed: address → "vvvv:dddd" of each PCI function it saw, and
+    address → [(resource index, start, end, flags)] of its non-empty resources."""
 
     pci: Dict[str, str]
     done: bool
     console_seen: bool = True   # the console log had any text at all
+    resources: Dict[str, List[Tuple[int, int, int, int]]] = {}
 
     def ids(self) -> List[str]:
         return sorted(set(self.pci.values()))
@@ -178,8 +187,19 @@ class GuestReport(NamedTuple):
 def parse_report(console: str) -> GuestReport:
     """The report lines in the guest's console output (kernel messages around them ignored)."""
     pci: Dict[str, str] = {}
+    resources: Dict[str, List[Tuple[int, int, int, int]]] = {}
     done = False
     for line in console.replace("\r", "").splitlines():
+        at = line.find(BAR_TAG)
+        if at >= 0:
+            words = line[at + len(BAR_TAG):].split()
+            try:
+                index, start, end, flags = int(words[1]), int(words[2], 16), int(words[3], 16), int(words[4], 16)
+            except (IndexError, ValueError):
+                continue
+            if flags:
+                resources.setdefault(words[0], []).append((index, start, end, flags))
+            continue
         at = line.find(REPORT_TAG)
         if at >= 0:
             words = line[at + len(REPORT_TAG):].split()
@@ -187,7 +207,7 @@ def parse_report(console: str) -> GuestReport:
                 pci[words[0]] = f"{_hex4(words[1])}:{_hex4(words[2])}"
         elif DONE_TAG in line:
             done = True
-    return GuestReport(pci, done, bool(console.strip()))
+    return GuestReport(pci, done, bool(console.strip()), resources)
 
 
 def _hex4(text: str) -> str:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
-from . import binding, pci
+from . import binding, hostuse, pci, rules
 from .errors import UsageError
 from .host import Host
 from .model import FAIL, PASS, SKIP, WARN, Check, PciAddress, PciDevice
@@ -208,7 +208,7 @@ def read_facts(host: Host, dev: PciDevice, persisted: Optional[Dict[str, str]] =
     behind = tuple(sorted(n for n in siblings if PciAddress.parse(n).slot_address != own_slot))
     members = tuple(pci.group_members(host, dev.iommu_group)) if dev.iommu_group is not None else ()
     if framebuffers is None:
-        framebuffers = binding._framebuffer_ranges(host)
+        framebuffers = hostuse._framebuffer_ranges(host)
     held = None
     for first, last, name in framebuffers:
         if any(first <= b.end and b.start <= last for b in bars if not b.is_io):
@@ -306,7 +306,7 @@ def check_boot_driver(facts: DeviceFacts) -> Check:
         return Check("boot-driver", FAIL, f"the firmware framebuffer {facts.framebuffer} holds a BAR", evidence,
                      "add initcall_blacklist=sysfb_init (or video=efifb:off) to the kernel arguments and "
                      "reboot; vfio-pci fails with \"BAR 0: can't reserve\" otherwise")
-    if binding.is_vfio_driver(dev.driver):
+    if rules.is_vfio_driver(dev.driver):
         if facts.persisted_driver:
             return Check("boot-driver", PASS, f"on {dev.driver}, and bound again at every boot", evidence)
         return Check("boot-driver", WARN, f"on {dev.driver} now, but nothing binds it at boot", evidence,
@@ -414,6 +414,6 @@ class DeviceReadiness(NamedTuple):
 def assess(host: Host, devices: Sequence[PciDevice], stack: str = KUBEVIRT, count: int = 1) -> List[DeviceReadiness]:
     """Readiness of each device (the host-wide scans done once)."""
     persisted = binding.persisted(host)
-    framebuffers = binding._framebuffer_ranges(host)
+    framebuffers = hostuse._framebuffer_ranges(host)
     return [DeviceReadiness(d.address, tuple(evaluate(read_facts(host, d, persisted, framebuffers), stack, count)))
             for d in devices]

@@ -7,7 +7,7 @@ to build, which a host that only binds devices does not want.
 from __future__ import annotations
 
 import re
-from typing import Optional
+from typing import NamedTuple, Optional
 
 from .errors import EXIT_ENVIRONMENT, EXIT_FAILED, EXIT_REFUSED, EXIT_USAGE, HostdevError, HostEnvironmentError
 
@@ -206,16 +206,47 @@ class TestDomain:
         """What QEMU shows the guest on its PCI buses: QEMU device id → ``vvvv:dddd``, from the
         QMP command query-pci (through libvirt_qemu). None when the driver has no QEMU monitor
         (test:///default, other hypervisors)."""
+        reply = self.qmp("query-pci")
+        return parse_query_pci(reply) if reply is not None else None
+
+    def qmp(self, command: str, arguments: Optional[dict] = None) -> Optional[str]:
+        """A QMP command's raw JSON reply (through libvirt_qemu), or None when the driver has no
+        QEMU monitor or QEMU refused the command."""
+        import json
+
         libvirt = import_libvirt()
         try:
             import libvirt_qemu  # part of libvirt-python; lazy like libvirt
         except ImportError:
             return None
+        request = {"execute": command, **({"arguments": arguments} if arguments else {})}
         try:
-            reply = libvirt_qemu.qemuMonitorCommand(self.domain, '{"execute": "query-pci"}', 0)
+            return libvirt_qemu.qemuMonitorCommand(self.domain, json.dumps(request), 0)
         except libvirt.libvirtError:
             return None
-        return parse_query_pci(reply)
+
+    def guest_bars(self) -> Optional[dict]:
+        """QEMU device id → its BARs as the guest has them (query-pci ``regions``). None without a
+        QEMU monitor."""
+        reply = self.qmp("query-pci")
+        return parse_query_pci_bars(reply) if reply is not None else None
+
+    def guest_phys_bits(self) -> Optional[int]:
+        """The guest CPU's physical address bits (QOM property ``phys-bits`` of the first vCPU),
+        or None when QEMU does not say."""
+        import json
+
+        cpus = self.qmp("query-cpus-fast")
+        try:
+            path = json.loads(cpus)["return"][0]["qom-path"] if cpus else None
+        except (ValueError, KeyError, IndexError, TypeError):
+            return None
+        reply = self.qmp("qom-get", {"path": path, "property": "phys-bits"}) if path else None
+        try:
+            value = json.loads(reply)["return"] if reply else None
+        except (ValueError, KeyError, TypeError):
+            return None
+        return value if isinstance(value, int) else None
 
     def is_active(self) -> bool:
         return bool(self.domain.isActive())
@@ -281,6 +312,46 @@ def parse_query_pci(reply: str) -> dict:
             ids = device.get("id") or {}
             if device.get("qdev_id") and "vendor" in ids and "device" in ids:
                 found[device["qdev_id"]] = f"{ids['vendor']:04x}:{ids['device']:04x}"
+            walk((device.get("pci_bridge") or {}).get("devices"))
+
+    for bus in json.loads(reply).get("return", []):
+        walk(bus.get("devices"))
+    return found
+
+
+# QEMU's PCI_BAR_UNMAPPED: the address query-pci shows for a BAR the guest has not enabled
+PCI_BAR_UNMAPPED = (1 << 64) - 1
+
+
+class GuestBar(NamedTuple):
+    """One BAR of a device as the guest's PCI bus has it (QMP query-pci ``regions``; qapi/pci.json
+    PciMemoryRegion). ``address`` None: not mapped (no address programmed, or decoding off)."""
+
+    index: int
+    kind: str            # "memory" | "io"
+    address: Optional[int]
+    size: int
+    is_64bit: bool
+    prefetchable: bool
+
+
+def parse_query_pci_bars(reply: str) -> dict:
+    """QEMU device id → [GuestBar …] for every device with an id in a QMP query-pci reply."""
+    import json
+
+    found = {}
+
+    def walk(devices):
+        for device in devices or []:
+            if device.get("qdev_id"):
+                bars = []
+                for region in device.get("regions") or []:
+                    address = region.get("address")
+                    mapped = isinstance(address, int) and address not in (0, PCI_BAR_UNMAPPED)
+                    bars.append(GuestBar(region.get("bar", -1), region.get("type", ""), address if mapped else None,
+                                         region.get("size", 0), bool(region.get("mem_type_64")),
+                                         bool(region.get("prefetch"))))
+                found[device["qdev_id"]] = bars
             walk((device.get("pci_bridge") or {}).get("devices"))
 
     for bus in json.loads(reply).get("return", []):

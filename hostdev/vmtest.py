@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Callable, List, NamedTuple, Optional
+from typing import Callable, List, NamedTuple, Optional, Tuple
 
-from . import domainxml, guestinit, hostuse, pci, rules, virt
+from . import domainxml, guestinit, hostuse, pci, readiness, rules, virt
 from .domainxml import HostdevSource
 from .errors import EXIT_ENVIRONMENT, RefusedError, UsageError
 from .host import Host
@@ -37,13 +37,35 @@ class Device(NamedTuple):
     guest_pci_id: Optional[str] = None
     driver_after: Optional[str] = None
     returned: Optional[bool] = None
+    bars: tuple = ()        # GuestBarCheck per BAR of the host device, once the guest was asked
 
     def to_dict(self) -> dict:
         return {"type": self.source.kind, "address": self.source.address, "managed": self.source.managed,
                 "iommu_group": self.group, "driver_before": self.driver_before,
                 "driver_running": self.driver_running, "attached": self.attached, "held_by": list(self.held_by),
-                "guest_pci_id": self.guest_pci_id,
+                "guest_pci_id": self.guest_pci_id, "bars": [b.to_dict() for b in self.bars],
                 "driver_after": self.driver_after, "returned": self.returned}
+
+
+class GuestBarCheck(NamedTuple):
+    """One BAR of the host device and where the guest has it: ``guest_address`` None when the
+    guest did not assign it; ``reachable`` False when it lies past the guest CPU's physical
+    address width (the firmware programmed it where the guest cannot reach it)."""
+
+    bar: readiness.Bar
+    guest_address: Optional[int]
+    reachable: Optional[bool]
+    source: str = "qemu"   # "qemu" (query-pci) or "guest-kernel" (--boot's report)
+
+    @property
+    def ok(self) -> bool:
+        return self.guest_address is not None and self.reachable is not False
+
+    def to_dict(self) -> dict:
+        return {"index": self.bar.index, "size": self.bar.size, "is_64bit": self.bar.is_64,
+                "prefetchable": self.bar.prefetchable, "io": self.bar.is_io,
+                "guest_address": None if self.guest_address is None else f"0x{self.guest_address:x}",
+                "reachable": self.reachable, "source": self.source}
 
 
 class TestPlan(NamedTuple):
@@ -188,6 +210,99 @@ def running_problem(devices: List[Device], guest_checked: bool = False) -> Optio
                                "while the domain runs",
                 fix=f"hostdev bind {d.source.address}; " + virt.CHECK_FIX)
     return None
+
+
+def host_bars(host: Host, device: Device) -> List[readiness.Bar]:
+    """The BARs of a PCI device of the test as the host has them (none for an mdev)."""
+    if device.source.kind != "pci":
+        return []
+    text = host.read_text(f"{pci.PCI_DEVICES}/{device.source.address}/resource") or ""
+    return readiness.device_bars(readiness.parse_resource(text))
+
+
+def guest_bar_checks(bars: List[readiness.Bar], guest: Optional[list], phys_bits: Optional[int]) -> tuple:
+    """Each host BAR against the guest's view of the device (``guest``: virt.GuestBar list from
+    query-pci, None when QEMU does not list the device)."""
+    by_index = {g.index: g for g in guest or []}
+    checks = []
+    for bar in bars:
+        seen = by_index.get(bar.index)
+        address = seen.address if seen is not None else None
+        checks.append(GuestBarCheck(bar, address, None if address is None else
+                                    readiness.reachable(address, bar.size, phys_bits)))
+    return tuple(checks)
+
+
+def bars_settled(devices: List[Device]) -> bool:
+    return all(all(b.guest_address is not None for b in d.bars) for d in devices)
+
+
+def bar_problem(devices: List[Device], phys_bits: Optional[int]) -> Optional[virt.PassthroughError]:
+    """Why a BAR of a device is not usable in the guest, or None: not assigned (the firmware
+    found no room) or assigned past the guest's physical address width."""
+    for d in devices:
+        for check in d.bars:
+            if check.ok:
+                continue
+            bar = check.bar
+            bits = readiness.phys_bits_needed([b.bar for b in d.bars]) or readiness.DEFAULT_GUEST_PHYS_BITS
+            fix = (f"give the guest a larger MMIO window: hostdev vm test {d.source.address} --phys-bits {bits}; "
+                   f"'hostdev check {d.source.address}' names the setting for KubeVirt or libvirt")
+            where = "the guest kernel" if check.source == "guest-kernel" else "the guest firmware"
+            if check.guest_address is None:
+                return virt.PassthroughError("bar_unassigned", f"{d.source.address} {bar.describe()} is not assigned "
+                                                               f"in the guest: {where} found no room for it", fix=fix)
+            end = check.guest_address + bar.size - 1
+            return virt.PassthroughError(
+                "bar_unreachable", f"{d.source.address} {bar.describe()} is at 0x{check.guest_address:x}-0x{end:x}, "
+                                   f"past the guest's {phys_bits}-bit physical address space "
+                                   f"({readiness.format_size(1 << phys_bits) if phys_bits else '?'})", fix=fix)
+    return None
+
+
+def _wait_for_bars(host: Host, test, devices: List[Device], timeout: float,
+                   poll: float = 0.5) -> Tuple[List[Device], Optional[int]]:
+    """Each device's BARs as the guest has them, waiting up to ``timeout`` seconds for the
+    firmware to program them (SeaBIOS/OVMF enable decoding after sizing every BAR; under TCG
+    that takes seconds). Also the guest CPU's physical address bits."""
+    alias = domainxml.aliases(test.live_xml())
+    phys_bits = test.guest_phys_bits()
+    deadline = time.monotonic() + timeout
+    while True:
+        guest = test.guest_bars()
+        if guest is None:
+            return devices, phys_bits        # no QEMU monitor (test driver): nothing to check
+        devices = [d._replace(bars=guest_bar_checks(host_bars(host, d),
+                                                    guest.get(alias.get((d.source.kind, d.source.address), "")),
+                                                    phys_bits)) for d in devices]
+        if bars_settled(devices) or time.monotonic() >= deadline or not test.is_active():
+            return devices, phys_bits
+        time.sleep(poll)
+
+
+def guest_kernel_bars(host: Host, devices: List[Device], report: guestinit.GuestReport,
+                      phys_bits: Optional[int]) -> List[Device]:
+    """Each device's BARs as the booted guest kernel reported them (its sysfs ``resource``):
+    a BAR the kernel could not place shows start 0 or IORESOURCE_UNSET. Devices the report has
+    no resources for keep QEMU's view."""
+    out = []
+    for d in devices:
+        wanted = expected_guest_id(host, d)
+        address = next((a for a, i in sorted(report.pci.items()) if i == wanted), None)
+        lines = report.resources.get(address) if address else None
+        if not lines:
+            out.append(d)
+            continue
+        guest = {index: readiness.Bar(index, start, end, flags) for index, start, end, flags in lines}
+        checks = []
+        for bar in host_bars(host, d):
+            seen = guest.get(bar.index)
+            assigned = seen is not None and seen.assigned
+            checks.append(GuestBarCheck(bar, seen.start if assigned else None,
+                                        readiness.reachable(seen.start, bar.size, phys_bits) if assigned else None,
+                                        "guest-kernel"))
+        out.append(d._replace(bars=tuple(checks)))
+    return out
 
 
 def check_returned(host: Host, devices: List[Device], settle: float = 30.0, poll: float = 0.1) -> List[Device]:
@@ -357,6 +472,11 @@ def run(host: Host, conn, plan: TestPlan, xml: str, *, timeout: float = 60.0, ke
             error = running_problem(devices, guest_pci is not None)
             if error is not None:
                 raise error
+            step("checking every BAR is assigned in the guest")
+            devices, phys_bits = _wait_for_bars(host, test, devices, timeout)
+            error = bar_problem(devices, phys_bits)
+            if error is not None:
+                raise error
             if console is not None:
                 step("waiting for the guest kernel's PCI report (it powers off after)")
                 if not test.wait_stopped(boot_timeout):
@@ -366,6 +486,10 @@ def run(host: Host, conn, plan: TestPlan, xml: str, *, timeout: float = 60.0, ke
                 text = host.read_text(console) or ""
                 report = guestinit.parse_report(text)
                 error = guest_problem(host, devices, report, console)
+                if error is not None:
+                    raise error
+                devices = guest_kernel_bars(host, devices, report, phys_bits)
+                error = bar_problem(devices, phys_bits)
                 if error is not None:
                     raise error
             kept = keep

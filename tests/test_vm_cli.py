@@ -48,13 +48,14 @@ def test_bound_device_passes_and_the_domain_is_gone(sim, conn):
     bind(sim, T4)
     code, report, err = vm_test(sim, T4, "-c", URI, "-o", "json")
     assert code == 0, err
-    assert list(report) == ["ok", "uri", "domain", "devices", "seconds", "error", "virt_type", "kept", "guest"]
+    assert list(report) == ["ok", "uri", "domain", "devices", "seconds", "error", "virt_type", "kept", "guest",
+                            "phys_bits"]
     assert report["guest"] is None  # no --boot
     assert report["ok"] is True and report["error"] is None and report["kept"] is False
     assert (report["uri"], report["domain"], report["virt_type"]) == (URI, T4_NAME, "kvm")
     assert report["devices"] == [{
         "type": "pci", "address": T4, "managed": False, "iommu_group": 12, "driver_before": "vfio-pci",
-        "driver_running": "vfio-pci", "attached": True, "held_by": [], "guest_pci_id": None,
+        "driver_running": "vfio-pci", "attached": True, "held_by": [], "guest_pci_id": None, "bars": [],
         "driver_after": "vfio-pci", "returned": True}]
     assert isinstance(report["seconds"], float)
     assert ours(conn) == []
@@ -67,8 +68,8 @@ def test_table_output_and_keep(sim, conn):
     assert code == 0, err
     assert f"{T4_NAME} (kvm, {URI}): passed" in out
     assert out.splitlines()[1].split() == ["DEVICE", "TYPE", "BEFORE", "RUNNING", "AFTER", "ATTACHED", "HELD",
-                                           "BY", "GUEST", "SEES", "RETURNED"]
-    assert out.splitlines()[2].split() == [T4, "pci", "vfio-pci", "vfio-pci", "-", "yes", "-", "-", "-"]
+                                           "BY", "GUEST", "SEES", "GUEST", "BARS", "RETURNED"]
+    assert out.splitlines()[2].split() == [T4, "pci", "vfio-pci", "vfio-pci", "-", "yes", "-", "-", "-", "-"]
     assert f"virsh -c {URI} destroy {T4_NAME}" in err
     assert ours(conn) == [T4_NAME]
     # a second run finds the kept domain and refuses rather than touch it
@@ -163,7 +164,7 @@ def test_mdev_flow(amd, conn):
     assert report["domain"] == f"hostdev-test-{uuid}"
     assert report["devices"] == [{
         "type": "mdev", "address": uuid, "managed": False, "iommu_group": 8, "driver_before": "nvidia-vgpu-vfio",
-        "driver_running": "nvidia-vgpu-vfio", "attached": True, "held_by": [], "guest_pci_id": None,
+        "driver_running": "nvidia-vgpu-vfio", "attached": True, "held_by": [], "guest_pci_id": None, "bars": [],
         "driver_after": "nvidia-vgpu-vfio", "returned": True}]
     assert ours(conn) == []
 

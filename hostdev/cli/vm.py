@@ -45,6 +45,10 @@ def test(
                                                "no_timer_check)."),
     boot_timeout: float = typer.Option(600.0, "--boot-timeout", min=1, metavar="S",
                                        help="Seconds for the booted guest to report and power off."),
+    phys_bits: Optional[str] = typer.Option(None, "--phys-bits", metavar="N|auto",
+                                            help="Give the guest CPU N physical address bits (the firmware's "
+                                                 "64-bit MMIO window grows with them); auto: what 'hostdev check "
+                                                 "ADDR' recommends for the device's BARs."),
     output: Format = OutputOption,
 ) -> int:
     """Start a transient libvirt domain with the device (or mdev), check it is attached and on
@@ -68,6 +72,7 @@ def test(
                          fix="drop --keep, or --boot")
     h = host()
     plan = vmtest.plan_mdev(h, mdev) if mdev else vmtest.plan_pci(h, address, force=force)
+    bits = _phys_bits(h, plan, phys_bits)
     arch = platform.machine()
     chosen = vmtest.virt_type(h) if virt_type == VirtType.auto else virt_type.value
     why = "/dev/kvm exists" if chosen == "kvm" else "no /dev/kvm, QEMU emulates the CPU (TCG, slower)"
@@ -90,14 +95,14 @@ def test(
     def build() -> str:
         return domainxml.build(plan.name, chosen, plan.sources, memory_mib=memory, arch=arch, kernel=kernel,
                                initrd=initrd, cmdline=(cmdline or guestinit.CMDLINE) if boots else None,
-                               serial_log=console)
+                               serial_log=console, phys_bits=bits)
 
     xml = build()
     for note in plan.notes:
         message(f"note: {note}", "warn")
     if dry_run:
         if not emit({"dry_run": True, "uri": connect, "domain": plan.name, "virt_type": chosen,
-                     "devices": [d.to_dict() for d in plan.devices], "xml": xml}, output):
+                     "devices": [d.to_dict() for d in plan.devices], "xml": xml, "phys_bits": bits}, output):
             typer.echo(xml, nl=False)
         return 0
     from .. import virt
@@ -126,7 +131,7 @@ def test(
               "virt_type": chosen, "kept": outcome.kept,
               "guest": {"console": console, "pci": outcome.guest.pci, "complete": outcome.guest.done,
                         "kernel": booted.image, "direct_boot": booted.direct is not None}
-              if outcome.guest else None}
+              if outcome.guest else None, "phys_bits": bits}
     if not emit(result, output):
         _report(result)
     if outcome.error is not None:
@@ -137,6 +142,21 @@ def test(
     if outcome.kept:
         message(f"note: {plan.name} is still running; virsh -c {connect} destroy {plan.name} ends it", "warn")
     return 0
+
+
+def _phys_bits(h, plan, value: Optional[str]) -> Optional[int]:
+    """--phys-bits: a number of bits (32-52, what x86-64 page tables can address), or auto."""
+    from .. import readiness, vmtest
+    from ..errors import UsageError
+
+    if value is None:
+        return None
+    if value == "auto":
+        bars = [b for d in plan.devices for b in vmtest.host_bars(h, d)]
+        return readiness.phys_bits_needed(bars)
+    if not value.isdigit() or not 32 <= int(value) <= 52:
+        raise UsageError(f"invalid --phys-bits {value!r}", fix="use a number from 32 to 52, or auto")
+    return int(value)
 
 
 def _run_with_progress(h, conn, plan, xml, timeout, keep, console, boot_timeout):
@@ -153,12 +173,21 @@ def _run_with_progress(h, conn, plan, xml, timeout, keep, console, boot_timeout)
         return vmtest.run(h, conn, plan, xml, step=lambda text: status.update(text), **options)
 
 
+def _bars(bars: list) -> Optional[str]:
+    if not bars:
+        return None
+    return ", ".join(f"BAR{b['index']} " + (("at " + b["guest_address"]) if b["guest_address"] else "unassigned")
+                     + (" (unreachable)" if b["reachable"] is False else "") for b in bars)
+
+
 def _report(result: dict) -> None:
     from ..render import table
 
-    table(["device", "type", "before", "running", "after", "attached", "held by", "guest sees", "returned"],
+    table(["device", "type", "before", "running", "after", "attached", "held by", "guest sees", "guest BARs",
+           "returned"],
           [[d["address"], d["type"], d["driver_before"], d["driver_running"], d["driver_after"], d["attached"],
-            ", ".join(d["held_by"]) or None, d["guest_pci_id"], d["returned"]] for d in result["devices"]],
+            ", ".join(d["held_by"]) or None, d["guest_pci_id"], _bars(d["bars"]), d["returned"]]
+           for d in result["devices"]],
           title=f"{result['domain']} ({result['virt_type']}, {result['uri']}): "
                 f"{'passed' if result['ok'] else 'FAILED'} in {result['seconds']:g} s")
     guest = result.get("guest")

@@ -65,7 +65,16 @@ DEVICES = (
     "edu,bus=br1,addr=0x1",
     "e1000,bus=br1,addr=0x3,romfile=",
     "virtio-net-pci,addr=0x14,romfile=,disable-legacy=on",
+    # a 1 TiB 64-bit prefetchable BAR2 (its shared memory), too large for a nested guest's default
+    # 40-bit address space: vm test's BAR check (tests/behaviour/test_vm_bars_real.py). The backend
+    # is never touched: reserve=off maps it without committing memory.
+    "ivshmem-plain,memdev=bigbar,addr=0x1e",
 )
+# Objects the devices need (before them on the command line)
+OBJECTS = ("memory-backend-ram,id=bigbar,size=1T,reserve=off,share=on",)
+# The guest CPU's physical address bits: TCG's default is 40 (1 TiB), too few for the 1 TiB BAR
+# above RAM and for a nested guest raised past 40 bits (libvirt refuses more bits than the host has)
+PHYS_BITS = 46
 
 # Modules the initramfs loads before it can mount the host's root (their dependencies are added
 # from modules.dep; built-in ones are skipped).
@@ -498,7 +507,7 @@ def qemu_argv(*, kernel_image: Path, initrd: Path, share: Path, console: Path,
         qemu,
         "-accel", "tcg,tb-size=256",
         "-machine", "q35,kernel-irqchip=split",
-        "-cpu", "max",
+        "-cpu", f"max,phys-bits={PHYS_BITS}",
         "-smp", str(smp),
         "-m", mem,
         "-nodefaults", "-display", "none", "-no-reboot",
@@ -508,6 +517,8 @@ def qemu_argv(*, kernel_image: Path, initrd: Path, share: Path, console: Path,
         "-virtfs", "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap",
         "-virtfs", f"local,path={share},mount_tag=vmout,security_model=none",
     ]
+    for obj in OBJECTS:
+        argv += ["-object", obj]
     for device in DEVICES:
         argv += ["-device", device]
     argv += ["-kernel", str(kernel_image), "-initrd", str(initrd), "-append", kernel_cmdline(append)]

@@ -1,0 +1,44 @@
+"""vm test's BAR check on the real kernel, both ways: the test guest's ivshmem-plain has a 1 TiB
+64-bit BAR2 (tests/realkernel/vm.py). In the nested libvirt/QEMU (TCG) domain the guest CPU has
+QEMU's default 40 physical address bits; SeaBIOS places the BAR above RAM, aligned to its size,
+at 1-2 TiB, where a 40-bit guest cannot reach it: vm test must fail naming BAR2 and the fix.
+With --phys-bits auto (the 43 bits hostdev check recommends) the same BAR is reachable and the
+test passes. Real-kernel only."""
+import json
+
+import pytest
+
+from tests.behaviour.test_vm_real import clean_guest, driver, hostdev, vm_test  # noqa: F401 (fixture)
+
+pytestmark = pytest.mark.realkernel
+
+BIG_BAR = "0000:00:1e.0"   # ivshmem-plain 1af4:1110, no driver, BAR2 1 TiB
+
+
+def test_bar_past_the_guest_address_space_fails_then_passes_with_phys_bits(libvirtd, clean_guest):  # noqa: F811
+    # the readiness row on the real sysfs: 1 TiB → 2^40 → 40 + 3 bits for EFI's 1/8 window
+    check = hostdev("check", BIG_BAR, "--stack", "libvirt", "-o", "json")
+    rows = {c["id"]: c for c in json.loads(check.stdout)["devices"][0]["checks"]}
+    assert rows["bar-mmio"]["status"] == "warn", rows["bar-mmio"]
+    assert "BAR2 1 TiB 64-bit prefetchable" in rows["bar-mmio"]["summary"]
+    assert "--phys-bits 43" in rows["bar-mmio"]["fix"]
+
+    result, report = vm_test(BIG_BAR, "--connect", libvirtd)
+    assert result.returncode == 5, result.stderr
+    assert report["error"]["reason"] == "bar_unreachable", report["error"]
+    assert "BAR2 1 TiB 64-bit prefetchable" in report["error"]["message"]
+    assert "40-bit physical address space" in report["error"]["message"]
+    assert f"hostdev vm test {BIG_BAR} --phys-bits 43" in report["error"]["fix"]
+    [dev] = report["devices"]
+    bar2 = next(b for b in dev["bars"] if b["index"] == 2)
+    # SeaBIOS put it at 1 TiB (aligned to its size, above the RAM) — past 2^40
+    assert (bar2["guest_address"], bar2["reachable"]) == ("0x10000000000", False)
+    assert dev["returned"] is True and driver(BIG_BAR) is None
+
+    result, report = vm_test(BIG_BAR, "--connect", libvirtd, "--phys-bits", "auto")
+    assert result.returncode == 0, result.stderr
+    assert report["ok"] is True and report["phys_bits"] == 43
+    [dev] = report["devices"]
+    assert {b["index"] for b in dev["bars"]} == {0, 2}
+    assert all(b["guest_address"] and b["reachable"] for b in dev["bars"]), dev["bars"]
+    assert dev["returned"] is True
