@@ -417,3 +417,21 @@ def assess(host: Host, devices: Sequence[PciDevice], stack: str = KUBEVIRT, coun
     framebuffers = hostuse._framebuffer_ranges(host)
     return [DeviceReadiness(d.address, tuple(evaluate(read_facts(host, d, persisted, framebuffers), stack, count)))
             for d in devices]
+
+
+def mmio_warnings(host: Host, wanted: Dict[str, int], stack: str = KUBEVIRT) -> List[str]:
+    """One warning per ``vvvv:dddd`` in ``wanted`` (ID → how many one VM gets) whose device on
+    this host needs a larger 64-bit MMIO window than a VM gets by default, with the fix.
+    IDs no device on this host has are skipped (nothing to read the BARs from)."""
+    found = []
+    for pci_id, count in sorted(wanted.items()):
+        dev = next((d for d in pci.list_devices(host) if d.pci_id == pci_id.lower()), None)
+        if dev is None:
+            continue
+        bars = parse_resource(host.read_text(f"{pci.PCI_DEVICES}/{dev.address}/resource") or "")
+        facts = DeviceFacts(dev, tuple(bars), None, None, None, 0, None, (), (), (), None, None,
+                            _phys_bits(host.read_text("/proc/cpuinfo") or ""))
+        row = check_bars(facts, stack, count)
+        if row.status in (WARN, FAIL):
+            found.append(f"warning: {pci_id.upper()} ({dev.address}): {row.summary}; fix: {row.fix}")
+    return found

@@ -208,3 +208,44 @@ def test_devices_show_has_readiness(host_t4, run_cli):
 def test_skip_when_kernel_hides_reset_method(host_t4):
     FakeRoot.attach(host_t4.root).unlink(f"{FakeRoot.attach(host_t4.root).device_path(H200)}/reset_method")
     assert rows(host_t4.root, H200)["reset"].status == SKIP
+
+
+def _big_t4(sim):
+    """The T4 given an A30-sized layout (Harvester 5619's lspci: BAR1 32 GiB 64-bit prefetchable,
+    BAR3 32 MiB) and bound to vfio-pci, with the golden pci.ids as the host's."""
+    import pathlib
+    fr = FakeRoot.attach(sim.info.root)
+    fr.attr(f"{fr.device_path(sim.info.t4)}/resource",
+            "0x00000000ab000000 0x00000000abffffff 0x0000000000040200\n"
+            "0x000038a800000000 0x000038afffffffff 0x000000000014220c\n"
+            "0x0000000000000000 0x0000000000000000 0x0000000000000000\n"
+            "0x000038b810000000 0x000038b811ffffff 0x000000000014220c\n")
+    golden_ids = pathlib.Path(__file__).resolve().parent / "golden" / "kubevirt" / "pci.ids"
+    fr.write("/usr/share/misc/pci.ids", golden_ids.read_text(), 0o644)
+    code, _, err = sim.invoke("bind", sim.info.t4)
+    assert code == 0, err
+
+
+def test_kubevirt_permitted_and_vmi_warn_about_the_mmio_window(sim_of):
+    from tests.test_kubevirt_cli import PCI_IDS
+
+    class Sim:
+        info = sim_of("intel_host_t4")
+
+        def invoke(self, *args):
+            return self.info.invoke(*args)
+
+    sim = Sim()
+    _big_t4(sim)
+    code, _, err = sim.invoke("kubevirt", "permitted", "--pci-ids", PCI_IDS)
+    assert code == 0, err
+    # 32 GiB + 32 MiB of 64-bit BARs: over OVMF's fixed 32 GiB window; 2^36 → 36 + 3 = 39 < 40 bits
+    assert "warning: 10DE:1EB8 (0000:65:00.0): BAR1 32 GiB 64-bit prefetchable" in err
+    assert "cpu.model: host-passthrough" in err
+    code, _, err = sim.invoke("kubevirt", "vmi", "--gpu", "nvidia.com/TU104GL_TESLA_T4",
+                              "--gpu", "nvidia.com/TU104GL_TESLA_T4")
+    assert code == 0, err
+    assert "for 2 such devices" in err and "10DE:1EB8" in err
+    # a resource this host does not permit: nothing to say
+    code, _, err = sim.invoke("kubevirt", "vmi", "--gpu", "example.com/other")
+    assert code == 0 and "MMIO" not in err and "10DE:1EB8" not in err

@@ -81,7 +81,13 @@ def _generate(inventory_files: List[str], addresses: List[str], device: List[str
         names, names_info = inventory.load_pci_ids(h, pci_ids)
         inv = inventory.collect(h, names, names_info, name=inventory.hostname(h) or "this host", hwdb=hwdb(h))
         result = kubevirt.build([inv], sel, opts, names, names_info)
-    _emit(kubevirt.render(result, fmt, name=name, namespace=namespace, existing=existing), fmt, output)
+    doc = kubevirt.render(result, fmt, name=name, namespace=namespace, existing=existing)
+    if not inventory_files:
+        # a permitted device whose BARs need a larger MMIO window than a VM gets by default
+        from ..readiness import mmio_warnings
+
+        doc.notes.extend(mmio_warnings(host(), {e.selector: 1 for e in result.entries if e.kind == "pci"}))
+    _emit(doc, fmt, output)
     return 0
 
 
@@ -193,7 +199,33 @@ def vmi(
     _fail_table(output)
     if not gpu and not hostdev:
         raise UsageError("no device given", fix="use --gpu RESOURCE[:NAME] or --hostdev RESOURCE[:NAME]")
-    devices = kubevirt.vmi_devices([kubevirt.parse_device_spec(g, "--gpu") for g in gpu or []],
-                                   [kubevirt.parse_device_spec(d, "--hostdev") for d in hostdev or []])
-    _emit(kubevirt.vmi_document(devices, fmt, vm_name, memory), fmt, output)
+    gpus = [kubevirt.parse_device_spec(g, "--gpu") for g in gpu or []]
+    hostdevs = [kubevirt.parse_device_spec(d, "--hostdev") for d in hostdev or []]
+    devices = kubevirt.vmi_devices(gpus, hostdevs)
+    doc = kubevirt.vmi_document(devices, fmt, vm_name, memory)
+    doc.notes.extend(_vmi_mmio_warnings([r for r, _ in gpus + hostdevs]))
+    _emit(doc, fmt, output)
     return 0
+
+
+def _vmi_mmio_warnings(resources: List[str]) -> List[str]:
+    """The MMIO-window warnings for the resources a VMI asks for, when this host permits them
+    (its devices on vfio-pci, named as 'kubevirt permitted' names them); the count of each
+    resource in the VMI is the number of such devices the VM gets."""
+    from .. import inventory, kubevirt
+    from ..errors import HostdevError
+    from ..readiness import mmio_warnings
+
+    h = host()
+    try:
+        names, names_info = inventory.load_pci_ids(h, None)
+        inv = inventory.collect(h, names, names_info, name=inventory.hostname(h) or "this host", hwdb=hwdb(h))
+        entries = kubevirt.build([inv], kubevirt.Selection(), kubevirt.Options(), names, names_info).entries
+    except HostdevError:
+        return []     # nothing on vfio-pci here: this host cannot tell
+    by_resource = {e.resource_name: e.selector for e in entries if e.kind == "pci"}
+    wanted: dict = {}
+    for resource in resources:
+        if resource in by_resource:
+            wanted[by_resource[resource]] = wanted.get(by_resource[resource], 0) + 1
+    return mmio_warnings(h, wanted) if wanted else []
