@@ -180,6 +180,13 @@ def aliases(xml_text: str) -> Dict[Tuple[str, str], str]:
     return found
 
 
+def phys_bits(xml_text: str) -> Optional[int]:
+    """The ``bits`` of a domain's ``<cpu><maxphysaddr mode='emulate'>``, or None."""
+    element = _parse(xml_text).find("./cpu/maxphysaddr[@mode='emulate']")
+    bits = element.get("bits", "") if element is not None else ""
+    return int(bits) if bits.isdigit() else None
+
+
 def guest_domain_types(capabilities_xml: str, arch: str) -> Set[str]:
     """The domain types (kvm, qemu …) libvirt's capabilities offer for hvm guests of ``arch``."""
     root = _parse(capabilities_xml)

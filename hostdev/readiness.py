@@ -341,8 +341,9 @@ def check_power(facts: DeviceFacts) -> Check:
 def check_numa(facts: DeviceFacts, stack: str = KUBEVIRT) -> Check:
     node = facts.device.numa_node
     evidence = f"numa_node: {node if node is not None else -1}; host NUMA nodes: {facts.numa_nodes}"
-    if facts.numa_nodes <= 1:
-        return Check("numa", PASS, "single NUMA node host", evidence)
+    if facts.numa_nodes == 1 or (facts.numa_nodes == 0 and node is None):
+        return Check("numa", PASS, "single NUMA node host" if facts.numa_nodes else "no NUMA information",
+                     evidence)
     if node is None:
         return Check("numa", WARN, "the firmware does not say which NUMA node the device is on", evidence,
                      "nothing to pin against; check the slot's socket in the board manual")

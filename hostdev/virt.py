@@ -320,6 +320,7 @@ def parse_query_pci(reply: str) -> dict:
 
 
 # QEMU's PCI_BAR_UNMAPPED: the address query-pci shows for a BAR the guest has not enabled
+# (QEMU prints it unsigned; through libvirt_qemu it arrives as -1)
 PCI_BAR_UNMAPPED = (1 << 64) - 1
 
 
@@ -347,7 +348,8 @@ def parse_query_pci_bars(reply: str) -> dict:
                 bars = []
                 for region in device.get("regions") or []:
                     address = region.get("address")
-                    mapped = isinstance(address, int) and address not in (0, PCI_BAR_UNMAPPED)
+                    # unmapped: QEMU's PCI_BAR_UNMAPPED, which libvirt's monitor passes on as -1
+                    mapped = isinstance(address, int) and 0 < address < PCI_BAR_UNMAPPED
                     bars.append(GuestBar(region.get("bar", -1), region.get("type", ""), address if mapped else None,
                                          region.get("size", 0), bool(region.get("mem_type_64")),
                                          bool(region.get("prefetch"))))

@@ -265,8 +265,11 @@ def _wait_for_bars(host: Host, test, devices: List[Device], timeout: float,
     """Each device's BARs as the guest has them, waiting up to ``timeout`` seconds for the
     firmware to program them (SeaBIOS/OVMF enable decoding after sizing every BAR; under TCG
     that takes seconds). Also the guest CPU's physical address bits."""
-    alias = domainxml.aliases(test.live_xml())
-    phys_bits = test.guest_phys_bits()
+    live = test.live_xml()
+    alias = domainxml.aliases(live)
+    # QEMU's own answer; else what the domain asked for, else QEMU's default for a CPU that is
+    # not host-passthrough (the test domain has none): 40 bits
+    phys_bits = test.guest_phys_bits() or domainxml.phys_bits(live) or readiness.DEFAULT_GUEST_PHYS_BITS
     deadline = time.monotonic() + timeout
     while True:
         guest = test.guest_bars()

@@ -27,7 +27,7 @@ PAGES = {
     "devices": ("hostdev devices", "intel", [["devices"], ["devices", "--class", "gpu", "-o", "json"],
                                               ["devices", "show", "0000:17:00.0"]]),
     "iommu-groups": ("hostdev iommu groups", "intel", [["iommu", "groups", "-o", "yaml"]]),
-    "check": ("hostdev check", "intel", [["check"], ["check", "-o", "json"]]),
+    "check": ("hostdev check", "intel", [["check"], ["check", "-o", "json"], ["check", "0000:65:00.0"]]),
     "iommu-enable": ("hostdev iommu enable / disable", "intel", [
         ["iommu", "enable", "--passthrough", "--dry-run"], ["iommu", "enable", "--passthrough", "-o", "json"],
         ["iommu", "enable", "--passthrough"], ["check"], ["iommu", "disable"]]),

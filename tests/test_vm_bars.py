@@ -39,6 +39,14 @@ def test_query_pci_regions():
     assert (bar2.index, bar2.address, bar2.size, bar2.is_64bit, bar2.prefetchable) == (2, TIB, TIB, True, True)
     unmapped = REPLY.replace(str(TIB) + ', "size"', str((1 << 64) - 1) + ', "size"', 1)
     assert virt.parse_query_pci_bars(unmapped)["hostdev0"][1].address is None
+    # through libvirt_qemu the same unmapped address arrives as -1 (seen in the real-kernel guest)
+    assert virt.parse_query_pci_bars(REPLY.replace(str(TIB) + ', "size"', '-1, "size"', 1))["hostdev0"][1].address \
+        is None
+
+
+def test_phys_bits_read_back_from_the_domain_xml():
+    assert domainxml.phys_bits(domainxml.build("t", "qemu", [], phys_bits=44)) == 44
+    assert domainxml.phys_bits(domainxml.build("t", "qemu", [])) is None
 
 
 def test_bar_past_40_bits_is_unreachable_and_the_fix_names_43_bits():

@@ -15,6 +15,27 @@ pytestmark = pytest.mark.realkernel
 BIG_BAR = "0000:00:1e.0"   # ivshmem-plain 1af4:1110, no driver, BAR2 1 TiB
 
 
+def test_guest_phys_bits_from_qemu(libvirtd):
+    """QEMU's answer (qom-get phys-bits of the first vCPU) for a plain nested domain, and for one
+    given 43 bits with <maxphysaddr>."""
+    import libvirt
+
+    from hostdev import domainxml, virt
+
+    conn = libvirt.open(libvirtd)
+    try:
+        for bits, expected in ((None, 40), (43, 43)):
+            xml = domainxml.build("hostdev-test-physbits", "qemu", [], memory_mib=64, phys_bits=bits)
+            with virt.TestDomain(conn, "hostdev-test-physbits", xml) as test:
+                test.create()
+                test.wait_running(60)
+                raw = (test.qmp("query-cpus-fast"), test.guest_phys_bits())
+                test.destroy()
+            assert raw[1] == expected, raw
+    finally:
+        conn.close()
+
+
 def test_bar_past_the_guest_address_space_fails_then_passes_with_phys_bits(libvirtd, clean_guest):  # noqa: F811
     # the readiness row on the real sysfs: 1 TiB → 2^40 → 40 + 3 bits for EFI's 1/8 window
     check = hostdev("check", BIG_BAR, "--stack", "libvirt", "-o", "json")
