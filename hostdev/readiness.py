@@ -14,6 +14,9 @@ Sources for the MMIO-window rules (docs/troubleshooting.md cites them for users)
 - Harvester issues 5619 (A30: BAR1 32 GiB, over OVMF's fixed 32 GiB window) and 8972 (the
   firmware sizes the window from the guest's physical address bits, 1/8 of the address space;
   host-passthrough fixes multi-GPU VMs).
+- QEMU gives a CPU that is not host-passthrough 40 physical address bits; OVMF treats 40 bits on
+  an Intel CPU as invalid and stays with its conservative layout (edk2 issue 9340, Gerd
+  Hoffmann), so host-passthrough (or explicit bits) is what opens the dynamic window.
 - libvirt's ``<cpu><maxphysaddr mode='emulate' bits='N'/>`` (libvirt 8.7, QEMU phys-bits) and
   ``mode='passthrough'`` (host-phys-bits, host-passthrough CPUs only).
 - SeaBIOS (BIOS guests) places 64-bit BARs above RAM, aligned to their size, and does not check

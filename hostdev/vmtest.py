@@ -265,6 +265,8 @@ def _wait_for_bars(host: Host, test, devices: List[Device], timeout: float,
     """Each device's BARs as the guest has them, waiting up to ``timeout`` seconds for the
     firmware to program them (SeaBIOS/OVMF enable decoding after sizing every BAR; under TCG
     that takes seconds). Also the guest CPU's physical address bits."""
+    if test.guest_bars() is None:
+        return devices, None        # no QEMU monitor (test driver): nothing to check
     live = test.live_xml()
     alias = domainxml.aliases(live)
     # QEMU's own answer; else what the domain asked for, else QEMU's default for a CPU that is
@@ -272,9 +274,7 @@ def _wait_for_bars(host: Host, test, devices: List[Device], timeout: float,
     phys_bits = test.guest_phys_bits() or domainxml.phys_bits(live) or readiness.DEFAULT_GUEST_PHYS_BITS
     deadline = time.monotonic() + timeout
     while True:
-        guest = test.guest_bars()
-        if guest is None:
-            return devices, phys_bits        # no QEMU monitor (test driver): nothing to check
+        guest = test.guest_bars() or {}
         devices = [d._replace(bars=guest_bar_checks(host_bars(host, d),
                                                     guest.get(alias.get((d.source.kind, d.source.address), "")),
                                                     phys_bits)) for d in devices]
@@ -412,6 +412,7 @@ class Outcome(NamedTuple):
     kept: bool
     error: Optional[virt.PassthroughError]
     guest: Optional[guestinit.GuestReport] = None   # what a booted guest reported (--boot)
+    guest_phys_bits: Optional[int] = None            # the guest CPU's physical address bits
 
 
 def expected_guest_id(host: Host, device: Device) -> Optional[str]:
@@ -463,6 +464,7 @@ def run(host: Host, conn, plan: TestPlan, xml: str, *, timeout: float = 60.0, ke
     error: Optional[virt.PassthroughError] = None
     kept = False
     report: Optional[guestinit.GuestReport] = None
+    phys_bits: Optional[int] = None
     test = virt.TestDomain(conn, plan.name, xml, keep=keep, explain_facts=facts)
     try:
         with test:
@@ -507,4 +509,4 @@ def run(host: Host, conn, plan: TestPlan, xml: str, *, timeout: float = 60.0, ke
         devices = check_returned(host, devices)
         if error is None:
             error = returned_problem(devices)
-    return Outcome(error is None, devices, round(time.monotonic() - started, 2), kept, error, report)
+    return Outcome(error is None, devices, round(time.monotonic() - started, 2), kept, error, report, phys_bits)

@@ -49,7 +49,7 @@ def test_bound_device_passes_and_the_domain_is_gone(sim, conn):
     code, report, err = vm_test(sim, T4, "-c", URI, "-o", "json")
     assert code == 0, err
     assert list(report) == ["ok", "uri", "domain", "devices", "seconds", "error", "virt_type", "kept", "guest",
-                            "phys_bits"]
+                            "phys_bits", "guest_phys_bits"]
     assert report["guest"] is None  # no --boot
     assert report["ok"] is True and report["error"] is None and report["kept"] is False
     assert (report["uri"], report["domain"], report["virt_type"]) == (URI, T4_NAME, "kvm")

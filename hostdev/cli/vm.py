@@ -131,7 +131,7 @@ def test(
               "virt_type": chosen, "kept": outcome.kept,
               "guest": {"console": console, "pci": outcome.guest.pci, "complete": outcome.guest.done,
                         "kernel": booted.image, "direct_boot": booted.direct is not None}
-              if outcome.guest else None, "phys_bits": bits}
+              if outcome.guest else None, "phys_bits": bits, "guest_phys_bits": outcome.guest_phys_bits}
     if not emit(result, output):
         _report(result)
     if outcome.error is not None:

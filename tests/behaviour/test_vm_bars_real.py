@@ -55,11 +55,20 @@ def test_bar_past_the_guest_address_space_fails_then_passes_with_phys_bits(libvi
     # SeaBIOS put it at 1 TiB (aligned to its size, above the RAM) — past 2^40
     assert (bar2["guest_address"], bar2["reachable"]) == ("0x10000000000", False)
     assert dev["returned"] is True and driver(BIG_BAR) is None
+    assert report["guest_phys_bits"] == 40
 
     result, report = vm_test(BIG_BAR, "--connect", libvirtd, "--phys-bits", "auto")
     assert result.returncode == 0, result.stderr
-    assert report["ok"] is True and report["phys_bits"] == 43
+    assert report["ok"] is True and (report["phys_bits"], report["guest_phys_bits"]) == (43, 43)
     [dev] = report["devices"]
     assert {b["index"] for b in dev["bars"]} == {0, 2}
     assert all(b["guest_address"] and b["reachable"] for b in dev["bars"]), dev["bars"]
     assert dev["returned"] is True
+
+    # --boot: the nested guest kernel's own resource file places BAR2 where the firmware put it
+    result, report = vm_test(BIG_BAR, "--connect", libvirtd, "--phys-bits", "auto", "--boot", "--boot-timeout", "500",
+                             options=("--virt-type", "qemu", "--timeout", "120", "-o", "json"))
+    assert result.returncode == 0, result.stderr
+    [dev] = report["devices"]
+    bar2 = next(b for b in dev["bars"] if b["index"] == 2)
+    assert (bar2["source"], bar2["guest_address"], bar2["reachable"]) == ("guest-kernel", "0x10000000000", True)
