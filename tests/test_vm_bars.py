@@ -123,3 +123,18 @@ def test_phys_bits_needed():
         "0x0000004000000000 0x000000400007ffff 0x0000000000140204\n")) == 40
     assert readiness.phys_bits_needed(readiness.parse_resource(
         "0x00000000fe800000 0x00000000fe8000ff 0x0000000000040200\n")) is None
+
+
+def test_cli_phys_bits_option(sim_of):
+    sim = sim_of("intel_host_t4")
+    code, out, err = sim.invoke("vm", "test", "0000:65:00.0", "--dry-run", "--phys-bits", "44", "-o", "json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["phys_bits"] == 44
+    assert ET.fromstring(report["xml"]).find("./cpu/maxphysaddr").attrib == {"mode": "emulate", "bits": "44"}
+    for bad in ("99", "x", "31"):
+        code, _, err = sim.invoke("vm", "test", "0000:65:00.0", "--dry-run", "--phys-bits", bad)
+        assert code == 2 and "invalid --phys-bits" in err, (bad, err)
+    # auto on a device whose tree has no BARs: nothing to raise, no <cpu>
+    code, out, err = sim.invoke("vm", "test", "0000:65:00.0", "--dry-run", "--phys-bits", "auto", "-o", "json")
+    assert code == 0 and json.loads(out)["phys_bits"] is None
