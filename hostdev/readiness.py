@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
-from . import binding, hostuse, pci, rules
+from . import hostuse, journal, pci, rules
 from .errors import UsageError
 from .host import Host
 from .model import FAIL, PASS, SKIP, WARN, Check, PciAddress, PciDevice
@@ -219,7 +219,7 @@ def read_facts(host: Host, dev: PciDevice, persisted: Optional[Dict[str, str]] =
             break
     nodes = [n for n in host.listdir("/sys/devices/system/node") if n.startswith("node") and n[4:].isdigit()]
     if persisted is None:
-        persisted = binding.persisted(host)
+        persisted = journal.persisted(host)
     return DeviceFacts(dev, bars, host.read_attr(f"{base}/reset_method"), host.read_attr(f"{base}/power_state"),
                        host.read_attr(f"{base}/d3cold_allowed"), len(nodes), parent, behind, bridges, members,
                        held, persisted.get(dev.address), _phys_bits(host.read_text("/proc/cpuinfo") or ""))
@@ -417,7 +417,7 @@ class DeviceReadiness(NamedTuple):
 
 def assess(host: Host, devices: Sequence[PciDevice], stack: str = KUBEVIRT, count: int = 1) -> List[DeviceReadiness]:
     """Readiness of each device (the host-wide scans done once)."""
-    persisted = binding.persisted(host)
+    persisted = journal.persisted(host)
     framebuffers = hostuse._framebuffer_ranges(host)
     return [DeviceReadiness(d.address, tuple(evaluate(read_facts(host, d, persisted, framebuffers), stack, count)))
             for d in devices]
