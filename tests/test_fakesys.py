@@ -143,8 +143,8 @@ def test_qemu_guest_mirrors_the_vmlab_guest(tmp_path):
     host = Host(info.root)
     devices = {d.address: d for d in pci.list_devices(host)}
     assert sorted(devices) == ["0000:00:00.0", "0000:00:01.0", "0000:00:02.0", "0000:00:10.0", "0000:00:11.0",
-                               "0000:00:12.0", "0000:00:13.0", "0000:00:14.0", "0000:00:1f.0", "0000:00:1f.2",
-                               "0000:00:1f.3", "0000:01:01.0", "0000:01:03.0"]
+                               "0000:00:12.0", "0000:00:13.0", "0000:00:14.0", "0000:00:1e.0", "0000:00:1f.0",
+                               "0000:00:1f.2", "0000:00:1f.3", "0000:01:01.0", "0000:01:03.0"]
     assert devices[info.edu].pci_id == "1234:11e8" and devices[info.edu].driver is None
     assert devices[info.e1000e].pci_id == "8086:10d3" and devices[info.e1000e].driver == "e1000e"
     assert devices[info.testdev].pci_id == "1b36:0005" and devices[info.testdev].driver is None
@@ -154,7 +154,8 @@ def test_qemu_guest_mirrors_the_vmlab_guest(tmp_path):
     groups = {g.id: g.devices for g in pci.iommu_groups(host)}
     assert groups[6] == ("0000:00:13.0", "0000:01:01.0", "0000:01:03.0")
     assert groups[7] == ("0000:00:14.0",)
-    assert groups[8] == ("0000:00:1f.0", "0000:00:1f.2", "0000:00:1f.3")
+    assert groups[8] == ("0000:00:1e.0",)
+    assert groups[9] == ("0000:00:1f.0", "0000:00:1f.2", "0000:00:1f.3")
     assert host.resolve(f"/sys/bus/pci/devices/{info.edu2}") == "/sys/devices/pci0000:00/0000:00:13.0/0000:01:01.0"
     index = hkernel.read_module_index(host)
     assert index.release == "6.1.0-56-amd64"
@@ -569,7 +570,7 @@ def test_mtty_sample_via_insmod_like_the_guest(tmp_path):
     assert host.read_attr(f"{types}/mtty-2/available_instances") == "11"
     assert host.link_name(f"/sys/bus/mdev/devices/{UUID1}/driver") == "mtty"
     group = host.link_name(f"/sys/bus/mdev/devices/{UUID1}/iommu_group")
-    assert group == "9" and host.exists(f"/dev/vfio/{group}")
+    assert group == "10" and host.exists(f"/dev/vfio/{group}")
     for i in range(22):
         host.write_attr(f"{types}/mtty-1/create", f"00000000-0000-4000-8000-{i:012x}")
     with pytest.raises(SysfsWriteError) as exc:

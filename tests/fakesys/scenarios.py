@@ -240,8 +240,10 @@ def qemu_test_guest(root: str, *, mtty_installed: bool = False) -> HostInfo:
     Checked against a boot of the real guest (tests/realkernel harness console log, Nov 2026):
     the same 12 functions, ids, drivers and groups 0–7 (vmlab REPORT §1's "7 groups" is a
     miscount: there are 8). virtio-net came later: on the root bus it is conventional PCI (QEMU
-    gives a virtio function a PCIe capability only behind a port), group 7, the ICH9 functions 8
-    (tests/behaviour/test_in_use_real.py checks both numbers on the real guest).
+    gives a virtio function a PCIe capability only behind a port), group 7. Then ivshmem-plain
+    00:1e.0 (1 TiB BAR2, for vm test's BAR check), group 8, the ICH9 functions 9
+    (tests/behaviour/test_in_use_real.py checks these numbers on the real guest; a run before
+    virtio-net existed showed the ivshmem in the group after the bridge's, as bus order says).
 
     mtty.ko exists at /lib/modules/<rel>/extra/mtty.ko (``insmod`` works); with
     ``mtty_installed`` it is also in modules.dep, so ``modprobe mtty`` works.
@@ -279,11 +281,19 @@ def qemu_test_guest(root: str, *, mtty_installed: bool = False) -> HostInfo:
                pcie_type="pcie_to_pci", secondary_bus=0x01, reset_method=None)
     fr.add_pci("0000:00:14.0", REDHAT_VIRTIO, 0x1041, 0x020000, subsys=(REDHAT_VIRTIO, 0x1100), revision=0x01,
                iommu_group=7, pcie_type=None, driver="virtio-pci", reset_method=None)
-    fr.add_pci("0000:00:1f.0", INTEL, 0x2918, 0x060100, subsys=qemu, revision=0x02, iommu_group=8,
+    # ivshmem-plain with a 1 TiB BAR2 (tests/realkernel/vm.py; vm test's BAR check): RAM controller
+    # class 0500, conventional PCI on the root bus, group 8 in bus order; resource as the guest shows it
+    fr.add_pci("0000:00:1e.0", REDHAT_VIRTIO, 0x1110, 0x050000, subsys=qemu, revision=0x01, iommu_group=8,
+               pcie_type=None, reset_method=None)
+    fr.attr(f"{fr.device_path('0000:00:1e.0')}/resource",
+            "0x00000000fe800000 0x00000000fe8000ff 0x0000000000040200\n"
+            "0x0000000000000000 0x0000000000000000 0x0000000000000000\n"
+            "0x0000010000000000 0x000001ffffffffff 0x000000000014220c\n")
+    fr.add_pci("0000:00:1f.0", INTEL, 0x2918, 0x060100, subsys=qemu, revision=0x02, iommu_group=9,
                pcie_type=None, multifunction=True, driver="lpc_ich", reset_method=None)
-    fr.add_pci("0000:00:1f.2", INTEL, 0x2922, 0x010601, subsys=qemu, revision=0x02, iommu_group=8,
+    fr.add_pci("0000:00:1f.2", INTEL, 0x2922, 0x010601, subsys=qemu, revision=0x02, iommu_group=9,
                pcie_type=None, multifunction=True, driver="ahci", reset_method=None)
-    fr.add_pci("0000:00:1f.3", INTEL, 0x2930, 0x0C0500, subsys=qemu, revision=0x02, iommu_group=8,
+    fr.add_pci("0000:00:1f.3", INTEL, 0x2930, 0x0C0500, subsys=qemu, revision=0x02, iommu_group=9,
                pcie_type=None, multifunction=True, driver="i801_smbus", reset_method=None)
     fr.add_pci("0000:01:01.0", 0x1234, 0x11E8, 0x00FF00, subsys=qemu, revision=0x10, iommu_group=6,
                parent="0000:00:13.0", pcie_type=None, reset_method=None)
