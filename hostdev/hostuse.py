@@ -73,7 +73,7 @@ def _block_devices_in_use(host: Host) -> Dict[str, List[str]]:
 FRAMEBUFFERS = ("BOOTFB", "efifb", "simpledrm", "simple-framebuffer", "vesafb")
 
 
-def _framebuffer_ranges(host: Host) -> List[tuple]:
+def framebuffer_ranges(host: Host) -> List[tuple]:
     """(start, end, name) of the firmware framebuffers in /proc/iomem. Without root the kernel
     shows every address as 0: nothing can be told, so nothing is returned."""
     found = []
@@ -250,7 +250,7 @@ def routed_functions(host: Host, routes_: List[Route]) -> Dict[str, List[Tuple[s
 def host_use(host: Host) -> HostUse:
     table = routes(host)
     ssh = ssh_interface(table, host.environ.get("SSH_CONNECTION"))
-    return HostUse(_framebuffer_ranges(host), _block_devices_in_use(host), routed_functions(host, table),
+    return HostUse(framebuffer_ranges(host), _block_devices_in_use(host), routed_functions(host, table),
                    _open_devices(host), ssh)
 
 

@@ -211,7 +211,7 @@ def read_facts(host: Host, dev: PciDevice, persisted: Optional[Dict[str, str]] =
     behind = tuple(sorted(n for n in siblings if PciAddress.parse(n).slot_address != own_slot))
     members = tuple(pci.group_members(host, dev.iommu_group)) if dev.iommu_group is not None else ()
     if framebuffers is None:
-        framebuffers = hostuse._framebuffer_ranges(host)
+        framebuffers = hostuse.framebuffer_ranges(host)
     held = None
     for first, last, name in framebuffers:
         if any(first <= b.end and b.start <= last for b in bars if not b.is_io):
@@ -418,7 +418,7 @@ class DeviceReadiness(NamedTuple):
 def assess(host: Host, devices: Sequence[PciDevice], stack: str = KUBEVIRT, count: int = 1) -> List[DeviceReadiness]:
     """Readiness of each device (the host-wide scans done once)."""
     persisted = journal.persisted(host)
-    framebuffers = hostuse._framebuffer_ranges(host)
+    framebuffers = hostuse.framebuffer_ranges(host)
     return [DeviceReadiness(d.address, tuple(evaluate(read_facts(host, d, persisted, framebuffers), stack, count)))
             for d in devices]
 
