@@ -20,6 +20,7 @@ def inventory(
     """This host's devices, IOMMU groups, mdev types, mdevs, pci.ids version and labels, for
     hostdev kubevirt merge."""
     from .. import inventory as inv
+    from .. import rules
     from ..kubevirt import parse_key_values
     from ..render import emit, table
 
@@ -34,7 +35,7 @@ def inventory(
             ["labels", ",".join(f"{k}={v}" for k, v in data["labels"].items()) or None],
             ["pci.ids", " ".join(filter(None, [names_info["path"], names_info["version"]])) or None],
             ["devices", len(data["devices"])],
-            ["on vfio", sum(1 for d in data["devices"] if d["driver"] and "vfio" in d["driver"])],
+            ["on vfio", sum(1 for d in data["devices"] if rules.is_vfio_driver(d["driver"]))],
             ["iommu groups", len(data["iommu_groups"])],
             ["mdev parents", len(data["mdev_types"])],
             ["mdevs", len(data["mdevs"])],
