@@ -6,6 +6,18 @@ import pytest
 pytest_plugins = ["tests.guard", "tests.strict", "tests.realkernel.plugin", "tests.phases"]
 
 
+def pytest_configure(config):
+    # hypothesis caches under ./.hypothesis by default: the checkout, where the write guard
+    # (rightly) refuses writes. Its home goes to a temporary directory instead, for every module
+    # with property tests. (The guest runs without the plugin: nothing to set there.)
+    if config.pluginmanager.has_plugin("hypothesispytest"):
+        import tempfile
+
+        from hypothesis.configuration import set_hypothesis_home_dir
+
+        set_hypothesis_home_dir(tempfile.mkdtemp(prefix="hostdev-hypothesis-"))
+
+
 @pytest.fixture
 def sim_of(tmp_path, monkeypatch):
     """``sim_of(scenario)``: a scenario of tests/fakesys (default the Intel host) behind the CLI

@@ -4,18 +4,13 @@ free-text inputs. Hosts: tests/fakesys scenarios (amd_host has a T4 with vGPU ty
 import hashlib
 import json
 import os
-import tempfile
 import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from hypothesis.configuration import set_hypothesis_home_dir
 
 from tests.fakesys.scenarios import EXISTING_VGPU_UUID
-
-# as in test_grub_edit.py: hypothesis's cache in a temporary directory, not the checkout
-set_hypothesis_home_dir(tempfile.mkdtemp(prefix="hostdev-hypothesis-"))
 
 
 def tree_digest(root: str) -> str:

@@ -6,20 +6,14 @@ the edited file means (it is what grub-mkconfig sources).
 """
 import os
 import subprocess
-import tempfile
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from hypothesis.configuration import set_hypothesis_home_dir
 
 from hostdev import bootloader
 from hostdev.bootloader import BootConfigError
-
-# hypothesis caches under ./.hypothesis by default: the checkout, where the write guard (rightly)
-# refuses writes. Its home goes to a temporary directory instead.
-set_hypothesis_home_dir(tempfile.mkdtemp(prefix="hostdev-hypothesis-"))
 
 DATA = Path(__file__).parent / "data" / "grub"
 VAR = "GRUB_CMDLINE_LINUX"
