@@ -92,18 +92,9 @@ def framebuffer_ranges(host: Host) -> List[tuple]:
 
 
 def _bars(host: Host, address: str) -> List[tuple]:
-    """The device's memory ranges from its ``resource`` file (start end flags per line)."""
-    ranges = []
-    for line in (host.read_text(f"{pci.PCI_DEVICES}/{address}/resource") or "").splitlines():
-        parts = line.split()
-        if len(parts) >= 2:
-            try:
-                first, last = int(parts[0], 16), int(parts[1], 16)
-            except ValueError:
-                continue
-            if last:
-                ranges.append((first, last))
-    return ranges
+    """The device's assigned ranges (first, last) from its ``resource`` file (pci.parse_resource)."""
+    text = host.read_text(f"{pci.PCI_DEVICES}/{address}/resource") or ""
+    return [(bar.start, bar.end) for bar in pci.parse_resource(text)]
 
 
 # Character devices a host driver creates under the PCI device, and where they appear in /dev.

@@ -14,6 +14,83 @@ from .host import Host
 from .model import IommuGroup, PciAddress, PciDevice, Sriov
 from .pciids import PciIds
 
+# include/linux/ioport.h resource flags, as the ``resource`` file's third column shows them
+IORESOURCE_IO = 0x100
+IORESOURCE_MEM = 0x200
+IORESOURCE_PREFETCH = 0x2000
+IORESOURCE_MEM_64 = 0x100000
+IORESOURCE_DISABLED = 0x10000000
+IORESOURCE_UNSET = 0x20000000
+ROM_INDEX = 6           # resource line 6 is the expansion ROM (include/linux/pci.h PCI_ROM_RESOURCE)
+
+
+class Bar(NamedTuple):
+    """One resource of a PCI function: ``index`` 0-5 a BAR, 6 the ROM. Addresses inclusive."""
+
+    index: int
+    start: int
+    end: int
+    flags: int
+
+    @property
+    def size(self) -> int:
+        return self.end - self.start + 1 if self.end or self.start else 0
+
+    @property
+    def is_io(self) -> bool:
+        return bool(self.flags & IORESOURCE_IO)
+
+    @property
+    def is_64(self) -> bool:
+        return bool(self.flags & IORESOURCE_MEM_64)
+
+    @property
+    def prefetchable(self) -> bool:
+        return bool(self.flags & IORESOURCE_PREFETCH)
+
+    @property
+    def assigned(self) -> bool:
+        """The kernel gave it an address (an unassigned BAR shows start 0 or IORESOURCE_UNSET)."""
+        return self.start != 0 and not self.flags & (IORESOURCE_UNSET | IORESOURCE_DISABLED)
+
+    def describe(self) -> str:
+        kind = "I/O" if self.is_io else ("64-bit" if self.is_64 else "32-bit") + (
+            " prefetchable" if self.prefetchable else " non-prefetchable")
+        name = "ROM" if self.index == ROM_INDEX else f"BAR{self.index}"
+        return f"{name} {format_size(self.size)} {kind}"
+
+    def to_dict(self) -> dict:
+        return {"index": self.index, "start": f"0x{self.start:x}", "end": f"0x{self.end:x}",
+                "size": self.size, "flags": f"0x{self.flags:x}", "io": self.is_io, "is_64bit": self.is_64,
+                "prefetchable": self.prefetchable}
+
+
+def parse_resource(text: str) -> List[Bar]:
+    """Every non-empty line of a sysfs ``resource`` file (``0xSTART 0xEND 0xFLAGS``, one per
+    resource; drivers/pci/pci-sysfs.c resource_show) as Bars, empty resources left out."""
+    bars = []
+    for index, line in enumerate(text.splitlines()):
+        parts = line.split()
+        if len(parts) < 3:
+            continue
+        try:
+            start, end, flags = (int(p, 16) for p in parts[:3])
+        except ValueError:
+            continue
+        bar = Bar(index, start, end, flags)
+        if bar.size and flags:
+            bars.append(bar)
+    return bars
+
+
+def format_size(size: int) -> str:
+    for unit, shift in (("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if size >= 1 << shift and size % (1 << shift) == 0:
+            return f"{size >> shift} {unit}"
+    if size >= 1 << 30:
+        return f"{size / (1 << 30):.1f} GiB"
+    return f"{size} B"
+
 PCI_DEVICES = "/sys/bus/pci/devices"
 IOMMU_GROUPS = "/sys/kernel/iommu_groups"
 

@@ -32,18 +32,11 @@ from . import hostuse, journal, pci, rules
 from .errors import UsageError
 from .host import Host
 from .model import FAIL, PASS, SKIP, WARN, Check, PciAddress, PciDevice
+from .pci import ROM_INDEX, Bar, format_size, parse_resource
 
 KUBEVIRT, LIBVIRT = "kubevirt", "libvirt"
 STACKS = (KUBEVIRT, LIBVIRT)
 
-# include/linux/ioport.h resource flags, as the ``resource`` file's third column shows them
-IORESOURCE_IO = 0x100
-IORESOURCE_MEM = 0x200
-IORESOURCE_PREFETCH = 0x2000
-IORESOURCE_MEM_64 = 0x100000
-IORESOURCE_DISABLED = 0x10000000
-IORESOURCE_UNSET = 0x20000000
-ROM_INDEX = 6           # resource line 6 is the expansion ROM (include/linux/pci.h PCI_ROM_RESOURCE)
 
 GIB = 1 << 30
 # OVMF without the dynamic window: PcdPciMmio64Size 0x800000000 (Harvester 5619's A30 did not fit)
@@ -57,77 +50,12 @@ EFI_WINDOW_SHIFT = 3
 GPU_DRIVERS = ("nouveau", "nvidia", "amdgpu", "radeon", "i915", "xe", "nvidia_drm", "ast", "mgag200")
 
 
-class Bar(NamedTuple):
-    """One resource of a PCI function: ``index`` 0-5 a BAR, 6 the ROM. Addresses inclusive."""
-
-    index: int
-    start: int
-    end: int
-    flags: int
-
-    @property
-    def size(self) -> int:
-        return self.end - self.start + 1 if self.end or self.start else 0
-
-    @property
-    def is_io(self) -> bool:
-        return bool(self.flags & IORESOURCE_IO)
-
-    @property
-    def is_64(self) -> bool:
-        return bool(self.flags & IORESOURCE_MEM_64)
-
-    @property
-    def prefetchable(self) -> bool:
-        return bool(self.flags & IORESOURCE_PREFETCH)
-
-    @property
-    def assigned(self) -> bool:
-        """The kernel gave it an address (an unassigned BAR shows start 0 or IORESOURCE_UNSET)."""
-        return self.start != 0 and not self.flags & (IORESOURCE_UNSET | IORESOURCE_DISABLED)
-
-    def describe(self) -> str:
-        kind = "I/O" if self.is_io else ("64-bit" if self.is_64 else "32-bit") + (
-            " prefetchable" if self.prefetchable else " non-prefetchable")
-        name = "ROM" if self.index == ROM_INDEX else f"BAR{self.index}"
-        return f"{name} {format_size(self.size)} {kind}"
-
-    def to_dict(self) -> dict:
-        return {"index": self.index, "start": f"0x{self.start:x}", "end": f"0x{self.end:x}",
-                "size": self.size, "flags": f"0x{self.flags:x}", "io": self.is_io, "is_64bit": self.is_64,
-                "prefetchable": self.prefetchable}
-
-
-def parse_resource(text: str) -> List[Bar]:
-    """Every non-empty line of a sysfs ``resource`` file (``0xSTART 0xEND 0xFLAGS``, one per
-    resource; drivers/pci/pci-sysfs.c resource_show) as Bars, empty resources left out."""
-    bars = []
-    for index, line in enumerate(text.splitlines()):
-        parts = line.split()
-        if len(parts) < 3:
-            continue
-        try:
-            start, end, flags = (int(p, 16) for p in parts[:3])
-        except ValueError:
-            continue
-        bar = Bar(index, start, end, flags)
-        if bar.size and flags:
-            bars.append(bar)
-    return bars
-
-
 def device_bars(bars: Sequence[Bar]) -> List[Bar]:
     """The BARs a VM must map (0-5, memory and I/O), without the ROM and SR-IOV resources."""
     return [b for b in bars if b.index < ROM_INDEX]
 
 
-def format_size(size: int) -> str:
-    for unit, shift in (("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)):
-        if size >= 1 << shift and size % (1 << shift) == 0:
-            return f"{size >> shift} {unit}"
-    if size >= 1 << 30:
-        return f"{size / (1 << 30):.1f} GiB"
-    return f"{size} B"
+
 
 
 def window_needed(bars: Sequence[Bar], count: int = 1) -> int:
