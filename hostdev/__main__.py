@@ -1,3 +1,3 @@
-from hostdev.cli.app import main
+from hostdev.cli.main import main
 
 main()

@@ -98,7 +98,9 @@ def test_command_modules_do_not_import_each_other():
     """hostdev/cli/*: each command module imports the shared context, never another command;
     only app.py, which assembles the typer app, imports them all."""
     problems = []
-    commands = {p.stem for p in (PKG / "cli").glob("*.py")} - {"__init__", "app", "context"}
+    # the rest is the machinery around the commands: the entry point, the TAB path and its index
+    commands = {p.stem for p in (PKG / "cli").glob("*.py")} - {"__init__", "app", "context", "main", "complete",
+                                                                "index"}
     for path in (PKG / "cli").glob("*.py"):
         if path.stem in ("app", "__init__"):
             continue
