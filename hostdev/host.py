@@ -12,9 +12,10 @@ or recorded tree cannot lead out of it.
 
 from __future__ import annotations
 
+import contextlib
 import errno as _errno
 import os
-from typing import Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 from .errors import (
     CommandError,
@@ -38,6 +39,17 @@ LOCK_FILE = f"{LOCK_DIR}/lock"
 BACKUP_SUFFIX = ".hostdev.bak"
 # Where programs are looked up under a root (a root shell's PATH; sbin first).
 PROGRAM_DIRS = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
+
+
+_UNKNOWN = object()
+
+
+def _readlink(real: str) -> Optional[str]:
+    """The target of the link at real path ``real``, or None when it is not a link."""
+    try:
+        return os.readlink(real)
+    except OSError:
+        return None
 
 
 class CommandResult(NamedTuple):
@@ -74,6 +86,7 @@ class Host:
         # the process environment describes the live machine only (SSH_CONNECTION …); tests set it
         self.environ: Dict[str, str] = dict(os.environ) if self.is_live else {}
         self._locks = 0  # how deep this Host is inside lock()
+        self._links: Optional[Dict[str, Optional[str]]] = None  # link targets while links_unchanged()
 
     def __repr__(self) -> str:
         return f"Host(root={self.root!r}{', simulated' if self.kernel else ''})"
@@ -111,28 +124,50 @@ class Host:
         chroot. Raises OutsideRootError on a link loop.
         """
         parts = [p for p in path.split("/") if p not in ("", ".")]
+        parts.reverse()  # a stack: the next component last
+        base = self.root.rstrip("/")
         done: List[str] = []
+        real = base
+        links = self._links
         followed = 0
         while parts:
-            part = parts.pop(0)
+            part = parts.pop()
             if part == "..":
                 if done:
                     done.pop()
+                    real = base + "".join("/" + p for p in done)
                 continue
-            candidate = done + [part]
-            real = os.path.join(self.root, *candidate)
-            try:
-                target = os.readlink(real)
-            except OSError:
-                done = candidate
+            candidate = real + "/" + part
+            if links is None:
+                target = _readlink(candidate)
+            else:
+                target = links.get(candidate, _UNKNOWN)
+                if target is _UNKNOWN:
+                    target = links[candidate] = _readlink(candidate)
+            if target is None:
+                done.append(part)
+                real = candidate
                 continue
             followed += 1
             if followed > _MAX_LINKS:
                 raise OutsideRootError(path, self.root)
             if target.startswith("/"):
-                done = []
-            parts = [p for p in target.split("/") if p not in ("", ".")] + parts
+                done, real = [], base
+            parts.extend(reversed([p for p in target.split("/") if p not in ("", ".")]))
         return "/" + "/".join(done)
+
+    @contextlib.contextmanager
+    def links_unchanged(self) -> Iterator[None]:
+        """Inside, each link under the root is read once (``resolve`` remembers its target):
+        for a read-only scan such as the listing, where nothing can change a link (4,096
+        functions: ~10 link lookups each, most of them shared). Nothing may be written inside."""
+        outer = self._links
+        if outer is None:
+            self._links = {}
+        try:
+            yield
+        finally:
+            self._links = outer
 
     # ---------------------------------------------------------------- reads
     def exists(self, path: str) -> bool:
@@ -189,45 +224,39 @@ class Host:
                    ) -> Tuple[Dict[str, Optional[str]], Dict[str, Optional[str]], Dict[str, bool]]:
         """Read many small attributes of one directory quickly (the listing hot path).
 
-        Uses one directory fd and ``os.open``/``os.read`` relative to it, and ``os.readlink``
-        plus basename for links: about 23 system calls per PCI function, never ``config``.
-        Returns (attribute → stripped text or None, link → target basename or None,
-        entry → exists).
+        The directory is resolved once; each attribute is then one ``open``/``read``/``close``
+        under it, each link one ``readlink`` (its target's basename), each entry one ``lstat``:
+        about 14 system calls per PCI function, never ``config``. Returns (attribute → stripped
+        text or None, link → target basename or None, entry → exists).
         """
         values: Dict[str, Optional[str]] = {}
         targets: Dict[str, Optional[str]] = {}
         present: Dict[str, bool] = {}
-        try:
-            dfd = os.open(self.path(directory), os.O_RDONLY | os.O_DIRECTORY)
-        except OSError:
-            return ({n: None for n in names}, {n: None for n in links}, {n: False for n in entries})
-        try:
-            for name in names:
-                try:
-                    # attributes are never links; a link planted in a tree must not lead out
-                    fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=dfd)
-                except OSError:
-                    values[name] = None
-                    continue
-                try:
-                    values[name] = os.read(fd, _READ_CHUNK).decode("utf-8", "replace").strip()
-                except OSError:
-                    values[name] = None
-                finally:
-                    os.close(fd)
-            for name in links:
-                try:
-                    targets[name] = os.path.basename(os.readlink(name, dir_fd=dfd).rstrip("/"))
-                except OSError:
-                    targets[name] = None
-            for name in entries:
-                try:
-                    os.stat(name, dir_fd=dfd, follow_symlinks=False)
-                    present[name] = True
-                except OSError:
-                    present[name] = False
-        finally:
-            os.close(dfd)
+        real = self.path(directory) + "/"
+        for name in names:
+            try:
+                # attributes are never links; a link planted in a tree must not lead out
+                fd = os.open(real + name, os.O_RDONLY | os.O_NOFOLLOW)
+            except OSError:
+                values[name] = None
+                continue
+            try:
+                values[name] = os.read(fd, _READ_CHUNK).decode("utf-8", "replace").strip()
+            except OSError:
+                values[name] = None
+            finally:
+                os.close(fd)
+        for name in links:
+            try:
+                targets[name] = os.path.basename(os.readlink(real + name).rstrip("/"))
+            except OSError:
+                targets[name] = None
+        for name in entries:
+            try:
+                os.lstat(real + name)
+                present[name] = True
+            except OSError:
+                present[name] = False
         return values, targets, present
 
     # ---------------------------------------------------------------- writes

@@ -217,10 +217,11 @@ def list_addresses(host: Host) -> List[str]:
 def list_devices(host: Host, names: Optional[PciIds] = None) -> List[PciDevice]:
     """All functions, with names filled in from ``names`` when given."""
     devices = []
-    for address in list_addresses(host):
-        device = read_device(host, address, names)
-        if device is not None:
-            devices.append(device)
+    with host.links_unchanged():  # a read-only scan: the shared link prefixes are read once
+        for address in list_addresses(host):
+            device = read_device(host, address, names)
+            if device is not None:
+                devices.append(device)
     return devices
 
 

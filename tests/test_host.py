@@ -1,3 +1,4 @@
+import contextlib
 import os
 
 import pytest
@@ -14,19 +15,44 @@ def test_paths_join_under_the_root_never_by_prefix(tmp_path):
         host.path("/sys/../../etc/shadow")
 
 
-def test_resolve_keeps_links_inside_the_root(tmp_path):
+@pytest.mark.parametrize("links_read_once", [False, True])
+def test_resolve_keeps_links_inside_the_root(tmp_path, links_read_once):
     (tmp_path / "sys/devices/pci0000:00/0000:00:01.0").mkdir(parents=True)
     (tmp_path / "sys/bus/pci/devices").mkdir(parents=True)
     os.symlink("../../../devices/pci0000:00/0000:00:01.0", tmp_path / "sys/bus/pci/devices/0000:00:01.0")
     os.symlink("/etc", tmp_path / "sys/absolute")                 # absolute: restarts at the root
     os.symlink("../../../../../../../../..", tmp_path / "sys/up")   # climbing stops at the root
-    host = Host(str(tmp_path))
-    assert host.resolve("/sys/bus/pci/devices/0000:00:01.0") == "/sys/devices/pci0000:00/0000:00:01.0"
-    assert host.resolve("/sys/absolute/passwd") == "/etc/passwd"
-    assert host.resolve("/sys/up/etc") == "/etc"
     os.symlink("loop", tmp_path / "loop")
-    with pytest.raises(OutsideRootError):
-        host.resolve("/loop/x")
+    host = Host(str(tmp_path))
+    with host.links_unchanged() if links_read_once else contextlib.nullcontext():
+        for _ in range(2):  # the second time from what the first remembered
+            assert host.resolve("/sys/bus/pci/devices/0000:00:01.0") == "/sys/devices/pci0000:00/0000:00:01.0"
+            assert host.resolve("/sys/absolute/passwd") == "/etc/passwd"
+            assert host.resolve("/sys/up/etc") == "/etc"
+            with pytest.raises(OutsideRootError):
+                host.resolve("/loop/x")
+
+
+def test_a_scan_reads_each_shared_link_prefix_once(tmp_path, monkeypatch):
+    from hostdev import host as host_module
+
+    for name in ("0000:00:01.0", "0000:00:02.0"):
+        (tmp_path / "sys/devices/pci0000:00" / name).mkdir(parents=True)
+        (tmp_path / "sys/bus/pci/devices").mkdir(parents=True, exist_ok=True)
+        os.symlink(f"../../../devices/pci0000:00/{name}", tmp_path / "sys/bus/pci/devices" / name)
+    looked_up = []
+    real_readlink = host_module._readlink
+    monkeypatch.setattr(host_module, "_readlink", lambda p: looked_up.append(p) or real_readlink(p))
+    host = Host(str(tmp_path))
+    with host.links_unchanged():
+        host.resolve("/sys/bus/pci/devices/0000:00:01.0")
+        host.resolve("/sys/bus/pci/devices/0000:00:02.0")
+    # first: sys bus pci devices 0000:00:01.0, then (after ../../..) sys/devices, pci0000:00,
+    # 0000:00:01.0 = 8; second: only its own link and its own directory are new = 2
+    assert len(looked_up) == 10 and len(set(looked_up)) == 10
+    looked_up.clear()
+    host.resolve("/sys/bus/pci/devices/0000:00:01.0")  # outside: nothing remembered
+    assert len(looked_up) == 8
 
 
 def test_scan_attrs_reads_values_links_and_entries(tmp_path):
