@@ -56,11 +56,8 @@ class LazyGroup(typer.core.TyperGroup):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._listing = False
-        from .index import TREE
-
         for name in COMMANDS:
-            # .get: scripts/gen-completions.py runs this app to write a stale or missing index anew
-            stand_in = typer.core.TyperCommand(name, help=TREE["commands"].get(name, {}).get("help"))
+            stand_in = typer.core.TyperCommand(name)
             stand_in.lazy = True
             self.commands.setdefault(name, stand_in)
 
@@ -71,6 +68,12 @@ class LazyGroup(typer.core.TyperGroup):
         return command
 
     def format_help(self, ctx, formatter) -> None:
+        from .index import TREE  # only a listing needs the help texts
+
+        for name, command in self.commands.items():
+            if getattr(command, "lazy", False):
+                # .get: scripts/gen-completions.py runs this app to write a stale or missing index anew
+                command.help = TREE["commands"].get(name, {}).get("help")
         self._listing = True
         try:
             super().format_help(ctx, formatter)
