@@ -87,6 +87,7 @@ class Host:
         self.environ: Dict[str, str] = dict(os.environ) if self.is_live else {}
         self._locks = 0  # how deep this Host is inside lock()
         self._links: Optional[Dict[str, Optional[str]]] = None  # link targets while links_unchanged()
+        self._resolved: Dict[str, str] = {}  # host path → resolved host path, while links_unchanged()
 
     def __repr__(self) -> str:
         return f"Host(root={self.root!r}{', simulated' if self.kernel else ''})"
@@ -123,6 +124,10 @@ class Host:
         Absolute link targets restart at the root and ``..`` never climbs above it, as in a
         chroot. Raises OutsideRootError on a link loop.
         """
+        if self._links is not None:
+            resolved = self._resolve_remembered("/" + "/".join(p for p in path.split("/") if p not in ("", ".")), 0)
+            if resolved is not None:
+                return resolved
         parts = [p for p in path.split("/") if p not in ("", ".")]
         parts.reverse()  # a stack: the next component last
         base = self.root.rstrip("/")
@@ -156,18 +161,53 @@ class Host:
             parts.extend(reversed([p for p in target.split("/") if p not in ("", ".")]))
         return "/" + "/".join(done)
 
+    def _resolve_remembered(self, path: str, depth: int) -> Optional[str]:
+        """``resolve`` of a normalised host path while links_unchanged: a directory's
+        resolution is remembered, so a path costs its last component (and the link there, if
+        any) once its parent is known. None where only the step-by-step walk gives the answer
+        (a ``..`` after a name inside a link's target, a deep chain of links): the caller walks."""
+        known = self._resolved.get(path)
+        if known is not None:
+            return known
+        if path == "/" or depth > _MAX_LINKS:
+            return "/" if path == "/" else None
+        head, _, name = path.rpartition("/")
+        parent = self._resolve_remembered(head or "/", depth)
+        if parent is None:
+            return None
+        candidate = self.root.rstrip("/") + parent.rstrip("/") + "/" + name
+        target = self._links.get(candidate, _UNKNOWN)
+        if target is _UNKNOWN:
+            target = self._links[candidate] = _readlink(candidate)
+        if target is None:
+            resolved = parent.rstrip("/") + "/" + name
+        else:
+            parts = [p for p in target.split("/") if p not in ("", ".")]
+            stack = [] if target.startswith("/") else [p for p in parent.split("/") if p]
+            while parts and parts[0] == "..":  # leading ..: the parent's own parents, never above /
+                parts.pop(0)
+                if stack:
+                    stack.pop()
+            if ".." in parts:
+                return None
+            resolved = self._resolve_remembered("/" + "/".join(stack + parts), depth + 1)
+            if resolved is None:
+                return None
+        self._resolved[path] = resolved
+        return resolved
+
     @contextlib.contextmanager
     def links_unchanged(self) -> Iterator[None]:
         """Inside, each link under the root is read once (``resolve`` remembers its target):
         for a read-only scan such as the listing, where nothing can change a link (4,096
         functions: ~10 link lookups each, most of them shared). Nothing may be written inside."""
-        outer = self._links
-        if outer is None:
-            self._links = {}
+        outer = self._links, self._resolved
+        if self._links is None:
+            self._links, self._resolved = {}, {}
         try:
             yield
         finally:
-            self._links = outer
+            self._links, self._resolved = outer
 
     # ---------------------------------------------------------------- reads
     def exists(self, path: str) -> bool:

@@ -23,12 +23,16 @@ def test_resolve_keeps_links_inside_the_root(tmp_path, links_read_once):
     os.symlink("/etc", tmp_path / "sys/absolute")                 # absolute: restarts at the root
     os.symlink("../../../../../../../../..", tmp_path / "sys/up")   # climbing stops at the root
     os.symlink("loop", tmp_path / "loop")
+    (tmp_path / "sys/d1/d2").mkdir(parents=True)
+    os.symlink("d1/d2", tmp_path / "sys/l2")
+    os.symlink("l2/../x", tmp_path / "sys/odd")  # .. after a link goes up from where the link leads
     host = Host(str(tmp_path))
     with host.links_unchanged() if links_read_once else contextlib.nullcontext():
         for _ in range(2):  # the second time from what the first remembered
             assert host.resolve("/sys/bus/pci/devices/0000:00:01.0") == "/sys/devices/pci0000:00/0000:00:01.0"
             assert host.resolve("/sys/absolute/passwd") == "/etc/passwd"
             assert host.resolve("/sys/up/etc") == "/etc"
+            assert host.resolve("/sys/odd") == "/sys/d1/x"
             with pytest.raises(OutsideRootError):
                 host.resolve("/loop/x")
 
