@@ -158,7 +158,7 @@ def _values(line: Line, param: dict, current: str, prefix: str, env) -> Tuple[st
         found = host_values(kind, lambda: _host(line, env), line.values)
     except Exception:  # noqa: BLE001 - a TAB never prints a traceback into the user's line
         return "plain", []
-    return "plain", [(prefix + value, help_) for value, help_ in _matching(found, current)]
+    return "plain", [(prefix + value, help_) for value, help_ in matching(found, current)]
 
 
 def _host(line: Line, env):
@@ -171,7 +171,7 @@ def _host(line: Line, env):
     return Host(root)
 
 
-def _matching(found: List[Tuple[str, str]], current: str) -> List[Tuple[str, str]]:
+def matching(found: List[Tuple[str, str]], current: str) -> List[Tuple[str, str]]:
     """Values starting with ``current``; an address also without its domain when it is 0000 and
     the user left it out (``65:0`` → ``65:00.0``: a shell replaces only what was typed)."""
     out = []

@@ -99,13 +99,13 @@ def set_output(fmt: Format) -> Format:
 
 
 def complete_address(incomplete: str):
-    """Shell completion for ADDR arguments: the PCI addresses of the host (HOSTDEV_ROOT or /)."""
-    from ..pci import list_addresses
+    """typer's own completion of ADDR arguments (reached only for shells cli/complete.py does not
+    serve): the same answer as a TAB, the host's PCI addresses (HOSTDEV_ROOT or /)."""
+    from .complete import host_values, matching
 
     try:
-        return [a for a in list_addresses(host_from_env()) if a.startswith(incomplete) or
-                a[5:].startswith(incomplete)]
-    except HostdevError:
+        return [value for value, _ in matching(host_values("address", host_from_env, {}), incomplete)]
+    except (HostdevError, OSError):
         return []
 
 
