@@ -39,12 +39,16 @@ def _root_port(fr: FakeRoot, addr: str, *, device: int, group: Optional[int], nu
                pcie_type="root_port", secondary_bus=secondary, driver=driver, reset_method=None)
 
 
-def intel_host_t4(root: str) -> HostInfo:
+def intel_host_t4(root: str, *, vgpu: bool = False) -> HostInfo:
     """An Ice Lake-SP server: intel_iommu=on, Tesla T4, A10 (VGA + audio, one group), NVMe root
     disk, spare NVMe, Matrox boot VGA, E810 NIC with 2 VFs and the default route, QAT 4xxx.
 
-    vfio-pci is available as a module and not loaded; nvidia is loaded from DKMS.
+    vfio-pci is available as a module and not loaded; nvidia is loaded from DKMS. With ``vgpu``
+    the nvidia driver is NVIDIA's vGPU host driver: nvidia_vgpu_vfio (and mdev, vfio) loaded, the
+    T4 an mdev parent with the types of T4_TYPES and no vGPU created yet (the sandbox of
+    docs/getting-started.md, tests/fakesys/sandbox.py).
     """
+    vgpu_modules = ["mdev", "vfio", "vfio_iommu_type1", "irqbypass", "nvidia_vgpu_vfio"] if vgpu else []
     fr = FakeRoot(root, release="6.1.0-56-amd64")
     fr.set_cpu("intel", cpus=4)
     fr.set_cmdline("BOOT_IMAGE=/boot/vmlinuz-6.1.0-56-amd64 root=UUID=2f1c0a52-5a6e-4c39-9d44-1f0b6a7c2e11 "
@@ -54,9 +58,9 @@ def intel_host_t4(root: str) -> HostInfo:
     fr.set_modules(
         available=["irqbypass", "vfio", "vfio_iommu_type1", "vfio_virqfd", "vfio_pci_core", "vfio_pci",
                    "mdev", "kvm", "kvm_intel", "nvidia", "snd_hda_intel", "ice", "iavf", "nvme_core",
-                   "nvme", "qat_4xxx", "mgag200", "xhci_pci"],
+                   "nvme", "qat_4xxx", "mgag200", "xhci_pci"] + vgpu_modules[-1:],
         loaded=["kvm", "kvm_intel", "nvidia", "snd_hda_intel", "ice", "iavf", "nvme_core", "nvme",
-                "qat_4xxx", "mgag200"])
+                "qat_4xxx", "mgag200"] + vgpu_modules)
     fr.add_driver("pcieport")
     fr.write("/dev/kvm", "", 0o660)
     fr.mkdir("/dev/vfio")
@@ -101,6 +105,8 @@ def intel_host_t4(root: str) -> HostInfo:
     _root_port(fr, "0000:64:02.0", device=0x347A, group=grp("rp_t4"), numa=1, secondary=0x65)
     fr.add_pci("0000:65:00.0", NVIDIA, 0x1EB8, 0x030200, subsys=(NVIDIA, 0x12A2), revision=0xA1,
                parent="0000:64:02.0", numa_node=1, iommu_group=grp("t4"), driver="nvidia")
+    if vgpu:
+        fr.add_mdev_parent(fr.device_path("0000:65:00.0"), T4_TYPES, class_name="nvidia")
     # pci0000:6b — QAT 4xxx, a root-complex integrated endpoint
     fr.add_pci("0000:6b:00.0", INTEL, 0x4940, 0x0B4000, subsys=(INTEL, 0x0000), revision=0x40,
                numa_node=1, iommu_group=grp("qat"), driver="4xxx", pcie_type="rciep",
