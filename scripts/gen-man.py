@@ -42,6 +42,65 @@ def _metavar(argument) -> str:
     return name if argument.required else f"[{name}]"
 
 
+def esc_code(text: str) -> str:
+    """A line of a command example: troff-safe, spaces kept."""
+    text = text.replace("\\", "\\e").replace("-", "\\-")
+    return "\\&" + text if text[:1] in (".", "'") else text
+
+
+# The workflow of docs/getting-started.md, on the host of its sandbox.
+EXAMPLES = [
+    ("Is the host ready for passthrough (exit 0 ready, 1 not)?", "hostdev check"),
+    ("Turn the IOMMU on (and iommu=pt), see the change first, then reboot:",
+     "sudo hostdev iommu enable --passthrough --dry-run\nsudo hostdev iommu enable --passthrough"),
+    ("Load the vfio modules now and at every boot:", "sudo hostdev modules load --persist"),
+    ("The GPUs, with their drivers and IOMMU groups:", "hostdev devices --class gpu"),
+    ("Give a device (and the rest of its IOMMU group) to vfio-pci, also after a reboot; give it back:",
+     "sudo hostdev bind 0000:17:00.0 --persist\nsudo hostdev restore 0000:17:00.0"),
+    ("Two vGPUs of one type on a card, kept by mdevctl:",
+     'sudo hostdev mdev create --parent 0000:65:00.0 --name "GRID T4-2A" --count 2 --persist'),
+    ("KubeVirt's permittedHostDevices for this node, and the VMI's devices:",
+     "hostdev kubevirt permitted\nhostdev kubevirt vmi --gpu nvidia.com/GA102GL_A10"),
+    ("Prove the device works in a VM (a transient libvirt domain):", "sudo hostdev vm test 0000:17:00.0"),
+    ("Machine-readable output, for scripts and Ansible:", "hostdev bind 0000:17:00.0 --dry-run -o json"),
+]
+
+
+def exit_codes():
+    """(code, meaning) from the table of docs/exit-codes.md (the one list of exit codes)."""
+    rows = []
+    for line in (ROOT / "docs" / "exit-codes.md").read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("| ") and cells[0].isdigit():
+            rows.append((cells[0], cells[1].replace("`", "")))
+    return rows
+
+
+def written_files():
+    """(path, what) for every file hostdev writes, from the constants its writes use."""
+    from hostdev import bootargs, bootloader, host, journal, mdev, modules, vmtest
+
+    return [
+        (journal.JOURNAL, "the journal: each device's driver before hostdev moved it (restore gives it back)"),
+        (f"{journal.PERSIST_DIR}/pci-ADDRESS", "a persistent binding (bind --persist): the driver, re-applied at boot"),
+        (journal.UDEV_RULE, "bind --persist: sets driver_override from bindings.d when a device appears"),
+        (journal.UNIT, "bind --persist: binds the devices of bindings.d a driver claimed before udev ran"),
+        (journal.UNIT_WANTS, "bind --persist: the unit enabled (a symlink, as systemctl enable makes it)"),
+        (modules.MODULES_LOAD, "modules load --persist: the vfio modules loaded at boot"),
+        (modules.SOFTDEP_FILE, "modules load --early: softdeps that make a device's driver wait for vfio-pci"),
+        (f"{mdev.MDEVCTL_DIR}/PARENT/UUID", "mdev create --persist: mdevctl's definition (started at boot)"),
+        (bootargs.DROPIN, "iommu enable: hostdev's GRUB drop-in (Debian, Ubuntu)"),
+        (f"{bootloader.GRUB_DEFAULT}, {bootloader.GRUB_DROPIN_DIR}/*.cfg",
+         "iommu enable/disable where no drop-in is possible, or to remove a conflicting argument: edited in place"),
+        (bootargs.STATE, "the kernel arguments hostdev added (iommu disable removes exactly those)"),
+        (f"FILE{host.BACKUP_SUFFIX}", "the administrator's original of a config file hostdev edited, kept once"),
+        (host.LOCK_FILE, "the lock: one hostdev changes the host at a time"),
+        (vmtest.INITRD, "vm test --boot: the reporting initramfs of the test domain"),
+        (vmtest.BOOT_KERNEL, "vm test --boot: the uncompressed kernel the test domain boots"),
+        (vmtest.console_log("NAME"), "vm test --boot: removed before the test domain starts (libvirt writes it)"),
+    ]
+
+
 def render() -> str:
     import click
     import typer.main
@@ -72,13 +131,22 @@ def render() -> str:
                 value = "" if param.is_flag else " \\fI" + esc(param.metavar or param.type.name.upper()) + "\\fR"
                 out += [".TP", "\\fB" + esc(", ".join(param.opts)) + "\\fR" + value, esc(param.help or "")]
     out += [".SH ENVIRONMENT", ".TP", "\\fBHOSTDEV_ROOT\\fR", esc("Act on the tree under this path instead of /."),
-            ".SH FILES", ".TP", "/var/lib/hostdev/bindings.json", esc("original drivers of the devices hostdev moved"),
-            ".TP", "/var/lib/hostdev/boot-args.json", esc("the kernel arguments hostdev added"),
-            ".TP", "/etc/default/grub.d/hostdev.cfg", esc("hostdev's GRUB drop-in (Debian, Ubuntu)"),
-            ".TP", "/etc/hostdev/bindings.d/", esc("persistent bindings, re-applied at boot"),
-            ".TP", "/etc/modules-load.d/hostdev-vfio.conf, /etc/modprobe.d/hostdev-vfio.conf",
-            esc("vfio modules at boot; softdeps"),
-            ".SH SEE ALSO", "lspci(8), driverctl(8), mdevctl(8), virsh(1), kubectl(1); docs/ in the source tree"]
+            ".TP", "\\fBHOSTDEV_DEBUG\\fR", esc("1: show the traceback of an internal error (exit 70)."),
+            ".TP", "\\fBNO_COLOR\\fR", esc("Set: no colour in messages and tables.")]
+    out.append(".SH EXIT STATUS")
+    for code, meaning in exit_codes():
+        out += [".TP", f"\\fB{code}\\fR", esc(meaning)]
+    out += [".PP", esc("Errors are one line on stderr (hostdev: error: WHAT (FIX)); with -o json also an object on "
+                       "stdout. Details: docs/exit-codes.md.")]
+    out.append(".SH EXAMPLES")
+    for comment, line in EXAMPLES:
+        out += [".PP", esc(comment), ".RS", ".nf", esc_code(line), ".fi", ".RE"]
+    out += [".SH FILES", esc("Every file hostdev writes (PARENT, UUID, ADDRESS: of a device; FILE: a config file "
+                             "hostdev edits). Nothing else is written; --root PATH writes them under PATH."),
+            ".PP"]
+    for path, what in written_files():
+        out += [".TP", esc(path), esc(what)]
+    out += [".SH SEE ALSO", "lspci(8), driverctl(8), mdevctl(8), virsh(1), kubectl(1); docs/ in the source tree"]
     return "\n".join(out) + "\n"
 
 
