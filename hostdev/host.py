@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import errno as _errno
 import os
-from typing import Callable, Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 from .errors import (
     CommandError,
@@ -25,6 +25,7 @@ from .errors import (
     NotRootError,
     OutsideRootError,
     SysfsWriteError,
+    UsageError,
 )
 
 _MAX_LINKS = 40  # the kernel's own limit on symlinks followed in one lookup (MAXSYMLINKS)
@@ -88,6 +89,7 @@ class Host:
         self._locks = 0  # how deep this Host is inside lock()
         self._links: Optional[Dict[str, Optional[str]]] = None  # link targets while links_unchanged()
         self._resolved: Dict[str, str] = {}  # host path → resolved host path, while links_unchanged()
+        self.recording: Optional[str] = None  # the archive ``root`` was unpacked from (read-only)
 
     def __repr__(self) -> str:
         return f"Host(root={self.root!r}{', simulated' if self.kernel else ''})"
@@ -301,10 +303,14 @@ class Host:
 
     # ---------------------------------------------------------------- writes
     def require_mutable(self, action: str) -> None:
-        """Refuse to change the live host unless we are root and not under the test suite.
+        """Refuse to change the live host unless we are root and not under the test suite, and
+        any change to a recording (``--root FILE``: read-only; --dry-run plans still work).
 
-        Raises NotRootError (exit 4) or HostEnvironmentError.
+        Raises NotRootError (exit 4), HostEnvironmentError or UsageError (a recording, exit 2).
         """
+        if self.recording is not None:
+            raise UsageError(f"{action}: --root {self.recording} is a recording, which hostdev only reads",
+                             fix="add --dry-run to see the plan, or run it on the recorded host")
         if not self.is_live:
             return
         if os.environ.get(TEST_GUARD_ENV) == "1" and not in_test_guest():
@@ -553,7 +559,8 @@ class Host:
             if mutating:
                 if not self.is_live:
                     raise HostEnvironmentError(
-                        f"cannot run '{' '.join(argv)}' for root {self.root}: it would act on this machine",
+                        f"cannot run '{' '.join(argv)}' for root {self.recording or self.root}: "
+                        "it would act on this machine",
                         fix="run hostdev on the target host itself (root /)")
                 self.require_mutable(f"running {argv[0]}")
             # Ansible's shell: and sudo's secure_path may leave out the sbin directories where
@@ -612,6 +619,91 @@ def read_user_file(path: str, limit: Optional[int] = None) -> bytes:
     that the caller can tell a file that is too big). Raises OSError."""
     with open(path, "rb") as handle:
         return handle.read() if limit is None else handle.read(limit + 1)
+
+
+def write_archive(path: str, entries: Iterable[Tuple[str, Any]]) -> int:
+    """Write ``entries`` (name, member with ``kind`` file/dir/link, ``data``, ``target``, ``mode``:
+    recording.Member) as a gzip tar at ``path``, a NEW file on this machine (not under the host
+    root). Returns its size in bytes. Raises FileExistsError when ``path`` exists, OSError."""
+    import io
+    import tarfile
+
+    handle = open(path, "xb")
+    try:
+        with handle, tarfile.open(fileobj=handle, mode="w:gz", format=tarfile.PAX_FORMAT) as tar:
+            for name, member in entries:
+                info = tarfile.TarInfo(name)
+                info.mode = member.mode
+                info.uname = info.gname = "root"
+                if member.kind == "dir":
+                    info.type = tarfile.DIRTYPE
+                    tar.addfile(info)
+                elif member.kind == "link":
+                    info.type = tarfile.SYMTYPE
+                    info.linkname = member.target
+                    tar.addfile(info)
+                else:
+                    info.size = len(member.data)
+                    tar.addfile(info, io.BytesIO(member.data))
+        return os.path.getsize(path)
+    except BaseException:
+        os.unlink(path)  # no half-written recording left behind
+        raise
+
+
+def unpack_archive(source: str, dest: str, check_member: Callable[..., Optional[str]],
+                   check_totals: Callable[[int, int], None], manifest: str) -> bytes:
+    """Unpack the archive ``source`` (a file on this machine) into the empty directory ``dest``:
+    every member is first passed to ``check_member(name, kind, size, target)`` (which raises for a
+    bad one and returns the host path it unpacks to, None for the manifest) and the running count
+    and size to ``check_totals``, all before anything is written; links are made last, so that
+    no member is ever written through one. Returns the manifest's bytes. Raises UsageError."""
+    import tarfile
+
+    def bad(problem: str) -> UsageError:
+        return UsageError(f"--root {source}: {problem}", fix="give a file made by 'hostdev record', or a directory")
+
+    try:
+        tar = tarfile.open(source, "r:*")
+    except tarfile.TarError:
+        raise bad("not a hostdev recording (not a tar archive)") from None
+    except OSError as exc:
+        raise bad(f"cannot read it ({exc.strerror or exc})") from None
+    with tar:
+        members = []
+        total = 0
+        try:
+            for info in tar:
+                kind = ("file" if info.isreg() else "dir" if info.isdir() else "link" if info.issym()
+                        else "hard link" if info.islnk() else "device or fifo")
+                path = check_member(info.name, kind, info.size, info.linkname)
+                total += info.size
+                check_totals(len(members) + 1, total)
+                members.append((info, kind, path))
+        except (OSError, tarfile.TarError, EOFError) as exc:
+            raise bad(f"a damaged archive ({exc})") from None
+        if not any(path is None for _, _, path in members):
+            raise bad(f"not a hostdev recording (no {manifest})")
+        data = b""
+        try:
+            for info, kind, path in sorted(members, key=lambda m: m[1] == "link"):
+                if path is None:
+                    data = tar.extractfile(info).read()
+                    continue
+                real = os.path.join(dest, path.lstrip("/"))
+                if kind == "dir":
+                    os.makedirs(real, 0o755, exist_ok=True)
+                    continue
+                os.makedirs(os.path.dirname(real), 0o755, exist_ok=True)
+                if kind == "link":
+                    os.symlink(info.linkname, real)
+                    continue
+                with open(real, "xb") as out:
+                    out.write(tar.extractfile(info).read())
+                os.chmod(real, info.mode & 0o755)  # no set-id bits
+        except (OSError, tarfile.TarError, EOFError) as exc:
+            raise bad(f"cannot unpack it ({getattr(exc, 'strerror', None) or exc})") from None
+        return data
 
 
 TEST_GUEST_TOKEN = "hostdev.testguest=1"

@@ -68,7 +68,7 @@ def collect(host: Host, names: pciids.PciIds, names_info: dict, labels: Optional
     read and ``name`` is not given."""
     host_name = name or hostname(host)
     if not host_name:
-        raise UsageError(f"cannot read the host name under {host.root}", fix="pass --hostname NAME")
+        raise UsageError(f"cannot read the host name under {host.recording or host.root}", fix="pass --hostname NAME")
     parents = []
     for parent in mdev.parents(host):
         parents.append({"address": parent, "interface": "mdev",

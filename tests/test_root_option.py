@@ -70,5 +70,6 @@ def test_a_root_that_is_not_a_directory_is_exit_2(sim, tmp_path, kind):
         root.write_text("")
     code, out, err = sim.invoke("--root", str(root), "devices", "-o", "json")
     assert code == 2, err
-    assert str(root) in err and ("does not exist" if kind == "missing" else "is not a directory") in err
+    why = "does not exist" if kind == "missing" else "not a hostdev recording (not a tar archive)"
+    assert str(root) in err and why in err
     assert out == ""

@@ -26,6 +26,7 @@ COMMANDS = {
     "bindings": ("binding", "bindings", "command"),
     "inventory": ("inventory", "inventory", "command"),
     "apply": ("apply", "apply", "command"),
+    "record": ("record", "record", "command"),
     "devices": ("devices", "app", "group"),
     "iommu": ("iommu", "app", "group"),
     "kubevirt": ("kubevirt", "app", "group"),
@@ -115,7 +116,8 @@ def _version(value: bool) -> None:
 def _root(
     ctx: typer.Context,
     root: Optional[str] = typer.Option(None, "--root", envvar="HOSTDEV_ROOT", metavar="PATH",
-                                       help="Act on the tree under PATH instead of / (env HOSTDEV_ROOT)."),
+                                       help="Act on the tree under PATH, or on a recording (hostdev record "
+                                            "FILE), instead of / (env HOSTDEV_ROOT)."),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                  help="Print the version and exit."),
 ) -> None:

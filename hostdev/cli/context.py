@@ -37,6 +37,7 @@ class Session:
 
     def __init__(self, root: Optional[str] = None) -> None:
         self.root = root
+        self.recording: Optional[str] = None  # --root FILE: the recording unpacked into ``root``
         self.output = Format.table
         self._host: Optional[Host] = None
 
@@ -44,6 +45,7 @@ class Session:
     def host(self) -> Host:
         if self._host is None:
             self._host = host_factory(self.root)
+            self._host.recording = self.recording
         return self._host
 
 
@@ -67,14 +69,36 @@ def host() -> Host:
 
 
 def set_root(root: Optional[str]) -> Session:
-    """Start the session for --root (HOSTDEV_ROOT). Raises UsageError when it is not a
-    directory: a typo must not read as an empty host."""
-    if root is not None and not os.path.isdir(root):
-        what = "does not exist" if not os.path.lexists(root) else "is not a directory"
-        raise UsageError(f"--root {root} {what}", fix="give the directory that holds the tree (its sys, proc, etc)")
+    """Start the session for --root (HOSTDEV_ROOT): a directory, or a recording (``hostdev
+    record FILE``), unpacked into a private temporary directory removed at exit. Raises
+    UsageError when it is neither (a typo must not read as an empty host) or a bad archive."""
     current = session()
+    if root is not None and os.path.isfile(root):
+        current.root, current.recording = open_recording(root), root
+        return current
+    if root is not None and not os.path.isdir(root):
+        what = "does not exist" if not os.path.lexists(root) else "is not a directory or a recording"
+        raise UsageError(f"--root {root} {what}",
+                         fix="give the directory that holds the tree (its sys, proc, etc) or a 'hostdev record' file")
     current.root = root
     return current
+
+
+def open_recording(path: str) -> str:
+    """Unpack the recording ``path`` into a new temporary directory (removed when hostdev exits);
+    returns it. Raises UsageError (recording.RecordingError) for a bad archive."""
+    import atexit
+    import shutil
+    import tempfile
+
+    from .. import recording
+    from ..host import unpack_archive
+
+    directory = tempfile.mkdtemp(prefix="hostdev-recording-")
+    atexit.register(shutil.rmtree, directory, True)
+    unpack_archive(path, directory, lambda *m: recording.check_member(path, *m),
+                   lambda count, total: recording.check_totals(path, count, total), recording.MANIFEST)
+    return directory
 
 
 def require_live_root(what: str) -> None:

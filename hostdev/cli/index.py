@@ -7,7 +7,8 @@ TREE = {'help': 'Prepare Linux hosts for PCI and mediated-device passthrough (Ku
  'options': [{'names': ['--root'],
               'value': True,
               'metavar': 'PATH',
-              'help': 'Act on the tree under PATH instead of / (env HOSTDEV_ROOT).'},
+              'help': 'Act on the tree under PATH, or on a recording (hostdev record FILE), instead of / (env '
+                      'HOSTDEV_ROOT).'},
              {'names': ['--version'], 'value': False, 'help': 'Print the version and exit.'},
              {'names': ['--install-completion'],
               'value': False,
@@ -161,6 +162,22 @@ TREE = {'help': 'Prepare Linux hosts for PCI and mediated-device passthrough (Ku
                                      'help': 'Show this message and exit.'}],
                         'args': [{'metavar': 'PROFILE.yaml', 'nargs': 1}],
                         'commands': {}},
+              'record': {'help': 'Record what hostdev reads of this host (the PCI, IOMMU and mdev parts of sysfs, '
+                                 'the\n'
+                                 'relevant /proc and /etc files, pci.ids) into one file, read-only towards the '
+                                 "host; 'hostdev\n"
+                                 "--root FILE COMMAND' then answers as on the host (for a bug report, or KubeVirt "
+                                 'planning\n'
+                                 'away from the host). Changes nothing; needs no root (sysfs is world-readable).',
+                         'options': [{'names': ['--output', '-o'],
+                                      'value': True,
+                                      'choices': ['table', 'json', 'yaml'],
+                                      'help': 'Output format: table, json or yaml.'},
+                                     {'names': ['-h', '--help'],
+                                      'value': False,
+                                      'help': 'Show this message and exit.'}],
+                         'args': [{'metavar': 'FILE', 'nargs': 1}],
+                         'commands': {}},
               'devices': {'help': 'List PCI functions (like lspci -Dnnk, with IOMMU groups and SR-IOV).',
                           'options': [{'names': ['--vendor'],
                                        'value': True,

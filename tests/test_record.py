@@ -1,0 +1,167 @@
+"""hostdev record FILE and --root FILE: a host recorded into one archive answers as the host did;
+a recording is read-only; a bad archive is one line and exit 2."""
+import io
+import json
+import os
+import tarfile
+
+import pytest
+from typer.testing import CliRunner
+
+from hostdev import recording
+from hostdev.cli.app import app
+from tests.fakesys import sandbox
+
+runner = CliRunner()
+
+
+def hostdev(*args):
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture
+def box(tmp_path):
+    """The sandbox's host (docs/getting-started.md: intel_host_t4 with the vGPU T4 and pci.ids)."""
+    root = str(tmp_path / "box")
+    sandbox.build_host(root)
+    return root
+
+
+READ_ONLY_COMMANDS = [["devices"], ["devices", "show", "0000:17:00.0"], ["check"], ["iommu", "groups"],
+                      ["mdev", "types"], ["mdev", "list"], ["modules"], ["bindings"], ["kubevirt", "permitted"],
+                      ["inventory", "-o", "json", "--hostname", "node1"], ["sriov"],
+                      ["iommu", "enable", "--passthrough", "--dry-run"],
+                      ["bind", "0000:17:00.0", "--dry-run", "-o", "json"]]
+
+
+def test_a_recording_of_the_sandbox_answers_as_the_sandbox(box, tmp_path):
+    archive = str(tmp_path / "box.tgz")
+    code, out, err = hostdev("--root", box, "record", archive, "-o", "json")
+    assert code == 0, err
+    summary = json.loads(out)
+    # intel_host_t4: 17 PCI functions (scenarios.py: 15 at boot + 2 E810 VFs)
+    assert summary["functions"] == 17 and summary["file"] == archive and summary["bytes"] == os.path.getsize(archive)
+    for argv in READ_ONLY_COMMANDS:
+        expected = hostdev("--root", box, *argv)
+        got = hostdev("--root", archive, *argv)
+        assert got == expected, argv
+    # what the recording holds: pci.ids (names), the GRUB file, the mdev types, the tools' presence
+    with tarfile.open(archive) as tar:
+        names = set(tar.getnames())
+    for member in ("hostdev-recording.json", "root/usr/share/misc/pci.ids", "root/etc/default/grub",
+                   "root/proc/cmdline", "root/usr/sbin/update-grub",
+                   "root/sys/bus/pci/devices/0000:65:00.0"):
+        assert member in names, member
+    assert not any("/config" == n[-7:] for n in names)  # never a PCI config space
+
+
+def test_a_recording_is_read_only_and_dry_runs_still_plan(box, tmp_path):
+    archive = str(tmp_path / "box.tgz")
+    assert hostdev("--root", box, "record", archive)[0] == 0
+    before = open(archive, "rb").read()
+    code, out, err = hostdev("--root", archive, "bind", "0000:17:00.0")
+    assert code == 2
+    assert err.count("\n") == 1 and "is a recording, which hostdev only reads" in err and "--dry-run" in err
+    for argv in (["iommu", "enable", "--passthrough"], ["modules", "load", "--persist"],
+                 ["mdev", "create", "--parent", "0000:65:00.0", "--type", "nvidia-226"]):
+        code, _, err = hostdev("--root", archive, *argv)
+        assert code == 2 and "is a recording" in err, (argv, err)
+    assert open(archive, "rb").read() == before
+    code, out, _ = hostdev("--root", archive, "bind", "0000:17:00.0", "--dry-run", "-o", "json")
+    assert code == 0 and json.loads(out)["dry_run"] is True
+
+
+def test_record_refuses_an_existing_file_and_proc(box, tmp_path):
+    existing = tmp_path / "x.tgz"
+    existing.write_text("mine")
+    code, _, err = hostdev("--root", box, "record", str(existing))
+    assert code == 2 and "exists" in err and existing.read_text() == "mine"
+    code, _, err = hostdev("--root", box, "record", "/proc/x.tgz")
+    assert code == 2 and "refusing to write a recording into /proc" in err
+
+
+def test_this_machine_recorded_read_only_opens_as_itself(tmp_path):
+    """Reads this machine's /sys and /proc only (listdir, readlink, small reads)."""
+    archive = str(tmp_path / "here.tgz")
+    code, out, err = hostdev("record", archive, "-o", "json")
+    assert code == 0, err
+    live = json.loads(hostdev("devices", "-o", "json")[1])
+    recorded = json.loads(hostdev("--root", archive, "devices", "-o", "json")[1])
+    keys = ("address", "vendor_id", "device_id", "class_id", "driver", "iommu_group")
+
+    def facts(data):
+        return [{k: d.get(k) for k in keys} for d in data["devices"]]
+
+    assert facts(recorded) == facts(live) and len(facts(live)) == json.loads(out)["functions"]
+    assert hostdev("--root", archive, "check")[1] == hostdev("check")[1]
+
+
+def _archive(path, members, manifest=True):
+    """A tar.gz of (name, kind, payload) members: file (bytes), dir, symlink (target), hardlink, fifo."""
+    with tarfile.open(path, "w:gz") as tar:
+        if manifest:
+            info = tarfile.TarInfo(recording.MANIFEST)
+            data = b'{"format": 1}\n'
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        for name, kind, payload in members:
+            info = tarfile.TarInfo(name)
+            if kind == "file":
+                info.size = len(payload)
+                tar.addfile(info, io.BytesIO(payload))
+                continue
+            info.type = {"dir": tarfile.DIRTYPE, "symlink": tarfile.SYMTYPE, "hardlink": tarfile.LNKTYPE,
+                         "fifo": tarfile.FIFOTYPE, "chardev": tarfile.CHRTYPE}[kind]
+            info.linkname = payload or ""
+            tar.addfile(info)
+    return path
+
+
+BAD = {
+    "dotdot": ([("root/../../etc/cron.d/x", "file", b"x")], "outside the recorded root"),
+    "absolute": ([("/etc/cron.d/x", "file", b"x")], "outside the recorded root"),
+    "not under root/": ([("etc/cron.d/x", "file", b"x")], "outside the recorded root"),
+    "absolute link": ([("root/sys/x", "symlink", "/etc/shadow")], "only relative links are recorded"),
+    "escaping link": ([("root/sys/x", "symlink", "../../../etc/shadow")], "points outside the recorded root"),
+    "hard link": ([("root/sys/a", "file", b"a"), ("root/sys/x", "hardlink", "root/sys/a")], "is a hard link"),
+    "fifo": ([("root/sys/x", "fifo", None)], "is a device or fifo"),
+    "device": ([("root/dev/sda", "chardev", None)], "is a device or fifo"),
+    "too large": ([("root/sys/big", "file", b"\0" * (recording.MAX_MEMBER_BYTES + 1))], "more than the 16777216 bytes"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_a_bad_archive_is_one_line_and_exit_2_and_unpacks_nothing(case, tmp_path, monkeypatch):
+    members, why = BAD[case]
+    archive = _archive(str(tmp_path / "bad.tgz"), members)
+    unpacked = []
+    real_mkdtemp = __import__("tempfile").mkdtemp
+
+    def mkdtemp(**kwargs):
+        unpacked.append(real_mkdtemp(dir=str(tmp_path), **kwargs))
+        return unpacked[-1]
+
+    monkeypatch.setattr("tempfile.mkdtemp", mkdtemp)
+    code, out, err = hostdev("--root", archive, "devices")
+    assert code == 2, (case, err)
+    assert err.count("\n") == 1 and err.startswith(f"hostdev: error: --root {archive}: ") and why in err, err
+    assert out == ""
+    assert all(os.listdir(d) == [] for d in unpacked)  # refused before anything was written
+
+
+def test_not_a_recording(tmp_path):
+    text = tmp_path / "notes.txt"
+    text.write_text("hello\n")
+    code, _, err = hostdev("--root", str(text), "devices")
+    assert code == 2 and "not a hostdev recording" in err and err.count("\n") == 1
+    plain = _archive(str(tmp_path / "plain.tgz"), [("root/sys/x", "file", b"1")], manifest=False)
+    code, _, err = hostdev("--root", plain, "devices")
+    assert code == 2 and "no hostdev-recording.json" in err
+
+
+def test_too_many_members_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(recording, "MAX_MEMBERS", 3)
+    archive = _archive(str(tmp_path / "many.tgz"), [(f"root/sys/{i}", "file", b"1") for i in range(5)])
+    code, _, err = hostdev("--root", archive, "devices")
+    assert code == 2 and "more than 3 members" in err
