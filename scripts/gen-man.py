@@ -62,6 +62,8 @@ EXAMPLES = [
     ("KubeVirt's permittedHostDevices for this node, and the VMI's devices:",
      "hostdev kubevirt permitted\nhostdev kubevirt vmi --gpu nvidia.com/GA102GL_A10"),
     ("Prove the device works in a VM (a transient libvirt domain):", "sudo hostdev vm test 0000:17:00.0"),
+    ("Record this host into one file (for a bug report); read it anywhere, read-only:",
+     "hostdev record node1.tgz\nhostdev --root node1.tgz kubevirt permitted"),
     ("Machine-readable output, for scripts and Ansible:", "hostdev bind 0000:17:00.0 --dry-run -o json"),
 ]
 
