@@ -99,6 +99,7 @@ def written_files():
         (host.LOCK_FILE, "the lock: one hostdev changes the host at a time"),
         (vmtest.INITRD, "vm test --boot: the reporting initramfs of the test domain"),
         (vmtest.BOOT_KERNEL, "vm test --boot: the uncompressed kernel the test domain boots"),
+        ("FILE of hostdev record FILE", "the recording: a new file (never overwritten), the only file record writes"),
         (vmtest.console_log("NAME"), "vm test --boot: removed before the test domain starts (libvirt writes it)"),
     ]
 

@@ -165,3 +165,19 @@ def test_too_many_members_is_refused(tmp_path, monkeypatch):
     archive = _archive(str(tmp_path / "many.tgz"), [(f"root/sys/{i}", "file", b"1") for i in range(5)])
     code, _, err = hostdev("--root", archive, "devices")
     assert code == 2 and "more than 3 members" in err
+
+
+def test_a_recording_keeps_existing_mdevs_and_the_amd_iommu(tmp_path):
+    """amd_host: IVRS, the IOMMU's own PCI function in no group, a T4 vGPU parent with one vGPU
+    on nvidia-vgpu-vfio in group 8 (scenarios.py) — the mdev instance's links are recorded too."""
+    from tests.fakesys import scenarios
+
+    info = scenarios.amd_host(str(tmp_path / "amd"))
+    archive = str(tmp_path / "amd.tgz")
+    assert hostdev("--root", info.root, "record", archive)[0] == 0
+    for argv in (["mdev", "list", "-o", "json"], ["mdev", "types"], ["iommu", "groups"], ["check"],
+                 ["kubevirt", "permitted"], ["devices", "show", "0000:41:00.0"]):
+        assert hostdev("--root", archive, *argv) == hostdev("--root", info.root, *argv), argv
+    mdevs = json.loads(hostdev("--root", archive, "mdev", "list", "-o", "json")[1])["mdevs"]
+    assert [(m["uuid"], m["type_id"], m["iommu_group"], m["driver"]) for m in mdevs] == [
+        (scenarios.EXISTING_VGPU_UUID, "nvidia-222", 8, "nvidia-vgpu-vfio")]
