@@ -138,6 +138,8 @@ def test_playbook_prepares_every_host_builds_one_cr_and_is_idempotent(fleet):
     for name in hosts:
         inventory = yaml.safe_load((out / f"{name}.json").read_text())
         assert inventory["hostname"] == name
+        role = "vm-vgpu" if name.startswith("vgpu") else "vm-passthrough"
+        assert inventory["labels"] == {"nvidia.com/gpu.workload.config": role}
 
     second = recap(run())
     assert all(second[h]["changed"] == 0 and second[h]["failed"] == 0 for h in second), second
