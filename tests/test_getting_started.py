@@ -70,3 +70,43 @@ def test_the_sandbox_refuses_a_directory_in_use(tmp_path):
     (tmp_path / "x" / "f").write_text("")
     assert subprocess.run([sys.executable, str(ROOT / "scripts/sandbox.py"), str(tmp_path / "x")],
                           capture_output=True, text=True).returncode == 2
+
+
+def _pci_shape(members):
+    """address → (device directory, the names recorded in it, its links resolved as host paths)."""
+    import posixpath
+
+    shape = {}
+    for link in (p for p in members if p.startswith("/sys/bus/pci/devices/")):
+        path = posixpath.normpath(posixpath.join("/sys/bus/pci/devices", members[link].target))
+        names = {posixpath.basename(p) for p in members if posixpath.dirname(p) == path}
+        links = {posixpath.basename(p): posixpath.normpath(posixpath.join(path, m.target))
+                 for p, m in members.items() if posixpath.dirname(p) == path and m.kind == "link"}
+        shape[posixpath.basename(link)] = (path, names, links)
+    return shape
+
+
+def test_the_sandbox_has_the_shape_of_this_real_host(tmp_path):
+    """The sandbox's PCI functions are laid out as this machine's (recorded read-only, as
+    ``hostdev record`` does): every attribute every real function has is there, device
+    directories under /sys/devices/pciDDDD:BB, and relative links that resolve to the bus and
+    driver directories as the kernel's do."""
+    from hostdev import recording
+    from hostdev.host import Host
+
+    real = _pci_shape(recording.record(Host("/")))
+    assert real, "this machine shows no PCI function"
+    common = set.intersection(*(names for _, names, _ in real.values()))
+    # what every Linux PCI function has (drivers/pci/pci-sysfs.c), whatever this machine is
+    assert {"vendor", "device", "class", "subsystem_vendor", "subsystem_device", "uevent", "modalias",
+            "driver_override", "remove", "subsystem"} <= common
+    box = sandbox.build_host(str(tmp_path / "root"))
+    shape = _pci_shape(recording.record(Host(box.root)))
+    assert set(shape) >= {"0000:17:00.0", "0000:17:00.1", "0000:65:00.0"}
+    for addr, (path, _, links) in list(real.items()) + list(shape.items()):
+        assert path.startswith("/sys/devices/pci") and path.endswith("/" + addr), (addr, path)
+        assert links["subsystem"] == "/sys/bus/pci", addr
+        if "driver" in links:
+            assert links["driver"].startswith("/sys/bus/pci/drivers/"), (addr, links["driver"])
+    for addr, (_, names, _) in shape.items():
+        assert common <= names, (addr, sorted(common - names))

@@ -12,7 +12,9 @@ checkout's hostdev on ``root/`` with the simulated kernel, so mutating commands 
 The host is tests/fakesys/scenarios.intel_host_t4 (an Ice Lake-SP server: Tesla T4, A10 with its
 audio function, E810 with two VFs, QAT, NVMe root disk, Matrox boot VGA) with the T4 on NVIDIA's
 vGPU host driver (mdev types GRID T4-1B/2B/2A, as in scenarios.T4_TYPES) and Debian 12's pci.ids
-(tests/data/pci.ids-2023.04.10.xz) at /usr/share/misc/pci.ids, where Debian installs it.
+(tests/data/pci.ids-2023.04.10.xz) at /usr/share/misc/pci.ids, where Debian installs it. Its
+layout (attributes, device directories, relative links) is checked against the real sysfs of the
+machine the tests run on, recorded read-only (tests/test_getting_started.py).
 
 Two things the sandbox makes deterministic, so that the page's outputs are exact: new mdev UUIDs
 come from a counter (``00000000-0000-4000-8000-00000000000N``; a real host draws them at random),
