@@ -112,7 +112,9 @@ def test_which_functions_may_be_bound(class_id, kind):
 
 def test_a_function_without_a_group_is_unbindable_only_on_an_iommu_host():
     dev = rules.Function("0000:00:05.0", "e1000e", "020000", iommu_group=None)
-    assert rules.unbindable(dev, iommu_active=True).kind == "no_iommu_group"
+    assert rules.unbindable(dev, iommu_active=True) == (
+        "no_iommu_group", "0000:00:05.0 has no IOMMU group although the IOMMU is on: the IOMMU does not "
+                          "translate it, so vfio cannot take it")
     assert rules.unbindable(dev, iommu_active=False) is None
 
 
@@ -154,3 +156,48 @@ def test_a_function_without_a_group_on_an_iommu_host_is_refused_before_any_write
     assert code == 4, err
     assert "no IOMMU group" in err
     assert sim.kernel.writes == []
+
+
+# ---- tests added for the survivors of the mutation run over rules.py (docs/testing.md)
+@pytest.mark.parametrize("class_id, words", [
+    ("060000", "host bridge"),
+    ("060100", "ISA bridge"),
+    ("060400", "PCI bridge or PCIe port"),
+    ("060700", "CardBus bridge"),
+    ("060900", "PCI bridge"),
+])
+def test_the_refusal_of_a_bridge_names_its_kind_and_why(class_id, words):
+    dev = rules.Function("0000:00:01.0", "pcieport", class_id, iommu_group=3)
+    assert rules.unbindable(dev, iommu_active=True).message == (
+        f"0000:00:01.0 is a {words} (class {class_id}): bridges carry the host's own buses and are "
+        "never assigned to VMs")
+
+
+def test_a_device_id_selector_selects_exactly_the_functions_with_that_id():
+    t4 = rules.Function("0000:65:00.0", "nvidia", "030200", "10de", "1eb8")
+    a10 = rules.Function("0000:17:00.0", "nvidia", "030000", "10de", "2236")
+    selector = rules.Selector(device_ids=("10de:1eb8",))
+    assert [d.address for d in (t4, a10) if selector.selects(d)] == [t4.address]
+
+
+def _driver(root: str, address: str):
+    link = f"{root}/sys/bus/pci/devices/{address}/driver"
+    return os.path.basename(os.readlink(link)) if os.path.lexists(link) else None
+
+
+def test_binding_one_function_of_a_card_moves_its_sibling_and_leaves_the_root_port(sim):
+    # the A10 (17:00.0, nvidia) and its HDMI audio (17:00.1, snd_hda_intel) share IOMMU group and
+    # slot; its root port 16:02.0 has a group of its own (tests/fakesys/scenarios.py)
+    code, _, err = sim.invoke("bind", sim.a10)
+    assert code == 0, err
+    assert (_driver(sim.root, sim.a10), _driver(sim.root, sim.a10_audio)) == ("vfio-pci", "vfio-pci")
+    assert _driver(sim.root, "0000:16:02.0") == "pcieport"
+
+
+def test_viable_is_the_absence_of_blockers():
+    e1000e = rules.Function("0000:00:03.0", "e1000e", "020000")
+    port = rules.Function("0000:00:01.0", "pcieport", "060400")
+    gpu = rules.Function("0000:00:02.0", "vfio-pci", "030200")
+    assert not rules.viable([gpu, e1000e, port])
+    assert rules.viable([gpu, e1000e, port], assigned=["0000:00:03.0"])
+    assert rules.viable([gpu, port])
