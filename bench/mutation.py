@@ -57,13 +57,13 @@ BINDING_TESTS = ("tests/behaviour/test_binding.py", "tests/behaviour/test_bindin
                  "tests/test_survivors.py")
 SUITES: Dict[str, Suite] = {
     "rules": Suite(("hostdev/rules.py",), ("tests/test_rules.py", "tests/test_survivors.py")),
-    "journal": Suite(("hostdev/journal.py",), BINDING_TESTS + ("tests/test_journal.py", "tests/test_bad_input.py",
-                                                              "tests/test_faults.py")),
+    "journal": Suite(("hostdev/journal.py",), ("tests/test_journal.py", "tests/test_survivors.py")),
     "binding": Suite(("hostdev/binding.py",), BINDING_TESTS + ("tests/test_rules.py", "tests/test_faults.py")),
     "host": Suite(("hostdev/host.py",), ("tests/test_host.py", "tests/test_host_safety.py", "tests/test_survivors.py")),
     "bootloader": Suite(("hostdev/bootloader.py", "hostdev/bootargs.py"),
                         ("tests/test_bootloader.py", "tests/test_grub_edit.py", "tests/test_iommu_enable.py")),
-    "kubevirt-names": Suite(("hostdev/kubevirt.py",), ("tests/test_nvidia_naming.py", "tests/test_kubevirt.py"),
+    "kubevirt-names": Suite(("hostdev/kubevirt.py",), ("tests/test_kubevirt_names.py", "tests/test_nvidia_naming.py",
+                                                      "tests/test_kubevirt.py"),
                             tuple(f"hostdev.kubevirt.x_{f}__mutmut_*" for f in KUBEVIRT_NAMING)),
 }
 STATUS_WORDS = ("killed", "survived", "timeout", "suspicious", "no tests", "skipped", "not checked",
