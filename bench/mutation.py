@@ -161,6 +161,8 @@ def main(argv=None) -> int:
     parser.add_argument("suites", nargs="*", metavar="SUITE", help=f"default: all of {', '.join(SUITES)}")
     parser.add_argument("--names", nargs="*", default=None,
                         help="mutant name globs (default: the suite's own: every mutant of its files)")
+    parser.add_argument("--tests", nargs="+", default=None,
+                        help="the test files mutmut may run (default: the suite's own)")
     parser.add_argument("--max-children", type=int, default=1)
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "hostdev-mutation")
     parser.add_argument("--report-only", action="store_true", help="only read the results of the last runs")
@@ -175,7 +177,7 @@ def main(argv=None) -> int:
         workdir = args.workdir / name
         globs = list(args.names) if args.names is not None else list(suite.names)
         if not args.report_only:
-            prepare(workdir, suite)
+            prepare(workdir, suite._replace(tests=tuple(args.tests)) if args.tests else suite)
             env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
             env.pop("HOSTDEV_REQUIRE_REALKERNEL", None)  # unit tests only: nothing to boot here
             print(f"$ (cd {workdir} && nice -n 10 mutmut run --max-children {args.max_children} "

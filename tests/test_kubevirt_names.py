@@ -108,3 +108,16 @@ def test_normalize_trims_what_go_trims_only():
 ])
 def test_each_rule_of_a_resource_name(name, problem):
     assert kv.resource_name_problem(name) == problem
+
+
+@pytest.mark.parametrize("text, lookup, expected", [
+    # the id at the very start of the text, and no newline at its end
+    ("1eb8  TU104GL [Tesla T4]", "anywhere", "  TU104GL [Tesla T4]"),
+    # a pci.ids with CRLF line ends: bufio.ScanLines drops the CR
+    ("10de  NVIDIA Corporation\r\n\t1eb8  TU104GL [Tesla T4]\r\n\t1eb9  Other\r\n", "line-start",
+     "  TU104GL [Tesla T4]"),
+    # strings.TrimSpace leaves \x1c at the end of the line (Python's str.strip would not)
+    ("10de  NVIDIA Corporation\n\t1eb8  TU104GL\x1c\n", "line-start", "  TU104GL\x1c"),
+])
+def test_the_plugins_pci_ids_lookup(text, lookup, expected):
+    assert kv.nvidia_plugin_text(text, "1eb8", lookup) == expected
