@@ -218,3 +218,14 @@ def test_persisting_over_an_older_rule_and_unit_of_ours_leaves_no_backups(host):
     assert sorted(_files(host, "/etc/udev/rules.d")) == ["60-hostdev.rules"]
     assert sorted(_files(host, "/etc/systemd/system")) == ["hostdev-bindings.service"]
     assert _files(host, "/etc/udev/rules.d")["60-hostdev.rules"] == journal.UDEV_RULE_TEXT
+
+
+def test_a_journal_that_is_not_json_is_refused_naming_the_file(host):
+    os.makedirs(os.path.dirname(host.path(journal.JOURNAL)), exist_ok=True)
+    with open(host.path(journal.JOURNAL), "w", encoding="utf-8") as handle:
+        handle.write("{not json")
+    with pytest.raises(DocumentError) as caught:
+        journal.Journal.load(host)
+    assert caught.value.message.startswith("/var/lib/hostdev/bindings.json: is not valid JSON")
+    assert caught.value.fix == ("inspect it; move it aside to start a new journal "
+                                "(/var/lib/hostdev/bindings.json.broken)")
