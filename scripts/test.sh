@@ -21,6 +21,10 @@ if command -v apt-get >/dev/null && [ "${HOSTDEV_SKIP_APT:-0}" != 1 ]; then
   $SUDO apt-get update -q >/dev/null
   # shellcheck disable=SC2046
   $SUDO apt-get install -y -q --no-install-recommends $(grep -v '^#' scripts/apt-test-packages.txt) >/dev/null
+  # QEMU 10 (igb, SR-IOV) for the real-kernel guest, unpacked into .cache/qemu beside the system
+  # QEMU 7.2, never installed (docs/testing.md, "SR-IOV")
+  phase "QEMU 10 from bookworm-backports (unpacked into .cache/qemu)"
+  ./scripts/fetch-qemu.sh
 fi
 PY=${PYTHON:-python3}
 phase "virtual environment .venv ($("$PY" --version))"

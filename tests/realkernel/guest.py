@@ -29,6 +29,9 @@ BRIDGE = "0000:00:13.0"       # pcie-pci-bridge; 01:01.0 and 01:03.0 sit behind 
 BRIDGED_EDU = "0000:01:01.0"
 BRIDGED_E1000 = "0000:01:03.0"  # 8086:100e, e1000
 VIRTIO_NET = "0000:00:14.0"   # 1af4:1041, virtio-pci (virtio_net is not loaded by coldplug)
+# Only with a QEMU that has igb (>= 8.0, vm.SRIOV_DEVICES): the root port and the SR-IOV PF behind it
+ROOT_PORT = "0000:00:1c.0"    # 1b36:000c pcie-root-port, pcieport, ACS
+IGB_PF = "0000:02:00.0"       # 8086:10c9 82576, igb, sriov_totalvfs 7, VFs 8086:10ca at 02:10.0, 02:10.2, ...
 
 REQUIRE_ENV = "HOSTDEV_REQUIRE_REALKERNEL"
 MDEV_DIR_ENV = "HOSTDEV_MDEV_DIR"

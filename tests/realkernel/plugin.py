@@ -483,6 +483,8 @@ class HostHarness:
         result = run.result
         if result is None:
             return
+        if result.qemu:
+            tr.write_line(result.qemu)
         tr.write_line(timing_line(result))
         tr.write_line(speed_line(result))
         counts: dict = {}

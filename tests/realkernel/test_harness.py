@@ -132,6 +132,84 @@ def test_qemu_argv_cannot_reach_any_network():
     assert root and "readonly=on" in root[0]
 
 
+def test_qemu_argv_adds_the_sriov_pf_behind_a_root_port_only_when_asked():
+    assert not any(d.startswith(("igb,", "pcie-root-port,")) for d in _options(_argv(), "-device"))
+    devices = _options(_argv(sriov=True), "-device")
+    port = [d for d in devices if d.startswith("pcie-root-port,")]
+    igb = [d for d in devices if d.startswith("igb,")]
+    assert port == ["pcie-root-port,id=rp1,bus=pcie.0,addr=0x1c,chassis=1"]
+    assert igb == ["igb,bus=rp1,addr=0x0,romfile="]          # no netdev: no network either
+    assert devices.index(port[0]) < devices.index(igb[0])     # the bus exists before the device on it
+
+
+def test_qemu_argv_puts_the_unpacked_firmware_first():
+    argv = _argv(qemu="/c/qemu/usr/bin/qemu-system-x86_64",
+                 data_dirs=(Path("/c/qemu/usr/share/qemu"), Path("/c/qemu/usr/share/seabios")))
+    assert argv[:5] == ["/c/qemu/usr/bin/qemu-system-x86_64", "-L", "/c/qemu/usr/share/qemu",
+                        "-L", "/c/qemu/usr/share/seabios"]
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("QEMU emulator version 10.0.2 (Debian 1:10.0.2+ds-2+deb13u1~bpo12+1)\nCopyright (c) 2003-2025", (10, 0, 2)),
+    ("QEMU emulator version 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18+b3)", (7, 2, 22)),
+    ("QEMU emulator version 8.0\n", (8, 0, 0)),
+    ("qemu-system-x86_64: command not found", None),
+])
+def test_parse_qemu_version(text, expected):
+    assert vm.parse_qemu_version(text) == expected
+
+
+def _fake_qemu_tree(root: Path) -> Path:
+    binary = root / "usr" / "bin" / "qemu-system-x86_64"
+    binary.parent.mkdir(parents=True)
+    binary.write_text("")
+    return binary
+
+
+def _versions(answers):
+    calls = []
+
+    def run(argv):
+        calls.append(argv[0])
+        out = answers.get(argv[0])
+        return subprocess.CompletedProcess(argv, 0 if out else 1, out or "", "")
+    return run, calls
+
+
+def test_find_qemu_prefers_the_unpacked_backport_and_sees_its_sriov(tmp_path):
+    binary = _fake_qemu_tree(tmp_path)
+    run, calls = _versions({str(binary): "QEMU emulator version 10.0.2 (Debian)",
+                            "/usr/bin/qemu-system-x86_64": "QEMU emulator version 7.2.22 (Debian)"})
+    qemu = vm.find_qemu(tmp_path, which=lambda name: "/usr/bin/" + name, run=run, environ={})
+    assert qemu.binary == binary and qemu.version == (10, 0, 2) and qemu.sriov is True
+    assert qemu.data_dirs == (tmp_path / "usr/share/qemu", tmp_path / "usr/share/seabios")
+    # its own modules, never the system QEMU's (those abort it: "Only modules from the same build")
+    assert qemu.env == {"QEMU_MODULE_DIR": str(tmp_path / "usr/lib/x86_64-linux-gnu/qemu")}
+    assert calls == [str(binary)]
+
+
+def test_find_qemu_falls_back_to_the_system_one_without_sriov(tmp_path):
+    run, _ = _versions({"/usr/bin/qemu-system-x86_64": "QEMU emulator version 7.2.22 (Debian)"})
+    qemu = vm.find_qemu(tmp_path / "absent", which=lambda name: "/usr/bin/" + name, run=run, environ={})
+    assert qemu.binary == Path("/usr/bin/qemu-system-x86_64") and qemu.version == (7, 2, 22)
+    assert qemu.sriov is False and qemu.data_dirs == () and qemu.env == {}
+    # an unpacked tree whose binary does not run (a torn unpack) is passed over too
+    binary = _fake_qemu_tree(tmp_path / "torn")
+    assert vm.find_qemu(tmp_path / "torn", which=lambda name: "/usr/bin/" + name, run=run,
+                        environ={}).binary == Path("/usr/bin/qemu-system-x86_64")
+    assert binary.exists()
+
+
+def test_find_qemu_system_knob_and_no_qemu_at_all(tmp_path):
+    binary = _fake_qemu_tree(tmp_path)
+    run, calls = _versions({str(binary): "QEMU emulator version 10.0.2",
+                            "/usr/bin/qemu-system-x86_64": "QEMU emulator version 7.2.22"})
+    qemu = vm.find_qemu(tmp_path, which=lambda name: "/usr/bin/" + name, run=run,
+                        environ={vm.QEMU_ENV: "system"})
+    assert qemu.version == (7, 2, 22) and calls == ["/usr/bin/qemu-system-x86_64"]
+    assert vm.find_qemu(tmp_path / "absent", which=lambda name: None, run=run, environ={}) is None
+
+
 def test_qemu_argv_knobs():
     argv = _argv(mem="3G", smp=1, append=["foo=1"])
     assert _options(argv, "-m") == ["3G"]

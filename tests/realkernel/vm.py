@@ -49,6 +49,12 @@ KERNEL_CMDLINE = ("console=ttyS0", "quiet", "loglevel=1", "panic=-1", "intel_iom
                   GUEST_TOKEN)
 
 QEMU_BINARY = "qemu-system-x86_64"
+# QEMU 10 from Debian's bookworm-backports, unpacked (never installed) by scripts/fetch-qemu.sh:
+# Debian 12's QEMU 7.2 has no SR-IOV device, QEMU 8.0 added igb (the Intel 82576, with SR-IOV)
+QEMU_CACHE = REPO_ROOT / ".cache" / "qemu" / "root"
+QEMU_ENV = "HOSTDEV_VM_QEMU"   # "system": the QEMU on PATH even when the backport is unpacked
+SRIOV_QEMU = (8, 0)
+FETCH_QEMU = "scripts/fetch-qemu.sh"
 DEFAULT_MEM = "2G"
 DEFAULT_SMP = 2
 
@@ -69,6 +75,14 @@ DEVICES = (
     # 40-bit address space: vm test's BAR check (tests/behaviour/test_vm_bars_real.py). The backend
     # is never touched: reserve=off maps it without committing memory.
     "ivshmem-plain,memdev=bigbar,addr=0x1e",
+)
+# With a QEMU that has igb (``Qemu.sriov``): a PCIe root port at 00:1c.0 (bus 02; it has ACS, so
+# what sits below it gets its own IOMMU groups) and the igb PF behind it, 0000:02:00.0 (8086:10c9,
+# sriov_totalvfs 7), for the SR-IOV tests (tests/behaviour/test_sriov_real.py). Its VFs (8086:10ca)
+# appear at First VF Offset 0x80, VF Stride 2 on bus 02: 02:10.0, 02:10.2, ...
+SRIOV_DEVICES = (
+    "pcie-root-port,id=rp1,bus=pcie.0,addr=0x1c,chassis=1",
+    "igb,bus=rp1,addr=0x0,romfile=",
 )
 # Objects the devices need (before them on the command line)
 OBJECTS = ("memory-backend-ram,id=bigbar,size=1T,reserve=off,share=on",)
@@ -142,6 +156,29 @@ class Kernel:
     modules: Path
 
 
+@dataclasses.dataclass(frozen=True)
+class Qemu:
+    """The QEMU that boots the guest."""
+
+    binary: Path
+    version: tuple                 # (major, minor, micro)
+    data_dirs: tuple = ()          # -L: firmware and option ROMs, searched before the binary's own
+    module_dir: Optional[Path] = None  # QEMU_MODULE_DIR: its own loadable modules, not the system's
+
+    @property
+    def sriov(self) -> bool:
+        """Whether it emulates an SR-IOV device (igb, QEMU >= 8.0)."""
+        return self.version >= SRIOV_QEMU
+
+    @property
+    def env(self) -> dict:
+        return {"QEMU_MODULE_DIR": str(self.module_dir)} if self.module_dir else {}
+
+    def describe(self) -> str:
+        where = "bookworm-backports, unpacked" if self.module_dir else "system"
+        return f"QEMU {'.'.join(map(str, self.version))} ({where}: {self.binary})"
+
+
 @dataclasses.dataclass
 class BootResult:
     rc: Optional[int]            # exit code of cmd.sh in the guest; None when the guest never reported one
@@ -156,6 +193,7 @@ class BootResult:
     markers: dict = dataclasses.field(default_factory=dict)
     host_unit_s: float = 0.0     # tests/realkernel/speed.py's unit measured on the host before the boot
     boot_allowance: float = 0.0  # seconds the watchdog allowed the boot before the guest's first announcement
+    qemu: str = ""               # which QEMU booted it (Qemu.describe)
 
     @property
     def ok(self) -> bool:
@@ -223,6 +261,37 @@ def find_kernel(
     detail = "; ".join(problems) or f"no {boot_dir}/vmlinuz-*"
     raise HarnessError(f"no bootable guest kernel ({detail})",
                        "sudo apt-get install --no-install-recommends linux-image-amd64")
+
+
+# ---------------------------------------------------------------------------------------- QEMU
+def parse_qemu_version(text: str) -> Optional[tuple]:
+    """(major, minor, micro) from ``qemu-system-x86_64 --version`` (``QEMU emulator version 10.0.2 (Debian …)``)."""
+    match = re.search(r"QEMU emulator version (\d+)\.(\d+)(?:\.(\d+))?", text)
+    return tuple(int(p or 0) for p in match.groups()) if match else None
+
+
+def find_qemu(cache: Path = QEMU_CACHE, which: Callable[[str], Optional[str]] = shutil.which,
+              run: Runner = _run_text, environ=os.environ) -> Optional[Qemu]:
+    """The QEMU to boot: the backport scripts/fetch-qemu.sh unpacked into ``cache`` when it runs,
+    else the one on PATH (also with HOSTDEV_VM_QEMU=system); None when there is none."""
+    candidates = []
+    if environ.get(QEMU_ENV, "") != "system":
+        binary = cache / "usr" / "bin" / QEMU_BINARY
+        if binary.is_file():
+            lib = cache / "usr" / "lib" / "x86_64-linux-gnu" / "qemu"
+            candidates.append(Qemu(binary, (), (cache / "usr/share/qemu", cache / "usr/share/seabios"), lib))
+    found = which(QEMU_BINARY)
+    if found:
+        candidates.append(Qemu(Path(found), ()))
+    for qemu in candidates:
+        try:
+            proc = run([str(qemu.binary), "--version"])
+        except OSError:
+            continue
+        version = parse_qemu_version(proc.stdout) if proc.returncode == 0 else None
+        if version:
+            return dataclasses.replace(qemu, version=version)
+    return None
 
 
 # ---------------------------------------------------------------------------------------- prereqs
@@ -501,10 +570,14 @@ def kernel_cmdline(extra: Sequence[str] = ()) -> str:
 
 def qemu_argv(*, kernel_image: Path, initrd: Path, share: Path, console: Path,
               mem: str = DEFAULT_MEM, smp: int = DEFAULT_SMP, qemu: str = QEMU_BINARY,
-              append: Sequence[str] = ()) -> list:
-    """The QEMU command line of the test guest (TCG, q35 + intel-iommu, fixed devices, no network)."""
-    argv = [
-        qemu,
+              append: Sequence[str] = (), data_dirs: Sequence[Path] = (), sriov: bool = False) -> list:
+    """The QEMU command line of the test guest (TCG, q35 + intel-iommu, fixed devices, no network).
+
+    ``data_dirs``: -L directories (an unpacked QEMU's firmware); ``sriov``: add SRIOV_DEVICES."""
+    argv = [qemu]
+    for directory in data_dirs:
+        argv += ["-L", str(directory)]
+    argv += [
         "-accel", "tcg,tb-size=256",
         "-machine", "q35,kernel-irqchip=split",
         "-cpu", f"max,phys-bits={PHYS_BITS}",
@@ -519,7 +592,7 @@ def qemu_argv(*, kernel_image: Path, initrd: Path, share: Path, console: Path,
     ]
     for obj in OBJECTS:
         argv += ["-object", obj]
-    for device in DEVICES:
+    for device in DEVICES + (SRIOV_DEVICES if sriov else ()):
         argv += ["-device", device]
     argv += ["-kernel", str(kernel_image), "-initrd", str(initrd), "-append", kernel_cmdline(append)]
     return argv
@@ -624,7 +697,7 @@ def boot(commands: Sequence[str], outdir: Path, timeout: Optional[float] = None,
     ``boot_allowance`` seconds, by default measured on this machine now), or, only when ``timeout``
     is given (HOSTDEV_VM_TIMEOUT), after ``timeout`` seconds in all.
     """
-    qemu = shutil.which(QEMU_BINARY)
+    qemu = find_qemu()
     if qemu is None:
         raise HarnessError(f"{QEMU_BINARY} not found on PATH",
                            "sudo apt-get install --no-install-recommends qemu-system-x86")
@@ -643,8 +716,10 @@ def boot(commands: Sequence[str], outdir: Path, timeout: Optional[float] = None,
     console_path = outdir / "console.log"
     console_path.write_bytes(b"")
     argv = qemu_argv(kernel_image=kernel.image, initrd=initrd, share=share, console=console_path,
-                     mem=mem, smp=smp, qemu=qemu, append=append)
-    (outdir / "qemu.argv").write_text(shlex.join(argv) + "\n")
+                     mem=mem, smp=smp, qemu=str(qemu.binary), append=append, data_dirs=qemu.data_dirs,
+                     sriov=qemu.sriov)
+    (outdir / "qemu.argv").write_text(
+        "".join(f"{k}={shlex.quote(v)} " for k, v in qemu.env.items()) + shlex.join(argv) + "\n")
 
     host_unit_s = speed.measure()
     if boot_allowance is None:
@@ -658,7 +733,7 @@ def boot(commands: Sequence[str], outdir: Path, timeout: Optional[float] = None,
     pending = b""
     with open(outdir / "qemu.stderr", "wb") as err:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=err, stderr=subprocess.STDOUT,
-                                preexec_fn=_die_with_parent)
+                                env={**os.environ, **qemu.env}, preexec_fn=_die_with_parent)
         try:
             while True:
                 waited = os.wait4(proc.pid, os.WNOHANG)
@@ -712,4 +787,4 @@ def boot(commands: Sequence[str], outdir: Path, timeout: Optional[float] = None,
                       qemu_returncode=proc.returncode, qemu_stderr=stderr,
                       peak_rss_kib=waited[2].ru_maxrss if waited is not None else None,
                       error=error, outdir=outdir, markers=markers, host_unit_s=host_unit_s,
-                      boot_allowance=boot_allowance)
+                      boot_allowance=boot_allowance, qemu=qemu.describe())
