@@ -143,8 +143,9 @@ def test_qemu_guest_mirrors_the_vmlab_guest(tmp_path):
     host = Host(info.root)
     devices = {d.address: d for d in pci.list_devices(host)}
     assert sorted(devices) == ["0000:00:00.0", "0000:00:01.0", "0000:00:02.0", "0000:00:10.0", "0000:00:11.0",
-                               "0000:00:12.0", "0000:00:13.0", "0000:00:14.0", "0000:00:1e.0", "0000:00:1f.0",
-                               "0000:00:1f.2", "0000:00:1f.3", "0000:01:01.0", "0000:01:03.0"]
+                               "0000:00:12.0", "0000:00:13.0", "0000:00:14.0", "0000:00:1c.0", "0000:00:1e.0",
+                               "0000:00:1f.0", "0000:00:1f.2", "0000:00:1f.3", "0000:01:01.0", "0000:01:03.0",
+                               "0000:02:00.0"]
     assert devices[info.edu].pci_id == "1234:11e8" and devices[info.edu].driver is None
     assert devices[info.e1000e].pci_id == "8086:10d3" and devices[info.e1000e].driver == "e1000e"
     assert devices[info.testdev].pci_id == "1b36:0005" and devices[info.testdev].driver is None
@@ -154,8 +155,13 @@ def test_qemu_guest_mirrors_the_vmlab_guest(tmp_path):
     groups = {g.id: g.devices for g in pci.iommu_groups(host)}
     assert groups[6] == ("0000:00:13.0", "0000:01:01.0", "0000:01:03.0")
     assert groups[7] == ("0000:00:14.0",)
-    assert groups[8] == ("0000:00:1e.0",)
-    assert groups[9] == ("0000:00:1f.0", "0000:00:1f.2", "0000:00:1f.3")
+    assert groups[8] == ("0000:00:1c.0",)                      # the SR-IOV PF's root port (QEMU >= 8.0)
+    assert groups[9] == ("0000:00:1e.0",)
+    assert groups[10] == ("0000:00:1f.0", "0000:00:1f.2", "0000:00:1f.3")
+    assert groups[11] == ("0000:02:00.0",)
+    pf = devices["0000:02:00.0"]
+    assert (pf.pci_id, pf.driver, pf.sriov.role, pf.sriov.total_vfs) == ("8086:10c9", "igb", "pf", 7)
+    assert host.resolve("/sys/bus/pci/devices/0000:02:00.0") == "/sys/devices/pci0000:00/0000:00:1c.0/0000:02:00.0"
     assert host.resolve(f"/sys/bus/pci/devices/{info.edu2}") == "/sys/devices/pci0000:00/0000:00:13.0/0000:01:01.0"
     index = hkernel.read_module_index(host)
     assert index.release == "6.1.0-56-amd64"
@@ -169,13 +175,16 @@ def test_qemu_guest_mirrors_the_vmlab_guest(tmp_path):
     real = {"0000:00:00.0": ("8086:29c0", 0, None), "0000:00:01.0": ("1af4:1009", 1, "virtio-pci"),
             "0000:00:02.0": ("1af4:1009", 2, "virtio-pci"), "0000:00:10.0": ("1234:11e8", 3, None),
             "0000:00:11.0": ("8086:10d3", 4, "e1000e"), "0000:00:12.0": ("1b36:0005", 5, None),
-            "0000:00:13.0": ("1b36:000e", 6, None), "0000:00:1f.0": ("8086:2918", 9, "lpc_ich"),
-            "0000:00:1f.2": ("8086:2922", 9, "ahci"), "0000:00:1f.3": ("8086:2930", 9, "i801_smbus"),
+            "0000:00:13.0": ("1b36:000e", 6, None), "0000:00:1f.0": ("8086:2918", 10, "lpc_ich"),
+            "0000:00:1f.2": ("8086:2922", 10, "ahci"), "0000:00:1f.3": ("8086:2930", 10, "i801_smbus"),
             # added later (the route interlock tests); group checked by tests/behaviour/test_in_use_real.py
             "0000:00:14.0": ("1af4:1041", 7, "virtio-pci"),
             # added later (vm test's BAR check, tests/behaviour/test_vm_bars_real.py): ivshmem-plain;
             # its group in bus order (a real run before virtio-net existed gave it 7, ICH9 8)
-            "0000:00:1e.0": ("1af4:1110", 8, None),
+            "0000:00:1e.0": ("1af4:1110", 9, None),
+            # added later (the SR-IOV tests, QEMU >= 8.0): the root port takes 8 in bus order, before
+            # ivshmem and ICH9; the igb PF behind it 11 (the guest's console: "Adding to iommu group")
+            "0000:00:1c.0": ("1b36:000c", 8, "pcieport"), "0000:02:00.0": ("8086:10c9", 11, "igb"),
             "0000:01:01.0": ("1234:11e8", 6, None), "0000:01:03.0": ("8086:100e", 6, "e1000")}
     assert {a: (d.pci_id, d.iommu_group, d.driver) for a, d in devices.items()} == real
     assert hkernel.read_cpuinfo(host).is_guest
@@ -573,7 +582,7 @@ def test_mtty_sample_via_insmod_like_the_guest(tmp_path):
     assert host.read_attr(f"{types}/mtty-2/available_instances") == "11"
     assert host.link_name(f"/sys/bus/mdev/devices/{UUID1}/driver") == "mtty"
     group = host.link_name(f"/sys/bus/mdev/devices/{UUID1}/iommu_group")
-    assert group == "10" and host.exists(f"/dev/vfio/{group}")
+    assert group == "12" and host.exists(f"/dev/vfio/{group}")  # the lowest free id: 0-11 are the PCI groups
     for i in range(22):
         host.write_attr(f"{types}/mtty-1/create", f"00000000-0000-4000-8000-{i:012x}")
     with pytest.raises(SysfsWriteError) as exc:

@@ -92,6 +92,14 @@ MODULES: Dict[str, Module] = {m.name: m for m in [
            pci_ids=ids("8086:1592", "8086:1593", "8086:159b"), sriov_configure=True, netdev=True),
     Module("iavf", "kernel/drivers/net/ethernet/intel/iavf/iavf.ko", pci_driver="iavf",
            pci_ids=ids("8086:1889", "8086:154c"), netdev=True, vf_of=("ice",)),
+    # the 82576 (igb) of the real-kernel guest with QEMU >= 8.0 (Debian 6.1's modules.dep: igb needs
+    # dca and i2c-algo-bit); its VFs' driver, igbvf, has no dependency
+    Module("dca", "kernel/drivers/dca/dca.ko"),
+    Module("i2c_algo_bit", "kernel/drivers/i2c/algos/i2c-algo-bit.ko"),
+    Module("igb", "kernel/drivers/net/ethernet/intel/igb/igb.ko", deps=("dca", "i2c_algo_bit"),
+           pci_driver="igb", pci_ids=ids("8086:10c9"), sriov_configure=True, netdev=True),
+    Module("igbvf", "kernel/drivers/net/ethernet/intel/igbvf/igbvf.ko", pci_driver="igbvf",
+           pci_ids=ids("8086:10ca"), netdev=True, vf_of=("igb",)),
     Module("mlx5_core", "kernel/drivers/net/ethernet/mellanox/mlx5/core/mlx5_core.ko",
            pci_driver="mlx5_core", pci_ids=ids("15b3:101b", "15b3:101c", "15b3:101d", "15b3:101e"),
            sriov_configure=True, netdev=True),

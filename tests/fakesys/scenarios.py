@@ -250,6 +250,13 @@ def qemu_test_guest(root: str, *, mtty_installed: bool = False) -> HostInfo:
     00:1e.0 (1 TiB BAR2, for vm test's BAR check), group 8, the ICH9 functions 9
     (tests/behaviour/test_in_use_real.py checks these numbers on the real guest; a run before
     virtio-net existed showed the ivshmem in the group after the bridge's, as bus order says).
+    Then the SR-IOV PF the guest has when QEMU >= 8.0 boots it (tests/realkernel/vm.py
+    SRIOV_DEVICES, as CI does): a PCIe root port 00:1c.0 (1b36:000c, pcieport, ACS) takes group 8
+    in bus order, so ivshmem is 9 and the ICH9 functions 10; the igb PF 02:00.0 behind it (82576,
+    8086:10c9, sriov_totalvfs 7, First VF Offset 128, VF Stride 2, VF device 10ca) is 11, on igb;
+    igbvf is a module that nothing loaded (the guest has no udevd), so new VFs get no driver.
+    Recorded in the guest with scripts/record-sysfs.py (Nov 2026): the PF's subsystem is QEMU's
+    default 1af4:1100, reset_method "flr pm bus"; the root port rev 00, subsystem 1b36:0000.
 
     mtty.ko exists at /lib/modules/<rel>/extra/mtty.ko (``insmod`` works); with
     ``mtty_installed`` it is also in modules.dep, so ``modprobe mtty`` works.
@@ -261,11 +268,12 @@ def qemu_test_guest(root: str, *, mtty_installed: bool = False) -> HostInfo:
     fr.set_iommu("intel")
     available = ["irqbypass", "vfio", "vfio_iommu_type1", "vfio_virqfd", "vfio_pci_core", "vfio_pci",
                  "mdev", "kvm", "kvm_intel", "kvm_amd", "e1000e", "e1000", "ahci", "lpc_ich", "i2c_i801",
-                 "virtio_pci"]
+                 "virtio_pci", "dca", "i2c_algo_bit", "igb", "igbvf"]
     if mtty_installed:
         available.append("mtty")
     fr.set_modules(available=available,
-                   loaded=["virtio_pci", "e1000e", "e1000", "ahci", "lpc_ich", "i2c_i801", "kvm", "kvm_amd"])
+                   loaded=["virtio_pci", "e1000e", "e1000", "ahci", "lpc_ich", "i2c_i801", "kvm", "kvm_amd",
+                           "dca", "i2c_algo_bit", "igb"])
     fr.write(f"/lib/modules/{QEMU_GUEST_RELEASE}/extra/mtty.ko", b"\x7fELF", 0o644)
     fr.write("/dev/kvm", "", 0o660)
     fr.add_tools("modprobe", "insmod", "rmmod", "mdevctl")
@@ -289,22 +297,28 @@ def qemu_test_guest(root: str, *, mtty_installed: bool = False) -> HostInfo:
                iommu_group=7, pcie_type=None, driver="virtio-pci", reset_method=None)
     # ivshmem-plain with a 1 TiB BAR2 (tests/realkernel/vm.py; vm test's BAR check): RAM controller
     # class 0500, conventional PCI on the root bus, group 8 in bus order; resource as the guest shows it
-    fr.add_pci("0000:00:1e.0", REDHAT_VIRTIO, 0x1110, 0x050000, subsys=qemu, revision=0x01, iommu_group=8,
+    # the SR-IOV PF's root port (QEMU >= 8.0): PCIe, with ACS, so the PF and its VFs get groups of their own
+    fr.add_pci("0000:00:1c.0", REDHAT_QEMU, 0x000C, 0x060400, subsys=(REDHAT_QEMU, 0x0000), revision=0x00,
+               iommu_group=8, pcie_type="root_port", secondary_bus=0x02, driver="pcieport", reset_method=None)
+    fr.add_pci("0000:00:1e.0", REDHAT_VIRTIO, 0x1110, 0x050000, subsys=qemu, revision=0x01, iommu_group=9,
                pcie_type=None, reset_method=None)
     fr.attr(f"{fr.device_path('0000:00:1e.0')}/resource",
             "0x00000000fe800000 0x00000000fe8000ff 0x0000000000040200\n"
             "0x0000000000000000 0x0000000000000000 0x0000000000000000\n"
             "0x0000010000000000 0x000001ffffffffff 0x000000000014220c\n")
-    fr.add_pci("0000:00:1f.0", INTEL, 0x2918, 0x060100, subsys=qemu, revision=0x02, iommu_group=9,
+    fr.add_pci("0000:00:1f.0", INTEL, 0x2918, 0x060100, subsys=qemu, revision=0x02, iommu_group=10,
                pcie_type=None, multifunction=True, driver="lpc_ich", reset_method=None)
-    fr.add_pci("0000:00:1f.2", INTEL, 0x2922, 0x010601, subsys=qemu, revision=0x02, iommu_group=9,
+    fr.add_pci("0000:00:1f.2", INTEL, 0x2922, 0x010601, subsys=qemu, revision=0x02, iommu_group=10,
                pcie_type=None, multifunction=True, driver="ahci", reset_method=None)
-    fr.add_pci("0000:00:1f.3", INTEL, 0x2930, 0x0C0500, subsys=qemu, revision=0x02, iommu_group=9,
+    fr.add_pci("0000:00:1f.3", INTEL, 0x2930, 0x0C0500, subsys=qemu, revision=0x02, iommu_group=10,
                pcie_type=None, multifunction=True, driver="i801_smbus", reset_method=None)
     fr.add_pci("0000:01:01.0", 0x1234, 0x11E8, 0x00FF00, subsys=qemu, revision=0x10, iommu_group=6,
                parent="0000:00:13.0", pcie_type=None, reset_method=None)
     fr.add_pci("0000:01:03.0", INTEL, 0x100E, 0x020000, subsys=qemu, revision=0x03, iommu_group=6,
                parent="0000:00:13.0", pcie_type=None, driver="e1000", reset_method=None)
+    fr.add_pci("0000:02:00.0", INTEL, 0x10C9, 0x020000, subsys=qemu, revision=0x01, iommu_group=11,
+               parent="0000:00:1c.0", numa_node=-1, driver="igb", sriov_totalvfs=7, sriov_vf_device=0x10CA,
+               sriov_offset=128, sriov_stride=2, reset_method="flr pm bus")
     fr.add_netdev("eth0", "0000:00:11.0", ifindex=2, mac="52:54:00:12:34:56")
     fr.add_netdev("eth1", "0000:01:03.0", ifindex=3, mac="52:54:00:12:34:57")
     fr.write("/proc/mounts", "hostroot / 9p ro,relatime,cache=loose,access=client,trans=virtio 0 0\n"
@@ -314,8 +328,10 @@ def qemu_test_guest(root: str, *, mtty_installed: bool = False) -> HostInfo:
         "edu": "0000:00:10.0", "e1000e": "0000:00:11.0", "testdev": "0000:00:12.0",
         "bridge": "0000:00:13.0", "edu2": "0000:01:01.0", "e1000": "0000:01:03.0",
         "lpc": "0000:00:1f.0", "sata": "0000:00:1f.2", "smbus": "0000:00:1f.3", "virtio_net": "0000:00:14.0",
+        "root_port": "0000:00:1c.0", "igb_pf": "0000:02:00.0",
     }, groups={"host_bridge": 0, "virtio_9p_root": 1, "virtio_9p_out": 2, "edu": 3, "e1000e": 4,
-               "testdev": 5, "bridge": 6, "virtio_net": 7, "ich9": 8},
+               "testdev": 5, "bridge": 6, "virtio_net": 7, "root_port": 8, "ivshmem": 9, "ich9": 10,
+               "igb_pf": 11},
         extra={"mtty_ko": f"/lib/modules/{QEMU_GUEST_RELEASE}/extra/mtty.ko"})
 
 
