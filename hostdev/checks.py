@@ -156,30 +156,22 @@ def check_groups(devices: List[PciDevice]) -> List[Check]:
     return checks
 
 
-MDEVCTL_RULES = ("/usr/lib/udev/rules.d/60-mdevctl.rules", "/lib/udev/rules.d/60-mdevctl.rules",
-                 "/etc/udev/rules.d/60-mdevctl.rules")
-
-
 def check_mdevctl(host: Host) -> Optional[Check]:
-    """Debian 12's mdevctl 1.2.0-3 udev rule runs /usr/sbin/mdevctl but the package installs
-    /usr/bin/mdevctl: persistent mdevs silently never start at boot (ANCHORS.md). None when
+    """Can mdevctl's udev rule start persistent mdevs at boot (mdev.mdevctl_rule)? None when
     mdevctl's rule is not installed."""
-    for rule in MDEVCTL_RULES:
-        text = host.read_text(rule)
-        if text is None:
-            continue
-        called = sorted({word for line in text.splitlines() if not line.lstrip().startswith("#")
-                         for word in line.replace("'", " ").replace('"', " ").split() if word.endswith("/mdevctl")})
-        missing = [path for path in called if not host.exists(path)]
-        if missing:
-            present = next((p for p in ("/usr/bin/mdevctl", "/usr/sbin/mdevctl") if host.exists(p)), None)
-            fix = (f"ln -s {present} {missing[0]}" if present else "install mdevctl")
-            return Check("mdevctl-autostart", WARN, f"mdevctl's udev rule calls {missing[0]}, which does not exist",
-                         f"{rule} runs {', '.join(called)}; persistent mdevs (/etc/mdevctl.d) will not start at "
-                         "boot", fix)
-        return Check("mdevctl-autostart", PASS, "mdevctl's udev rule can start persistent mdevs at boot",
-                     f"{rule} runs {', '.join(called) or 'nothing'}")
-    return None
+    from . import mdev
+
+    rule = mdev.mdevctl_rule(host)
+    if rule is None:
+        return None
+    if rule.missing:
+        fix = (f"ln -s {rule.present} {rule.missing[0]}" if rule.present else "install mdevctl")
+        return Check("mdevctl-autostart", WARN, f"mdevctl's udev rule calls {rule.missing[0]}, which does not exist",
+                     f"{rule.path} runs {', '.join(rule.called)}; persistent mdevs (/etc/mdevctl.d) will not start at "
+                     f"boot ('hostdev mdev create --persist' writes {mdev.MDEVCTL_RULE_OVERRIDE} calling "
+                     f"{rule.present or 'mdevctl'})", fix)
+    return Check("mdevctl-autostart", PASS, "mdevctl's udev rule can start persistent mdevs at boot",
+                 f"{rule.path} runs {', '.join(rule.called) or 'nothing'}")
 
 
 def vfio_readiness(host: Host, stack: str = "kubevirt") -> Tuple[Optional[Check], list]:

@@ -28,6 +28,61 @@ PCI_DEVICES = "/sys/bus/pci/devices"
 NVIDIA_VF_TYPES = "nvidia/creatable_vgpu_types"
 
 
+# mdevctl's udev rule, which starts the persistent mdevs of a parent when it appears (at boot). udev
+# reads a rules file from the first of these directories that has one by that name: /etc overrides
+# the package's.
+MDEVCTL_RULE = "60-mdevctl.rules"
+MDEVCTL_RULE_DIRS = ("/etc/udev/rules.d", "/run/udev/rules.d", "/usr/lib/udev/rules.d", "/lib/udev/rules.d")
+MDEVCTL_RULE_OVERRIDE = f"/etc/udev/rules.d/{MDEVCTL_RULE}"
+MDEVCTL_BINARIES = ("/usr/bin/mdevctl", "/usr/sbin/mdevctl")
+OVERRIDE_HEADER = "# Written by hostdev (hostdev mdev create --persist): "
+
+
+class MdevctlRule(NamedTuple):
+    """The mdevctl udev rule udev uses, and whether the mdevctl it runs exists."""
+
+    path: str                  # the rules file udev reads
+    called: List[str]          # the mdevctl paths it runs
+    missing: List[str]         # those that do not exist
+    present: Optional[str]     # the installed mdevctl binary, if any
+    text: str
+
+
+def mdevctl_rule(host: Host) -> Optional[MdevctlRule]:
+    """The 60-mdevctl.rules udev uses (/etc first), or None when mdevctl's rule is not installed.
+
+    Debian 12's mdevctl 1.2.0-3 rule runs /usr/sbin/mdevctl, but the package installs
+    /usr/bin/mdevctl: persistent mdevs silently never start at boot (ANCHORS.md)."""
+    for directory in MDEVCTL_RULE_DIRS:
+        path = f"{directory}/{MDEVCTL_RULE}"
+        text = host.read_text(path)
+        if text is None:
+            continue
+        called = sorted({word for line in text.splitlines() if not line.lstrip().startswith("#")
+                         for word in line.replace("'", " ").replace('"', " ").split() if word.endswith("/mdevctl")})
+        present = next((p for p in MDEVCTL_BINARIES if host.exists(p)), None)
+        return MdevctlRule(path, called, [p for p in called if not host.exists(p)], present, text)
+    return None
+
+
+def mdevctl_rule_override(host: Host) -> Optional[str]:
+    """The text of /etc/udev/rules.d/60-mdevctl.rules that makes mdevctl's own rule run the
+    mdevctl that is installed, when the rule udev uses calls one that is not; else None (the rule
+    works, there is no rule or no mdevctl, or the administrator's own override is in /etc)."""
+    rule = mdevctl_rule(host)
+    if rule is None or not rule.missing or rule.present is None:
+        return None
+    if rule.path == MDEVCTL_RULE_OVERRIDE and not rule.text.startswith(OVERRIDE_HEADER):
+        return None  # the administrator's own file: never replaced
+    text = rule.text
+    for missing in rule.missing:
+        text = text.replace(missing, rule.present)
+    return (f"{OVERRIDE_HEADER}{rule.path} with {rule.present}\n"
+            f"# instead of {', '.join(rule.missing)}, which does not exist (Debian 12's mdevctl 1.2.0-3), so that\n"
+            "# persistent mdevs start at boot. 'hostdev mdev remove' of the last definition removes it.\n"
+            + (text if text.endswith("\n") else text + "\n"))
+
+
 def normalize(name: str) -> str:
     """KubeVirt's comparison form of a type name: spaces to ``_``, then trimmed
     (pkg/virt-handler/device-manager/mediated_device.go). Trim first yourself: leading spaces
@@ -207,6 +262,12 @@ def plan_create(host: Host, parent: str, type_id: Optional[str] = None, name: Op
                            fix="remove mdevs of this parent (hostdev mdev remove --parent …), or use another parent")
     values = [_check_uuid(host, u) for u in uuids] or [str(_uuid.uuid4()) for _ in range(count)]
     plan = Plan()
+    if persist:
+        override = mdevctl_rule_override(host)
+        if override is not None:
+            plan.add_file(host, MDEVCTL_RULE_OVERRIDE, override,
+                          description=f"write {MDEVCTL_RULE_OVERRIDE}: mdevctl's udev rule calling the installed "
+                                      "mdevctl, so that the definitions start at boot")
     for value in values:
         plan.add(f"create mdev {value} ({mtype.id}, {mtype.name or 'no name'}) on {parent}",
                  _create_step(parent, mtype.id, value), _remove_step(value), value)
@@ -261,6 +322,10 @@ def plan_remove(host: Host, uuids: Sequence[str] = (), parent: Optional[str] = N
             old = host.read_config(path) or ""
             plan.add(f"remove mdevctl definition {path}", lambda h, p=path: h.remove_file(p),
                      lambda h, p=path, t=old: h.write_file(p, t, backup=False), value)
+    own_rule = host.read_config(MDEVCTL_RULE_OVERRIDE)
+    if own_rule is not None and own_rule.startswith(OVERRIDE_HEADER) and not set(defined) - set(targets):
+        plan.add_file(host, MDEVCTL_RULE_OVERRIDE, None,
+                      description=f"remove {MDEVCTL_RULE_OVERRIDE} (hostdev's, for the last mdevctl definition)")
     return plan, targets
 
 

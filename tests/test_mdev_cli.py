@@ -1,6 +1,7 @@
 """hostdev mdev …: types (mdev bus, GVT-g without names, NVIDIA SR-IOV VFs), list, create,
 remove, mdevctl persistence, and check's warning about Debian's mdevctl udev rule."""
 import json
+import os
 
 import pytest
 from typer.testing import CliRunner
@@ -153,6 +154,58 @@ def test_check_warns_about_debians_mdevctl_udev_rule(tmp_path):
     fr.write("/usr/sbin/mdevctl", "", 0o755)
     _, by_id = check(info.root)
     assert by_id["mdevctl-autostart"]["status"] == "pass"
+
+
+# Debian 12's mdevctl 1.2.0-3 /lib/udev/rules.d/60-mdevctl.rules (dpkg -L mdevctl on Debian 12;
+# /lib is /usr/lib there), comments left out: it runs /usr/sbin/mdevctl, the package has /usr/bin/mdevctl
+DEBIAN_MDEVCTL_RULE = (
+    "ACTION==\"change\", ENV{MDEV_STATE}==\"registered\", TEST==\"/etc/mdevctl.d/$kernel\", "
+    "RUN+=\"/bin/sh -c '{ /usr/sbin/mdevctl start-parent-mdevs %k 2>&3 | logger -t mdevctl; } 3>&1 1>&2 | "
+    "logger -t mdevctl -p 2'\"\n"
+    "ACTION==\"add\", TEST==\"/etc/mdevctl.d/$kernel\", RUN+=\"/bin/sh -c '{ /usr/sbin/mdevctl "
+    "start-parent-mdevs %k 2>&3 | logger -t mdevctl; } 3>&1 1>&2 | logger -t mdevctl -p 2'\"\n")
+
+
+def test_persist_on_debians_broken_mdevctl_rule_overrides_it_and_the_last_remove_takes_it_back(guest):
+    fr = FakeRoot.attach(guest.root)
+    fr.write("/usr/lib/udev/rules.d/60-mdevctl.rules", DEBIAN_MDEVCTL_RULE)
+    fr.write("/usr/bin/mdevctl", "", 0o755)
+    override = f"{guest.root}/etc/udev/rules.d/60-mdevctl.rules"
+    # without --persist nothing is written: the rule only matters for definitions
+    assert guest.invoke("mdev", "create", "--parent", "mtty", "--type", "mtty-1", "--uuid", UUID1)[0] == 0
+    assert not os.path.exists(override)
+    assert guest.invoke("mdev", "remove", UUID1)[0] == 0
+    code, out, err = guest.invoke("mdev", "create", "--parent", "mtty", "--type", "mtty-1", "--count", "2",
+                                  "--persist", "-o", "json")
+    assert code == 0, err
+    uuids = json.loads(out)["uuids"]
+    text = open(override).read()
+    # the package's two rules, each now running the mdevctl that exists; nothing else changed
+    rules = [line for line in text.splitlines() if line and not line.startswith("#")]
+    assert rules == DEBIAN_MDEVCTL_RULE.replace("/usr/sbin/mdevctl", "/usr/bin/mdevctl").splitlines()
+    assert text.startswith("# Written by hostdev")
+    code, out, _ = guest.invoke("check", "-o", "json")
+    row = [c for c in json.loads(out)["checks"] if c["id"] == "mdevctl-autostart"][0]
+    assert row["status"] == "pass" and "/etc/udev/rules.d/60-mdevctl.rules" in row["detail"]
+    # removing one definition keeps the rule (the other still needs it); the last one takes it back
+    assert guest.invoke("mdev", "remove", uuids[0])[0] == 0
+    assert open(override).read() == text
+    assert guest.invoke("mdev", "remove", uuids[1])[0] == 0
+    assert not os.path.exists(override)
+    assert open(f"{guest.root}/usr/lib/udev/rules.d/60-mdevctl.rules").read() == DEBIAN_MDEVCTL_RULE
+
+
+def test_an_administrators_own_mdevctl_rule_in_etc_is_never_replaced(guest):
+    fr = FakeRoot.attach(guest.root)
+    fr.write("/usr/lib/udev/rules.d/60-mdevctl.rules", DEBIAN_MDEVCTL_RULE)
+    fr.write("/usr/bin/mdevctl", "", 0o755)
+    own = "# mine\n" + DEBIAN_MDEVCTL_RULE
+    fr.write("/etc/udev/rules.d/60-mdevctl.rules", own)
+    code, _, err = guest.invoke("mdev", "create", "--parent", "mtty", "--type", "mtty-1", "--uuid", UUID1, "--persist")
+    assert code == 0, err
+    assert open(f"{guest.root}/etc/udev/rules.d/60-mdevctl.rules").read() == own
+    assert guest.invoke("mdev", "remove", UUID1)[0] == 0
+    assert open(f"{guest.root}/etc/udev/rules.d/60-mdevctl.rules").read() == own
 
 
 def test_ebusy_from_the_kernel_names_the_holder(amd):
