@@ -31,6 +31,13 @@ phase "virtual environment .venv ($("$PY" --version))"
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/pip install -q --upgrade pip >/dev/null 2>&1 || true
 .venv/bin/pip install -q -e '.[vm,test]'
+if [ "$#" = 0 ]; then
+  # the whole suite: the full-system VM's disk image (tests/fullsystem/image.py; cached under
+  # .cache/fullsystem, rebuilt when its recipe changes) builds in the background while lint, the
+  # unit tests and the real-kernel guest run; the fullsystem tests run last and wait for it
+  mkdir -p .cache/fullsystem
+  nice -n 5 .venv/bin/python -m tests.fullsystem.image >.cache/fullsystem/background-build.log 2>&1 &
+fi
 phase "lint: ruff (py39 target), vermin (Python 3.9)"
 .venv/bin/ruff check hostdev tests bench scripts
 .venv/bin/vermin -q --no-tips --violations --eval-annotations --target=3.9- hostdev

@@ -375,7 +375,9 @@ class HostHarness:
     @pytest.hookimpl(trylast=True)
     def pytest_collection_modifyitems(self, session, config, items) -> None:
         for index, item in enumerate(items):
-            if not isinstance(item, GuestProxyItem) and item.get_closest_marker(MARK) is not None:
+            # fullsystem tests (tests/fullsystem) are realkernel too, but run on the host: they boot their own VM
+            if (not isinstance(item, GuestProxyItem) and item.get_closest_marker(MARK) is not None
+                    and item.get_closest_marker("fullsystem") is None):
                 items[index] = GuestProxyItem.wrap(item, self)
 
     # ---- run

@@ -1,0 +1,121 @@
+"""A prepared host survives reboots: the seed's workflow on a whole Debian 12 system (GRUB, systemd,
+Debian's kernel with CONFIG_INTEL_IOMMU_DEFAULT_ON unset), every step asserted from inside the VM
+over SSH (tests/fullsystem/machine.py).
+
+check not ready → iommu enable → reboot → the argument is on /proc/cmdline, IOMMU groups exist,
+check's iommu row passes → modules load --persist → bind --persist the NIC without a route →
+mdev create --persist (mtty) → reboot → the NIC is on vfio-pci and the mdev exists right after
+boot, without running hostdev → restore --all, mdev remove, iommu disable → reboot → as before,
+and /etc/default/grub byte-identical to Debian's.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from .machine import E1000E, EDU, FullSystemVM
+
+pytestmark = [pytest.mark.fullsystem, pytest.mark.realkernel]
+
+MDEV_UUID = "9c4a7e62-32e5-4f3a-9d1e-6c0b5f7f4a01"
+
+
+def hostdev(vm: FullSystemVM, args: str, expect_rc=(0,)) -> dict:
+    """``hostdev ARGS -o json`` in the VM; its JSON, after checking the exit code."""
+    proc = vm.ssh(f"hostdev {args} -o json", check=False)
+    assert proc.returncode in expect_rc, f"hostdev {args}: exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    return json.loads(proc.stdout)
+
+
+def check_row(report: dict, check_id: str) -> dict:
+    rows = [row for row in report["checks"] if row["id"] == check_id]
+    assert len(rows) == 1, f"no single {check_id!r} row in {report['checks']}"
+    return rows[0]
+
+
+def driver_of(vm: FullSystemVM, bdf: str) -> str:
+    return vm.ssh(f"basename \"$(readlink /sys/bus/pci/devices/{bdf}/driver)\" 2>/dev/null || true",
+                  check=False).stdout.strip() or "none"
+
+
+def state(vm: FullSystemVM) -> dict:
+    """What the scenario compares before and after: read in the VM, never through hostdev."""
+    script = (
+        "cat /proc/cmdline; echo @@; ls /sys/kernel/iommu_groups | wc -l; echo @@; "
+        "ls /sys/bus/mdev/devices 2>/dev/null; echo @@; sha256sum /etc/default/grub | cut -d' ' -f1; echo @@; "
+        "ls /etc/default/grub.d; echo @@; ls /etc/hostdev 2>/dev/null; echo @@; "
+        "ls /etc/mdevctl.d 2>/dev/null")
+    cmdline, groups, mdevs, grub, dropins, etc_hostdev, mdevctl = vm.ssh(script).stdout.split("@@\n")
+    return {"cmdline": cmdline.split(), "iommu_groups": int(groups), "mdevs": mdevs.split(),
+            "grub_sha256": grub.strip(), "grub.d": dropins.split(), "etc_hostdev": etc_hostdev.split(),
+            "mdevctl.d": mdevctl.split(), "e1000e": driver_of(vm, E1000E), "edu": driver_of(vm, EDU)}
+
+
+def test_a_prepared_host_survives_reboots_and_is_given_back(fullsystem_vm):
+    vm = fullsystem_vm
+    # ---- the VM as Debian installed it: no IOMMU (the kernel's default is off), stock grub
+    debian_grub = vm.ssh("sha256sum /usr/share/grub/default/grub | cut -d' ' -f1").stdout.strip()
+    before = state(vm)
+    assert before["grub_sha256"] == debian_grub, "/etc/default/grub is not Debian's stock file"
+    assert not any(arg.startswith("intel_iommu") for arg in before["cmdline"]), before["cmdline"]
+    assert before["iommu_groups"] == 0
+    assert before["e1000e"] == "e1000e" and before["edu"] == "none" and before["mdevs"] == []
+
+    report = hostdev(vm, "check", expect_rc=(1,))
+    assert report["ready"] is False
+    assert check_row(report, "iommu")["status"] == "fail"
+
+    # ---- iommu enable → reboot: the argument is on the command line and the IOMMU is on
+    enabled = hostdev(vm, "iommu enable")
+    assert enabled["changed"] is True and enabled["reboot_required"] is True
+    assert "intel_iommu=on" in enabled["added"], enabled
+    assert vm.ssh("grep -c intel_iommu=on /boot/grub/grub.cfg").stdout.strip() != "0"
+    vm.reboot()
+    after_enable = state(vm)
+    assert "intel_iommu=on" in after_enable["cmdline"], after_enable["cmdline"]
+    assert after_enable["iommu_groups"] > 0
+    assert after_enable["grub_sha256"] == debian_grub, "iommu enable edited /etc/default/grub itself"
+    report = hostdev(vm, "check", expect_rc=(0, 1))
+    assert check_row(report, "iommu")["status"] == "pass", report["checks"]
+    assert check_row(report, "kernel-args")["status"] == "pass", report["checks"]
+
+    # ---- persistent preparation: vfio modules at boot, the NIC without a route on vfio-pci, an mdev
+    loaded = hostdev(vm, "modules load --persist")
+    assert "/etc/modules-load.d/hostdev-vfio.conf" in loaded["files"], loaded
+    bound = hostdev(vm, f"bind --persist {E1000E}")
+    assert bound["changed"] is True, bound
+    assert driver_of(vm, E1000E) == "vfio-pci"
+    created = hostdev(vm, f"mdev create --parent mtty --type mtty-1 --uuid {MDEV_UUID} --persist")
+    assert created["changed"] is True, created
+    assert vm.ssh(f"cat /sys/bus/mdev/devices/{MDEV_UUID}/mdev_type/name").stdout.strip() == "Single port serial"
+    assert vm.ssh(f"test -f /etc/mdevctl.d/mtty/{MDEV_UUID}", check=False).returncode == 0
+    report = hostdev(vm, "check", expect_rc=(0, 1))
+    assert check_row(report, "mdevctl-autostart")["status"] == "pass", report["checks"]
+
+    # ---- reboot: the NIC is on vfio-pci and the mdev exists right after boot; nobody ran hostdev
+    vm.reboot()
+    prepared = state(vm)
+    assert prepared["e1000e"] == "vfio-pci", vm.ssh("journalctl -b -u hostdev-bindings.service", check=False).stdout
+    assert MDEV_UUID in prepared["mdevs"], vm.ssh("journalctl -b -t mdevctl", check=False).stdout
+    assert vm.ssh("test -d /sys/module/vfio_pci", check=False).returncode == 0
+    assert "intel_iommu=on" in prepared["cmdline"]
+
+    # ---- give it all back, reboot: the VM is as before the scenario, /etc/default/grub is Debian's
+    restored = hostdev(vm, "restore --all")
+    assert restored["changed"] is True, restored
+    assert driver_of(vm, E1000E) == "e1000e"
+    removed = hostdev(vm, f"mdev remove {MDEV_UUID}")
+    assert removed["changed"] is True, removed
+    disabled = hostdev(vm, "iommu disable")
+    assert disabled["changed"] is True and "intel_iommu=on" in disabled["removed"], disabled
+    vm.reboot()
+    after = state(vm)
+    assert after["grub_sha256"] == debian_grub == before["grub_sha256"]
+    # what hostdev added is gone; what it never wrote is untouched. `modules load --persist` has no
+    # undo command: its modules-load.d file stays (docs/testing.md)
+    assert vm.ssh("cat /etc/modules-load.d/hostdev-vfio.conf", check=False).returncode == 0
+    assert after == before, (before, after)
+    report = hostdev(vm, "check", expect_rc=(1,))
+    assert check_row(report, "iommu")["status"] == "fail"
