@@ -54,6 +54,7 @@ def fullsystem_image(request) -> image.Image:
         skip_or_fail("full-system VM unavailable: " + ", ".join(missing)
                      + "; sudo apt-get install --no-install-recommends $(grep -v '^#' scripts/apt-test-packages.txt)")
     guard.allow_root(str(image.CACHE_DIR))   # the image cache and the run directories
+    guard.allow_root(str(vm.CACHE_DIR))      # the mtty module the image gets (tests/realkernel/vm.py)
     image.CACHE_DIR.mkdir(parents=True, exist_ok=True)
     try:
         kernel = vm.find_kernel()
@@ -78,16 +79,6 @@ def hostdev_wheel(tmp_path_factory) -> Path:
     return wheels[0]
 
 
-@pytest.fixture(scope="session")
-def mtty_module(fullsystem_image) -> Path:
-    """The mtty sample driver built for the VM's kernel (the host's: tests/realkernel/vm.py)."""
-    guard.allow_root(str(vm.CACHE_DIR))   # where the real-kernel harness caches its build
-    build = vm.build_mdev_samples(vm.find_kernel())
-    if not build.ok:
-        skip_or_fail(f"the mtty sample driver could not be built: {build.detail}")
-    return build.directory / "mtty.ko"
-
-
 def _run_dir() -> Path:
     runs = image.CACHE_DIR / "runs"
     runs.mkdir(parents=True, exist_ok=True)
@@ -104,10 +95,9 @@ def _run_dir() -> Path:
 
 
 @pytest.fixture
-def fullsystem_vm(request, fullsystem_image, hostdev_wheel, mtty_module):
+def fullsystem_vm(request, fullsystem_image, hostdev_wheel):
     """The VM booted from a fresh overlay, with this checkout's hostdev installed over the image's
-    (/opt/hostdev, as scripts/install.sh made it) and the mtty vendor driver installed like a
-    vendor's: under /lib/modules/KVER/updates, loaded at boot by modules-load.d."""
+    (/opt/hostdev, as scripts/install.sh made it). The image has the mtty driver (image.py)."""
     run_dir = _run_dir()
     _say(request, f"booting the VM (TCG: SeaBIOS, GRUB, Debian's kernel, systemd); run directory {run_dir}")
     vm_ = machine.FullSystemVM(fullsystem_image, run_dir)
@@ -117,10 +107,6 @@ def fullsystem_vm(request, fullsystem_image, hostdev_wheel, mtty_module):
         vm_.copy_in(hostdev_wheel, f"/root/{hostdev_wheel.name}")
         vm_.ssh(f"/opt/hostdev/bin/pip install -q --no-index --no-deps --force-reinstall /root/{hostdev_wheel.name}"
                 " && hostdev --version")
-        kver = fullsystem_image.kernel_version
-        vm_.ssh(f"mkdir -p /lib/modules/{kver}/updates")
-        vm_.copy_in(mtty_module, f"/lib/modules/{kver}/updates/mtty.ko")
-        vm_.ssh(f"depmod {kver} && echo mtty > /etc/modules-load.d/mtty.conf && modprobe mtty")
         _say(request, f"VM prepared in {time.monotonic() - started:.0f} s")
         yield vm_
         (run_dir / "boot-times.txt").write_text("\n".join(f"{t:.1f}" for t in vm_.boot_times) + "\n")

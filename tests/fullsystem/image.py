@@ -6,8 +6,9 @@ Built by this module alone, on the host, without loop devices, mounts or grub-in
 2. ``mmdebstrap --mode=unshare`` (its own mount namespace) builds the root tree into a directory
    from the packages of recipe/packages.txt and ``linux-image-<the host's kernel ABI>`` (so that
    the mtty sample module the real-kernel harness builds for the host's kernel loads in the VM
-   too), and runs recipe/customize.sh in it: the files of recipe/files, fstab, and the project
-   installed by scripts/install.sh from the wheelhouse (the VM reaches nothing);
+   too), and runs recipe/customize.sh in it: the files of recipe/files, fstab, the mtty sample
+   driver (loaded at boot, like a vendor's driver), and the project installed by scripts/install.sh
+   from the wheelhouse (the VM reaches nothing);
 3. the raw disk file gets an MBR partition table (``sfdisk`` on the file) and an ext4 file system
    made from the tree at the partition's offset (``mkfs.ext4 -d DIR -E offset=``);
 4. a first QEMU boot of that disk with the tree's own kernel and initrd passed by -kernel/-initrd
@@ -200,6 +201,9 @@ def first_boot(disk: Path, tree: Path, kernel_version: str, workdir: Path, log_f
 
 def build(kernel_version: str, dest: Path, log: Log, log_file) -> None:
     """Build the image into ``dest`` (see the module docstring). Raises HarnessError."""
+    if vm.find_kernel().version != kernel_version:
+        raise vm.HarnessError(f"the image's kernel {kernel_version} is not the host's {vm.find_kernel().version}: "
+                              "the mtty module is built for the host's")
     for tool in ("mmdebstrap", "sfdisk", "mkfs.ext4", vm.QEMU_BINARY):
         if not shutil.which(tool):
             raise vm.HarnessError(f"{tool} not found", "sudo apt-get install --no-install-recommends "
@@ -209,13 +213,18 @@ def build(kernel_version: str, dest: Path, log: Log, log_file) -> None:
         tree = work / "root"
         wheels = work / "wheelhouse"
         source = work / "source.tar"
+        log(f"the mtty sample driver for {kernel_version}")
+        mdev = vm.build_mdev_samples(vm.find_kernel())
+        if not mdev.ok:
+            raise vm.HarnessError(f"the mtty sample driver could not be built: {mdev.detail}")
         log("wheelhouse and source tarball")
         wheelhouse(wheels, log_file)
         source_tarball(source)
         log(f"mmdebstrap {SUITE} with linux-image-{kernel_version}")
         # the hook runs inside mmdebstrap's namespace; "$1" is the tree (mmdebstrap's argument)
         hook = (f'{shlex.quote(str(RECIPE / "customize.sh"))} "$1" {shlex.quote(str(RECIPE))} '
-                f"{shlex.quote(str(source))} {shlex.quote(str(wheels))} {FS_UUID}")
+                f"{shlex.quote(str(source))} {shlex.quote(str(wheels))} {FS_UUID} "
+                f"{shlex.quote(str(mdev.directory / 'mtty.ko'))} {kernel_version}")
         _run(["mmdebstrap", "--mode=unshare", "--variant=apt", "--format=directory",
               "--include=" + ",".join(packages(kernel_version)), f"--customize-hook={hook}",
               SUITE, str(tree), *apt_sources()],

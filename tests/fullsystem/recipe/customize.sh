@@ -1,9 +1,9 @@
 #!/bin/sh
 # mmdebstrap --customize-hook of the full-system test VM (tests/fullsystem/image.py). Runs inside
 # mmdebstrap's own mount namespace; every change is made under ROOT, the tree that becomes the
-# VM's disk. Usage: customize.sh ROOT RECIPE_DIR SOURCE_TAR WHEELHOUSE FS_UUID
+# VM's disk. Usage: customize.sh ROOT RECIPE_DIR SOURCE_TAR WHEELHOUSE FS_UUID MTTY_KO KERNEL_VERSION
 set -eu
-root=$1 recipe=$2 source_tar=$3 wheelhouse=$4 fs_uuid=$5
+root=$1 recipe=$2 source_tar=$3 wheelhouse=$4 fs_uuid=$5 mtty_ko=$6 kver=$7
 
 cp -a "$recipe/files/." "$root/"
 echo "UUID=$fs_uuid / ext4 errors=remount-ro 0 1" > "$root/etc/fstab"
@@ -16,6 +16,12 @@ chroot "$root" systemctl mask systemd-networkd-wait-online.service apt-daily.tim
   dpkg-db-backup.timer 2>/dev/null || true
 # root logs in with the run's key only (Debian's default PermitRootLogin prohibit-password)
 chroot "$root" passwd -d root >/dev/null
+
+# the mtty sample mdev driver (built on the host for this kernel by tests/realkernel/vm.py), installed
+# like a vendor's driver: under updates/, loaded at every boot
+install -D -m 0644 "$mtty_ko" "$root/lib/modules/$kver/updates/mtty.ko"
+chroot "$root" depmod "$kver"
+echo mtty > "$root/etc/modules-load.d/mtty.conf"
 
 # the project, installed as scripts/install.sh installs it, offline: the VM reaches no index
 mkdir -p "$root/tmp/hostdev-src" "$root/tmp/wheelhouse"
