@@ -45,12 +45,15 @@ def state(vm: FullSystemVM) -> dict:
     script = (
         "cat /proc/cmdline; echo @@; ls /sys/kernel/iommu_groups | wc -l; echo @@; "
         "ls /sys/bus/mdev/devices 2>/dev/null; echo @@; sha256sum /etc/default/grub | cut -d' ' -f1; echo @@; "
-        "ls /etc/default/grub.d; echo @@; ls /etc/hostdev 2>/dev/null; echo @@; "
-        "ls /etc/mdevctl.d 2>/dev/null")
-    cmdline, groups, mdevs, grub, dropins, etc_hostdev, mdevctl = vm.ssh(script).stdout.split("@@\n")
+        "ls /etc/default/grub.d; echo @@; "
+        # every file under /etc that hostdev writes, by its name (and the VM's own
+        # hostdev-test-authorized-keys unit, there from the start)
+        "find /etc \\( -name '*hostdev*' -o -name 60-mdevctl.rules -o -path '/etc/mdevctl.d/mtty*' "
+        "-o -path '/etc/modprobe.d/*' \\) | sort")
+    cmdline, groups, mdevs, grub, dropins, etc_files = vm.ssh(script).stdout.split("@@\n")
     return {"cmdline": cmdline.split(), "iommu_groups": int(groups), "mdevs": mdevs.split(),
-            "grub_sha256": grub.strip(), "grub.d": dropins.split(), "etc_hostdev": etc_hostdev.split(),
-            "mdevctl.d": mdevctl.split(), "e1000e": driver_of(vm, E1000E), "edu": driver_of(vm, EDU)}
+            "grub_sha256": grub.strip(), "grub.d": dropins.split(), "etc": etc_files.split(),
+            "e1000e": driver_of(vm, E1000E), "edu": driver_of(vm, EDU)}
 
 
 def test_a_prepared_host_survives_reboots_and_is_given_back(fullsystem_vm):
@@ -115,7 +118,8 @@ def test_a_prepared_host_survives_reboots_and_is_given_back(fullsystem_vm):
     assert after["grub_sha256"] == debian_grub == before["grub_sha256"]
     # what hostdev added is gone; what it never wrote is untouched. `modules load --persist` has no
     # undo command: its modules-load.d file stays (docs/testing.md)
-    assert vm.ssh("cat /etc/modules-load.d/hostdev-vfio.conf", check=False).returncode == 0
+    assert "/etc/modules-load.d/hostdev-vfio.conf" in after["etc"]
+    after["etc"].remove("/etc/modules-load.d/hostdev-vfio.conf")
     assert after == before, (before, after)
     report = hostdev(vm, "check", expect_rc=(1,))
     assert check_row(report, "iommu")["status"] == "fail"

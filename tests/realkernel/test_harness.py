@@ -617,3 +617,29 @@ def test_a_harness_bug_fails_the_realkernel_tests_instead_of_crashing_the_sessio
     assert "INTERNALERROR" not in proc.stdout
     assert "7 failed" in proc.stdout and "1 passed" in proc.stdout  # test_unit still ran
     assert "internal error of the realkernel harness" in proc.stdout and "RuntimeError: harness bug" in proc.stdout
+
+
+def test_a_fullsystem_test_runs_on_the_host_and_is_not_sent_to_the_guest(tmp_path):
+    # tests/fullsystem: marked realkernel (so "-m 'not realkernel'" leaves them out) and fullsystem
+    # (they boot their own VM from the host): the plugin must not proxy them into the guest
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "conftest.py").write_text(FAKE_CONFTEST)
+    (project / "test_vm.py").write_text(
+        "import os, pytest\n"
+        "@pytest.mark.fullsystem\n@pytest.mark.realkernel\n"
+        "def test_on_the_host():\n    open(os.environ['FAKE_CACHE'] + '/BODY_RAN', 'a').write('x')\n")
+    (project / "pytest.ini").write_text("[pytest]\naddopts = -p no:cacheprovider\nmarkers =\n  realkernel\n"
+                                        "  fullsystem\n")
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HOSTDEV_", "PYTEST_"))}
+    env.update(FAKE_SCENARIO="report", FAKE_CACHE=str(cache), PYTHONPATH=str(REPO), PYTHONDONTWRITEBYTECODE="1")
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-m", "realkernel"], cwd=project, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout
+    assert (cache / "BODY_RAN").read_text() == "x"
+    assert not (cache / "commands.txt").exists()  # no guest was booted for it
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-m", "not realkernel"], cwd=project, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 5 and (cache / "BODY_RAN").read_text() == "x", proc.stdout  # deselected
