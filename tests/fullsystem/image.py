@@ -255,7 +255,7 @@ def ensure(kernel_version: Optional[str] = None, log: Log = lambda line: None,
         fcntl.flock(lock, fcntl.LOCK_EX)
         if dest.is_file():
             return Image(dest, kernel_version, key, None)
-        for old in cache_dir.glob("debian12-*.raw"):
+        for old in [*cache_dir.glob("debian12-*.raw"), *cache_dir.glob("debian12-*.json")]:
             old.unlink()  # another recipe's image: rebuilt when needed again
         started = time.monotonic()
         log_path = cache_dir / "build.log"
