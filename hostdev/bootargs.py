@@ -112,9 +112,9 @@ def decide_args(host: Host, passthrough: bool = False, extra: Sequence[str] = ()
         notes.append("this is a virtual machine without a virtual IOMMU: kernel arguments cannot create one; "
                      "add it on the hypervisor (QEMU -device intel-iommu,intremap=on; libvirt <iommu model='intel'>)")
     if cpu.vendor == "intel":
-        if config.get("CONFIG_INTEL_IOMMU_DEFAULT_ON") == "y":
-            notes.append("intel_iommu=on is not needed: this kernel turns VT-d on by default "
-                         "(CONFIG_INTEL_IOMMU_DEFAULT_ON=y)")
+        default_on = kernel.intel_iommu_default_on(config)
+        if default_on:
+            notes.append(f"intel_iommu=on is not needed: this kernel turns VT-d on by default ({default_on}=y)")
         else:
             args.append("intel_iommu=on")
     elif cpu.vendor == "amd":

@@ -62,7 +62,7 @@ def check_iommu(cpu: kernel.CpuInfo, facts: kernel.IommuFacts, cmdline: List[str
         return Check("iommu", FAIL, f"the IOMMU is switched off on the command line ({' '.join(off)})", detail,
                      f"remove {' '.join(off)} from the boot configuration, then reboot")
     if intel and kernel.arg_value(cmdline, "intel_iommu") != "on" \
-            and config.get("CONFIG_INTEL_IOMMU_DEFAULT_ON") != "y":
+            and not kernel.intel_iommu_default_on(config):
         pending = "intel_iommu=on" in boot.args
         summary = ("VT-d is present but off: intel_iommu=on is configured and waits for a reboot" if pending
                    else "VT-d is present but off: this kernel needs intel_iommu=on")
@@ -91,7 +91,7 @@ def check_kernel_args(cpu: kernel.CpuInfo, facts: kernel.IommuFacts, cmdline: Li
                      "breaks AMD SEV-SNP)")
     if cpu.vendor == "intel" and facts.active and kernel.arg_value(cmdline, "intel_iommu") != "on":
         notes.append("intel_iommu=on is not needed: this kernel turns VT-d on by default"
-                     if config.get("CONFIG_INTEL_IOMMU_DEFAULT_ON") == "y" else
+                     if kernel.intel_iommu_default_on(config) else
                      "VT-d is active without intel_iommu=on")
     if boot.known and sorted(running) != sorted(configured):
         added = sorted(set(configured) - set(running))

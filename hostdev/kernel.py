@@ -170,6 +170,18 @@ def kernel_config(host: Host) -> Dict[str, str]:
     return config
 
 
+def intel_iommu_default_on(config: Dict[str, str]) -> Optional[str]:
+    """The build option that turns VT-d on without ``intel_iommu=on``, or None when the kernel
+    needs the argument: CONFIG_INTEL_IOMMU_DEFAULT_ON=y, or Debian's
+    CONFIG_INTEL_IOMMU_DEFAULT_ON_INTGPU_OFF=y (on, except for integrated GPUs: Debian's patch
+    "intel-iommu: Add Kconfig option to exclude iGPU by default", bug #935270; set in Debian 12's
+    kernels, whose IOMMU groups exist without any argument)."""
+    for option in ("CONFIG_INTEL_IOMMU_DEFAULT_ON", "CONFIG_INTEL_IOMMU_DEFAULT_ON_INTGPU_OFF"):
+        if config.get(option) == "y":
+            return option
+    return None
+
+
 @dataclass(frozen=True)
 class IommuFacts:
     """What the platform and kernel show about the IOMMU."""

@@ -218,6 +218,18 @@ def test_a_kernel_with_vt_d_on_by_default_gets_no_intel_iommu_on(machine):
     assert any("CONFIG_INTEL_IOMMU_DEFAULT_ON=y" in n for n in out["notes"])
 
 
+def test_debians_kernel_turns_vt_d_on_except_for_integrated_gpus_and_gets_no_intel_iommu_on(machine):
+    # the IOMMU options of Debian 12's /boot/config-6.1.0-57-amd64 (this CI machine's, read only):
+    # Debian's patch makes the default a choice, and its kernels choose "on, except integrated GPUs"
+    # (the full-system VM of tests/fullsystem had IOMMU groups at its first boot, without arguments)
+    m = machine(config="CONFIG_INTEL_IOMMU=y\n# CONFIG_INTEL_IOMMU_DEFAULT_ON is not set\n"
+                       "CONFIG_INTEL_IOMMU_DEFAULT_ON_INTGPU_OFF=y\n# CONFIG_INTEL_IOMMU_DEFAULT_OFF is not set\n")
+    out = m.json("iommu", "enable")
+    assert out["changed"] is False and out["added"] == []
+    assert any("CONFIG_INTEL_IOMMU_DEFAULT_ON_INTGPU_OFF=y" in n for n in out["notes"])
+    assert m.json("iommu", "enable", "--passthrough")["added"] == ["iommu=pt"]
+
+
 @pytest.mark.parametrize("bad", ["a b", 'x"y', "$(reboot)", ""])
 def test_bad_arguments_are_one_line_errors(machine, bad):
     m = machine()

@@ -2,8 +2,11 @@
 Debian's kernel with CONFIG_INTEL_IOMMU_DEFAULT_ON unset), every step asserted from inside the VM
 over SSH (tests/fullsystem/machine.py).
 
-check not ready → iommu enable → reboot → the argument is on /proc/cmdline, IOMMU groups exist,
-check's iommu row passes → modules load --persist → bind --persist the NIC without a route →
+Debian 12's kernel turns VT-d on without an argument (CONFIG_INTEL_IOMMU_DEFAULT_ON_INTGPU_OFF=y:
+IOMMU groups exist at the first boot), so the argument the reboot must bring is iommu=pt:
+iommu enable --passthrough → check says a reboot is pending → reboot → iommu=pt on /proc/cmdline,
+the groups' default domain is identity, check's iommu and kernel-args rows pass →
+modules load --persist → bind --persist the NIC without a route →
 mdev create --persist (mtty) → reboot → the NIC is on vfio-pci and the mdev exists right after
 boot, without running hostdev → restore --all, mdev remove, iommu disable → reboot → as before,
 and /etc/default/grub byte-identical to Debian's.
@@ -56,30 +59,44 @@ def state(vm: FullSystemVM) -> dict:
             "e1000e": driver_of(vm, E1000E), "edu": driver_of(vm, EDU)}
 
 
+def group_type(vm: FullSystemVM, bdf: str) -> str:
+    """The default domain type of the device's IOMMU group: DMA/DMA-FQ (translated), identity (iommu=pt)."""
+    return vm.ssh(f"cat /sys/bus/pci/devices/{bdf}/iommu_group/type").stdout.strip()
+
+
 def test_a_prepared_host_survives_reboots_and_is_given_back(fullsystem_vm):
     vm = fullsystem_vm
-    # ---- the VM as Debian installed it: no IOMMU (the kernel's default is off), stock grub
-    debian_grub = vm.ssh("sha256sum /usr/share/grub/default/grub | cut -d' ' -f1").stdout.strip()
+    # ---- the VM as Debian installed it. /etc/default/grub is what grub-pc's postinst installed
+    # (ucf records its md5); Debian 12's kernel has CONFIG_INTEL_IOMMU_DEFAULT_ON_INTGPU_OFF=y, so
+    # VT-d is on without any argument (IOMMU groups exist) and DMA is translated
+    ucf_md5 = vm.ssh("awk '$2 == \"/etc/default/grub\" {print $1}' /var/lib/ucf/hashfile").stdout.strip()
+    assert ucf_md5 and vm.ssh("md5sum /etc/default/grub").stdout.split()[0] == ucf_md5, \
+        "/etc/default/grub is not the file Debian's grub-pc installed"
     before = state(vm)
-    assert before["grub_sha256"] == debian_grub, "/etc/default/grub is not Debian's stock file"
-    assert not any(arg.startswith("intel_iommu") for arg in before["cmdline"]), before["cmdline"]
-    assert before["iommu_groups"] == 0
+    assert not any(arg.startswith(("intel_iommu", "iommu=")) for arg in before["cmdline"]), before["cmdline"]
+    assert before["iommu_groups"] > 0
+    group_type_before = group_type(vm, EDU)
+    assert group_type_before in ("DMA", "DMA-FQ")
     assert before["e1000e"] == "e1000e" and before["edu"] == "none" and before["mdevs"] == []
+    report = hostdev(vm, "check", expect_rc=(0, 1))
+    assert check_row(report, "iommu")["status"] == "pass", report["checks"]
 
-    report = hostdev(vm, "check", expect_rc=(1,))
-    assert report["ready"] is False
-    assert check_row(report, "iommu")["status"] == "fail"
+    # ---- iommu enable --passthrough: no intel_iommu=on for this kernel, iommu=pt; reboot pending
+    enabled = hostdev(vm, "iommu enable --passthrough")
+    assert enabled["changed"] is True and enabled["reboot_required"] is True, enabled
+    assert enabled["added"] == ["iommu=pt"], enabled
+    assert enabled["files"] == ["/etc/default/grub.d/hostdev.cfg"], enabled
+    assert vm.ssh("grep -c iommu=pt /boot/grub/grub.cfg").stdout.strip() != "0"
+    report = hostdev(vm, "check", expect_rc=(0, 1))
+    assert check_row(report, "kernel-args")["summary"] == "reboot pending: the next boot adds iommu=pt", report
 
-    # ---- iommu enable → reboot: the argument is on the command line and the IOMMU is on
-    enabled = hostdev(vm, "iommu enable")
-    assert enabled["changed"] is True and enabled["reboot_required"] is True
-    assert "intel_iommu=on" in enabled["added"], enabled
-    assert vm.ssh("grep -c intel_iommu=on /boot/grub/grub.cfg").stdout.strip() != "0"
+    # ---- reboot (SeaBIOS, GRUB, kernel, systemd): the argument is in force
     vm.reboot()
     after_enable = state(vm)
-    assert "intel_iommu=on" in after_enable["cmdline"], after_enable["cmdline"]
+    assert "iommu=pt" in after_enable["cmdline"], after_enable["cmdline"]
     assert after_enable["iommu_groups"] > 0
-    assert after_enable["grub_sha256"] == debian_grub, "iommu enable edited /etc/default/grub itself"
+    assert group_type(vm, EDU) == "identity"
+    assert after_enable["grub_sha256"] == before["grub_sha256"], "iommu enable edited /etc/default/grub itself"
     report = hostdev(vm, "check", expect_rc=(0, 1))
     assert check_row(report, "iommu")["status"] == "pass", report["checks"]
     assert check_row(report, "kernel-args")["status"] == "pass", report["checks"]
@@ -103,7 +120,7 @@ def test_a_prepared_host_survives_reboots_and_is_given_back(fullsystem_vm):
     assert prepared["e1000e"] == "vfio-pci", vm.ssh("journalctl -b -u hostdev-bindings.service", check=False).stdout
     assert MDEV_UUID in prepared["mdevs"], vm.ssh("journalctl -b -t mdevctl", check=False).stdout
     assert vm.ssh("test -d /sys/module/vfio_pci", check=False).returncode == 0
-    assert "intel_iommu=on" in prepared["cmdline"]
+    assert "iommu=pt" in prepared["cmdline"]
 
     # ---- give it all back, reboot: the VM is as before the scenario, /etc/default/grub is Debian's
     restored = hostdev(vm, "restore --all")
@@ -112,14 +129,15 @@ def test_a_prepared_host_survives_reboots_and_is_given_back(fullsystem_vm):
     removed = hostdev(vm, f"mdev remove {MDEV_UUID}")
     assert removed["changed"] is True, removed
     disabled = hostdev(vm, "iommu disable")
-    assert disabled["changed"] is True and "intel_iommu=on" in disabled["removed"], disabled
+    assert disabled["changed"] is True and disabled["removed"] == ["iommu=pt"], disabled
     vm.reboot()
     after = state(vm)
-    assert after["grub_sha256"] == debian_grub == before["grub_sha256"]
+    assert vm.ssh("md5sum /etc/default/grub").stdout.split()[0] == ucf_md5
+    assert group_type(vm, EDU) == group_type_before
     # what hostdev added is gone; what it never wrote is untouched. `modules load --persist` has no
     # undo command: its modules-load.d file stays (docs/testing.md)
     assert "/etc/modules-load.d/hostdev-vfio.conf" in after["etc"]
     after["etc"].remove("/etc/modules-load.d/hostdev-vfio.conf")
     assert after == before, (before, after)
-    report = hostdev(vm, "check", expect_rc=(1,))
-    assert check_row(report, "iommu")["status"] == "fail"
+    report = hostdev(vm, "check", expect_rc=(0, 1))
+    assert check_row(report, "kernel-args")["status"] == "pass", report["checks"]
