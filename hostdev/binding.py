@@ -365,4 +365,6 @@ def plan_restore(host: Host, addresses: Sequence[str], every: bool = False, forc
     # entry in the journal, and the rollback of a failed forget remembers the device again
     for addr in forgets:
         plan.add(f"forget {addr} in {journal.JOURNAL}", *journal.forget(addr), addr)
+    if persistent and not set(persistent) - set(targets):
+        journal.unpersist_shared_actions(plan, host)   # the last persistent binding went
     return BindingPlan(plan, changes)

@@ -73,6 +73,19 @@ def persist_actions(plan: Plan, addresses: Sequence[str], driver: str) -> None:
              lambda h: h.symlink(UNIT, UNIT_WANTS))
 
 
+def unpersist_shared_actions(plan: Plan, host: Host) -> None:
+    """Remove the udev rule and the unit (and its enabling link) that ``persist_actions`` installed,
+    for when the last persistent binding goes: hostdev takes back what it added. Files whose text
+    is not hostdev's own (an administrator edited them) are left alone."""
+    for path, text in ((UDEV_RULE, UDEV_RULE_TEXT), (UNIT, UNIT_TEXT)):
+        if host.read_config(path) == text:
+            plan.add(f"persist: remove {path} (no persistent binding left)", lambda h, p=path: h.remove_file(p),
+                     lambda h, p=path, t=text: h.write_file(p, t, backup=False))
+    if host.readlink(UNIT_WANTS) == UNIT:
+        plan.add(f"persist: disable hostdev-bindings.service ({UNIT_WANTS})", lambda h: h.remove_file(UNIT_WANTS),
+                 lambda h: h.symlink(UNIT, UNIT_WANTS))
+
+
 @dataclass
 class Journal:
     """Original drivers of the devices hostdev re-bound: address → {driver, driver_override, …}."""

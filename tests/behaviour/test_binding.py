@@ -187,3 +187,18 @@ def test_persistent_binding_is_reapplied_after_a_reboot_and_restore_removes_it(m
     restore(machine, E1000E)
     assert driver(machine, E1000E) == "e1000e"
     assert journal.persisted(machine.host) == {}
+    # the last persistent binding went: hostdev's udev rule and unit (and its enabling link) go too
+    # (the full-system VM found them left behind after restore --all: tests/fullsystem)
+    assert machine.host.read_text(journal.UDEV_RULE) is None and machine.host.read_text(journal.UNIT) is None
+    assert machine.host.readlink(journal.UNIT_WANTS) is None
+
+
+def test_the_udev_rule_and_unit_stay_while_another_persistent_binding_needs_them(machine):
+    both = binding.plan_bind(machine.host, binding.resolve_addresses(machine.host, [E1000E, EDU]), persist=True)
+    both.plan.apply(machine.host)
+    restore(machine, E1000E)
+    assert journal.persisted(machine.host) == {EDU: "vfio-pci"}
+    assert machine.host.read_text(journal.UDEV_RULE) == journal.UDEV_RULE_TEXT
+    assert machine.host.readlink(journal.UNIT_WANTS) == journal.UNIT
+    restore(machine, EDU)
+    assert machine.host.read_text(journal.UDEV_RULE) is None and machine.host.readlink(journal.UNIT_WANTS) is None

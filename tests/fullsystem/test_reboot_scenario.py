@@ -49,10 +49,11 @@ def state(vm: FullSystemVM) -> dict:
         "cat /proc/cmdline; echo @@; ls /sys/kernel/iommu_groups | wc -l; echo @@; "
         "ls /sys/bus/mdev/devices 2>/dev/null; echo @@; sha256sum /etc/default/grub | cut -d' ' -f1; echo @@; "
         "ls /etc/default/grub.d; echo @@; "
-        # every file under /etc that hostdev writes, by its name (and the VM's own
-        # hostdev-test-authorized-keys unit, there from the start)
+        # every file or link under /etc that hostdev writes, by its name (and the VM's own
+        # hostdev-test-authorized-keys unit, there from the start); directories hostdev made and
+        # left empty (/etc/hostdev/bindings.d, /etc/mdevctl.d/mtty) do not count
         "find /etc \\( -name '*hostdev*' -o -name 60-mdevctl.rules -o -path '/etc/mdevctl.d/mtty*' "
-        "-o -path '/etc/modprobe.d/*' \\) | sort")
+        "-o -path '/etc/modprobe.d/*' \\) \\( -type f -o -type l \\) | sort")
     cmdline, groups, mdevs, grub, dropins, etc_files = vm.ssh(script).stdout.split("@@\n")
     return {"cmdline": cmdline.split(), "iommu_groups": int(groups), "mdevs": mdevs.split(),
             "grub_sha256": grub.strip(), "grub.d": dropins.split(), "etc": etc_files.split(),
