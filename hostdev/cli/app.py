@@ -14,7 +14,8 @@ import typer.main
 
 from .. import __version__
 from ..errors import HostdevError
-from .context import render_error, set_root
+from ..render import Format
+from .context import GlobalOutputOption, HostdevGroup, render_error, set_root
 
 # name → (module under hostdev.cli, attribute, "group" for a typer app or "command" for a
 # function), in the order --help lists them: typer lists commands before groups.
@@ -49,9 +50,10 @@ def load_command(name: str):
     return typer.main.get_group(holder).commands[name]
 
 
-class LazyGroup(typer.core.TyperGroup):
+class LazyGroup(HostdevGroup):
     """hostdev's top-level group: each command's module is imported when the command is looked
-    up to run. Listing them for --help uses stand-ins with the help text of the command index,
+    up to run; usage errors are rendered as one line (context.HostdevGroup). Listing them for
+    --help uses stand-ins with the help text of the command index,
     the same text the real command has (tests/test_completions.py compares the two)."""
 
     def __init__(self, *args, **kwargs) -> None:
@@ -120,6 +122,7 @@ def _root(
                                             "FILE), instead of / (env HOSTDEV_ROOT)."),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                  help="Print the version and exit."),
+    output: Optional[Format] = GlobalOutputOption,
 ) -> None:
     try:
         ctx.obj = set_root(root)

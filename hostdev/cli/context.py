@@ -4,13 +4,15 @@ one place errors are rendered."""
 import contextlib
 import functools
 import os
+import re
 import sys
-from typing import Callable, Iterator, Optional
+from typing import Any, Callable, Iterator, List, Optional, Sequence
 
 import click
 import typer
+from typer.core import TyperGroup
 
-from ..errors import EXIT_BUG, BugError, HostdevError, UsageError
+from ..errors import EXIT_BUG, EXIT_USAGE, BugError, HostdevError, UsageError
 from ..host import Host, host_from_env
 from ..render import Format, dump_json, message
 
@@ -39,6 +41,7 @@ class Session:
         self.root = root
         self.recording: Optional[str] = None  # --root FILE: the recording unpacked into ``root``
         self.output = Format.table
+        self.output_given: Optional[Format] = None  # -o before the command
         self._host: Optional[Host] = None
 
     @property
@@ -59,8 +62,39 @@ def session() -> Session:
         top.obj = Session()
     return top.obj
 
-OutputOption = typer.Option(Format.table, "--output", "-o", help="Output format: table, json or yaml.",
-                            case_sensitive=False)
+
+def _session_of(ctx: click.Context) -> Session:
+    top = ctx.find_root()
+    if not isinstance(top.obj, Session):
+        top.obj = Session()
+    return top.obj
+
+
+def _global_output(ctx: click.Context, value: Optional[Format]) -> None:
+    """-o before the command (``hostdev -o json devices``): the format of every command that does
+    not give its own."""
+    if value is not None:
+        current = _session_of(ctx)
+        current.output = current.output_given = Format(value)
+
+
+def output_option(default: Format = Format.table, help: str = "Output format: table, json or yaml.") -> Any:
+    """The -o/--output option of a command: its own value, else the one given before the command,
+    else ``default``. Kept in the session, so that errors are rendered in it too. The callback
+    returns the name: typer converts it to the Format (str() of a member would not match)."""
+
+    def resolve(ctx: click.Context, value: Optional[Format]) -> str:
+        current = _session_of(ctx)
+        current.output = Format(value) if value is not None else (current.output_given or default)
+        return current.output.value
+
+    return typer.Option(None, "--output", "-o", help=f"{help} (default {default.value}; may also come before "
+                        "the command)", case_sensitive=False, callback=resolve, show_default=False)
+
+
+OutputOption = output_option()
+GlobalOutputOption = typer.Option(None, "--output", "-o", case_sensitive=False, callback=_global_output,
+                                  help="Output format of the command (table, json or yaml), as if given after it.")
 
 
 def host() -> Host:
@@ -193,9 +227,10 @@ def carry_out(h: Host, result, dry_run: bool, output: Format, verb: str, describ
     return False
 
 
-def render_error(exc: HostdevError) -> None:
-    """One line on stderr; with -o json also the error object on stdout (Ansible reads it)."""
-    if session().output == Format.json:
+def render_error(exc: HostdevError, output: Optional[Format] = None) -> None:
+    """One line on stderr; with -o json (``output``, else the session's) also the error object
+    on stdout (Ansible reads it)."""
+    if (output or session().output) == Format.json:
         sys.stdout.write(dump_json(exc.to_dict()))
     message("hostdev: error: " + " ".join(str(exc).splitlines()), "error")  # one line, always
 
@@ -233,3 +268,67 @@ def command(fn: Callable[..., Optional[int]]) -> Callable[..., None]:
             raise typer.Exit(code)
 
     return wrapper
+
+
+def _output_in(args: Sequence[str]) -> Optional[Format]:
+    """The last valid -o/--output in raw arguments: a usage error can stop click before it has
+    parsed -o, and the error must still be JSON when the user asked for JSON."""
+    found = None
+    for i, arg in enumerate(args):
+        if arg == "--":
+            break
+        if arg in ("-o", "--output"):
+            value = args[i + 1] if i + 1 < len(args) else ""
+        elif arg.startswith("--output="):
+            value = arg.split("=", 1)[1]
+        elif arg.startswith("-o") and not arg.startswith("--"):
+            value = arg[2:]
+        else:
+            continue
+        try:
+            found = Format(value.lower())
+        except ValueError:
+            pass
+    return found
+
+
+def _one_line(text: str) -> str:
+    """click's message on one line, each sentence once (typer and click both add "Did you mean
+    'devices'?" to an unknown command)."""
+    sentences: List[str] = []
+    for sentence in re.split(r"(?<=[.?!])\s+", " ".join(text.split())):
+        if sentence not in sentences:
+            sentences.append(sentence)
+    return " ".join(sentences)
+
+
+class HostdevGroup(TyperGroup):
+    """The app's top command group. A usage error anywhere (unknown command or option, a bad
+    option value) is rendered as every other error is: one line on stderr, the JSON error object
+    on stdout with -o json, exit 2 (docs/exit-codes.md) instead of click/typer's box."""
+
+    def main(self, args: Optional[Sequence[str]] = None, prog_name: Optional[str] = None,
+             complete_var: Optional[str] = None, standalone_mode: bool = True, **extra: Any) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
+        try:
+            result = super().main(args=argv, prog_name=prog_name, complete_var=complete_var,
+                                  standalone_mode=False, **extra)
+            code = result if isinstance(result, int) else 0
+        except click.exceptions.NoArgsIsHelpError as exc:  # bare "hostdev": the help, as before
+            from typer import rich_utils
+
+            rich_utils.rich_format_error(exc)
+            code = exc.exit_code
+        except click.UsageError as exc:
+            where = exc.ctx.command_path if exc.ctx is not None else (prog_name or "hostdev")
+            render_error(UsageError(_one_line(exc.format_message()), fix=f"see '{where} -h'"), _output_in(argv))
+            code = EXIT_USAGE
+        except click.ClickException as exc:
+            render_error(HostdevError(_one_line(exc.format_message())), _output_in(argv))
+            code = exc.exit_code
+        except click.Abort:
+            message("Aborted!", "error")
+            code = 1
+        if standalone_mode:
+            sys.exit(code)
+        return code

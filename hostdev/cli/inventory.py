@@ -5,7 +5,7 @@ from typing import List, Optional
 import typer
 
 from ..render import Format
-from .context import command, host, hwdb, set_output
+from .context import command, host, hwdb, output_option, set_output
 
 
 @command
@@ -14,8 +14,7 @@ def inventory(
                                               help="A node label of this host (repeatable)."),
     hostname: Optional[str] = typer.Option(None, "--hostname", help="The node name (default: the host's name)."),
     pci_ids: Optional[str] = typer.Option(None, "--pci-ids", metavar="FILE", help="Name devices from this pci.ids."),
-    output: Format = typer.Option(Format.json, "--output", "-o", case_sensitive=False,
-                                  help="json (default), yaml, or table (a summary)."),
+    output: Format = output_option(Format.json, "json, yaml, or table (a summary)."),
 ) -> int:
     """This host's devices, IOMMU groups, mdev types, mdevs, pci.ids version and labels, for
     hostdev kubevirt merge."""

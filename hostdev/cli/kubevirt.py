@@ -6,13 +6,13 @@ from typing import List, Optional
 import typer
 
 from ..render import Format
-from .context import command, complete_address, host, hwdb, set_output
+from .context import command, complete_address, host, hwdb, output_option, set_output
 
 app = typer.Typer(help="KubeVirt output: permittedHostDevices, mdev configuration, VMI device blocks.",
                   no_args_is_help=True)
 
-YamlOutputOption = typer.Option(Format.yaml, "--output", "-o", case_sensitive=False,
-                                help="yaml (the document; notes on stderr) or json ({format, document, notes}).")
+YamlOutputOption = output_option(Format.yaml, "yaml (the document; notes on stderr) or json ({format, document, "
+                                                "notes}).")
 FORMAT_HELP = ("cr (a kind: KubeVirt manifest), json-patch (kubectl patch --type json) or patch (--type merge), "
                "both built with --merge-with the cluster's CR, snippet (permittedHostDevices alone).")
 

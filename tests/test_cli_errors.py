@@ -1,0 +1,86 @@
+"""Usage errors and global options as users meet them (hostdev in a child process): one line,
+exit 2, the JSON error object with -o json (docs/exit-codes.md); -o before the command."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.fakesys import scenarios
+
+
+def run(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "hostdev", *args], capture_output=True, text=True, env=env)
+
+
+@pytest.fixture(scope="module")
+def intel(tmp_path_factory):
+    return scenarios.intel_host_t4(str(tmp_path_factory.mktemp("intel") / "root"))
+
+
+@pytest.mark.parametrize("args, text, where", [
+    (["devicse"], "No such command 'devicse'. Did you mean 'devices'?", "hostdev"),
+    (["devices", "--vendr", "10de"], "No such option '--vendr'. Did you mean '--vendor'?", "hostdev devices"),
+    (["iommu", "groups", "-o", "xml"], "'xml' is not one of 'table', 'json', 'yaml'", "hostdev iommu groups"),
+    (["check", "--per-vm", "x"], "'x' is not a valid integer", "hostdev check"),
+    (["devices", "show"], "Missing argument 'ADDR'", "hostdev devices show"),
+])
+def test_a_usage_error_is_one_line_and_exit_2(intel, args, text, where):
+    result = run("--root", intel.root, *args)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("hostdev: error: ") and text in lines[0]
+    assert lines[0].endswith(f"(see '{where} -h')")
+    assert lines[0].count("Did you mean") <= 1
+    assert "╭" not in result.stderr and "Usage:" not in result.stderr
+
+
+@pytest.mark.parametrize("args", [
+    ["-o", "json", "devices", "--vendr", "10de"],
+    ["devices", "--vendr", "10de", "-o", "json"],     # -o after the bad option: click never parsed it
+    ["devices", "--output=json", "--vendr", "10de"],
+    ["devices", "-ojson", "--vendr", "10de"],
+])
+def test_a_usage_error_with_o_json_is_the_error_object_too(intel, args):
+    result = run("--root", intel.root, *args)
+    assert result.returncode == 2
+    assert json.loads(result.stdout) == {
+        "error": "UsageError", "message": "No such option '--vendr'. Did you mean '--vendor'?",
+        "fix": "see 'hostdev devices -h'", "exit_code": 2}
+    assert len(result.stderr.splitlines()) == 1
+
+
+def test_bare_hostdev_still_prints_the_help(intel):
+    result = run()
+    assert result.returncode == 2
+    assert "Commands" in result.stdout + result.stderr and "devices" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("before, after", [
+    (["-o", "json"], []),
+    (["--output", "json"], []),
+    (["--output=json"], []),
+    ([], ["-o", "json"]),
+    (["-o", "yaml"], ["-o", "json"]),     # the command's own -o wins
+])
+def test_o_before_the_command_works_as_after_it(intel, before, after):
+    result = run("--root", intel.root, *before, "devices", "--class", "gpu", *after)
+    assert result.returncode == 0, result.stderr
+    addresses = [d["address"] for d in json.loads(result.stdout)["devices"]]
+    assert addresses == [intel.boot_vga, intel.a10, intel.t4]
+
+
+def test_o_before_a_subgroup_command_and_for_commands_with_another_default(intel):
+    groups = run("--root", intel.root, "-o", "json", "iommu", "groups")
+    assert groups.returncode == 0, groups.stderr
+    assert {"id": intel.groups["t4"], "devices": [intel.t4]} in json.loads(groups.stdout)["groups"]
+    # inventory's own default is json: -o yaml before it gives YAML
+    inventory = run("--root", intel.root, "-o", "yaml", "inventory", "--hostname", "node1")
+    assert inventory.returncode == 0, inventory.stderr
+    assert inventory.stdout.startswith("inventory_version: 1\nhostname: node1\n")
+    # and an error of a command is JSON when -o json came before it
+    bad = run("--root", intel.root, "-o", "json", "devices", "show", "0000:99:00.0")
+    assert bad.returncode == 2
+    assert json.loads(bad.stdout)["error"] == "DeviceNotFoundError"
