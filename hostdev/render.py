@@ -39,8 +39,13 @@ def dump_yaml(data: Any) -> str:
     return yaml.dump(data, Dumper=dumper, sort_keys=False, default_flow_style=False, allow_unicode=True)
 
 
+def no_color() -> bool:
+    """NO_COLOR set to anything but the empty string turns colour off (https://no-color.org)."""
+    return os.environ.get("NO_COLOR", "") != ""
+
+
 def use_color(stream: IO[str]) -> bool:
-    return stream.isatty() and "NO_COLOR" not in os.environ
+    return stream.isatty() and not no_color()
 
 
 def cell(value: Any) -> str:
@@ -51,30 +56,76 @@ def cell(value: Any) -> str:
     return str(value)
 
 
+# How a terminal table fits its width: these columns give up their width, the others (addresses,
+# UUIDs, IDs: values one copies) are never cut. Names are cut with an ellipsis; sentences wrap;
+# the class column is left out when the names alone would still not fit (the name says more).
+SHORTEN = ("name", "class")
+WRAP = ("summary", "value")
+DROP = ("class",)
+MIN_FLEX_WIDTH = 10
+# The status column of check tables, coloured on a terminal.
+STATUS_COLUMNS = ("status", "readiness")
+STATUS_STYLES = {"PASS": "green", "WARN": "yellow", "FAIL": "bold red", "SKIP": "dim"}
+
+
+def fit_widths(headers: Sequence[str], widths: Sequence[int], total: int, gap: int = 2) -> List[Optional[int]]:
+    """Column widths that fit ``total`` characters (columns ``gap`` apart): a DROP column, then
+    the widest column of SHORTEN or WRAP gives up a character at a time, down to MIN_FLEX_WIDTH;
+    when that is not enough the DROP column is left out (None). The other columns keep their width even when the
+    table stays wider than ``total``."""
+    out: List[Optional[int]] = list(widths)
+    flexible = [h in SHORTEN or h in WRAP for h in headers]
+    droppable = [i for i, h in enumerate(headers) if h in DROP]
+    while True:
+        used = [w for w in out if w is not None]
+        excess = sum(used) + gap * (len(used) - 1) - total
+        while excess > 0:
+            candidates = [i for i, w in enumerate(out) if flexible[i] and w is not None and w > MIN_FLEX_WIDTH]
+            if not candidates:
+                break
+            widest = max(candidates, key=lambda i: (headers[i] in DROP, out[i]))
+            out[widest] -= 1
+            excess -= 1
+        if excess <= 0 or not droppable:
+            return out
+        out[droppable.pop(0)] = None
+        out = [None if w is None else widths[i] for i, w in enumerate(out)]
+
+
 def table(headers: Sequence[str], rows: List[Sequence[Any]], out: Optional[IO[str]] = None,
           title: Optional[str] = None) -> None:
+    """Columns under upper-case headers. On a terminal (rich): fitted to its width (COLUMNS),
+    names cut with an ellipsis and sentences wrapped, never an address or UUID; the status
+    column coloured unless NO_COLOR. Elsewhere plain aligned text, nothing cut."""
     out = out or sys.stdout
     texts = [[cell(v) for v in row] for row in rows]
+    heads = [h.upper() for h in headers]
+    widths = [len(h) for h in heads]
+    for row in texts:
+        for i, value in enumerate(row):
+            widths[i] = max(widths[i], len(value))
     if out.isatty() and len(texts) <= RICH_TABLE_MAX_ROWS:
         from rich.console import Console
         from rich.table import Table
         from rich.text import Text
 
+        console = Console(file=out, no_color=no_color(), highlight=False)
+        fitted = fit_widths(headers, widths, console.width)
+        shown = [i for i, w in enumerate(fitted) if w is not None]
+        console.width = max(console.width, sum(fitted[i] for i in shown) + 2 * (len(shown) - 1))
         tbl = Table(title=title, box=None, header_style="bold", pad_edge=False)
-        for header in headers:
-            tbl.add_column(header)
+        for i in shown:
+            tbl.add_column(heads[i], width=fitted[i], no_wrap=headers[i] not in WRAP,
+                           overflow="fold" if headers[i] in WRAP else "ellipsis")
         for row in texts:
-            tbl.add_row(*(Text(v) for v in row))
-        Console(file=out, no_color="NO_COLOR" in os.environ, highlight=False).print(tbl)
+            tbl.add_row(*(Text(row[i], style=STATUS_STYLES.get(row[i], "") if headers[i] in STATUS_COLUMNS else "")
+                          for i in shown))
+        console.print(tbl)
         return
-    widths = [len(h) for h in headers]
-    for row in texts:
-        for i, value in enumerate(row):
-            widths[i] = max(widths[i], len(value))
     lines = []
     if title:
         lines.append(title)
-    lines.append("  ".join(h.upper().ljust(w) for h, w in zip(headers, widths)).rstrip())
+    lines.append("  ".join(h.ljust(w) for h, w in zip(heads, widths)).rstrip())
     for row in texts:
         lines.append("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
     out.write("\n".join(lines) + "\n")
@@ -96,7 +147,7 @@ def message(text: str, style: Optional[str] = None) -> None:
     """A message for people, on stderr (never stdout: stdout carries data)."""
     stream = sys.stderr
     if style and use_color(stream):
-        codes = {"error": "31", "warn": "33", "ok": "32"}
+        codes = {"error": "31", "fail": "1;31", "warn": "33", "ok": "32"}
         stream.write(f"\x1b[{codes.get(style, '0')}m{text}\x1b[0m\n")
     else:
         stream.write(text + "\n")

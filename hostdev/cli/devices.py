@@ -20,8 +20,18 @@ def _names(pci_ids: Optional[str]):
     return pciids.load(host(), pci_ids)
 
 
+# Company-form words that pci.ids vendor names end with: left out of the table's NAME (which a
+# terminal may have to cut) so that the device's own name shows sooner; JSON keeps the full name.
+_COMPANY_SUFFIXES = (" Corporation", " Corp.", " Co., Ltd.", " Co Ltd", " Co., Ltd", ", Inc.", " Inc.", " Ltd.",
+                     " Limited")
+
+
 def _label(dev) -> str:
     vendor = dev.vendor_name or dev.vendor_id
+    for suffix in _COMPANY_SUFFIXES:
+        if vendor.endswith(suffix):
+            vendor = vendor[: -len(suffix)]
+            break
     return f"{vendor} {dev.device_name or dev.device_id}"
 
 
