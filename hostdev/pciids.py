@@ -120,3 +120,13 @@ def load(host: Host, override: Optional[str] = None) -> PciIds:
         if data is not None:
             return PciIds(data, path)
     return PciIds.empty()
+
+
+def missing_note(host: Host) -> str:
+    """Why devices are named by hex IDs when ``load`` found no pci.ids, and how to fix it."""
+    where = ", ".join(SEARCH_PATHS)
+    if host.is_live:
+        return (f"no pci.ids on this host ({where}): devices are named by their hex IDs; install pciutils "
+                "(Debian, Ubuntu) or hwdata (Fedora, RHEL, Arch), or pass --pci-ids FILE")
+    return (f"no pci.ids under --root {host.root} ({where}): devices are named by their hex IDs; copy this "
+            f"machine's pci.ids to {host.root.rstrip('/')}/usr/share/misc/pci.ids or pass --pci-ids FILE")

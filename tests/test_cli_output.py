@@ -151,3 +151,34 @@ def test_no_colour_codes_in_a_pipe(tmp_path):
     assert result.returncode == 1
     assert "FAIL" in result.stdout and "FAIL" in result.stderr
     assert "\x1b[" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("args", [["devices"], ["devices", "show", "0000:65:00.0"], ["iommu", "groups"],
+                                  ["-o", "json", "devices"]])
+def test_a_root_without_pci_ids_says_once_why_names_are_hex(intel, args):
+    result = run_pipe("--root", intel.root, *args)
+    assert result.returncode == 0, result.stderr
+    notes = [ln for ln in result.stderr.splitlines() if "pci.ids" in ln]
+    assert len(notes) == 1, result.stderr
+    assert notes[0].startswith(f"note: no pci.ids under --root {intel.root} (")
+    assert f"{intel.root}/usr/share/misc/pci.ids or pass --pci-ids FILE" in notes[0]
+
+
+def test_no_note_once_names_are_found(intel, pci_ids):
+    result = run_pipe("--root", intel.root, "devices", "--pci-ids", pci_ids)
+    assert result.returncode == 0 and result.stderr == ""
+
+
+def test_iommu_groups_shows_class_names(intel, pci_ids):
+    result = run_pipe("--root", intel.root, "iommu", "groups", "--pci-ids", pci_ids)
+    assert result.returncode == 0, result.stderr
+    by_address = {ln.split()[1]: ln for ln in result.stdout.splitlines()[1:]}
+    # the T4 is class 0302 (3D controller), the A10 0300; SAMPLE has no class 04: the audio
+    # function keeps its hex class
+    assert "  3D controller  " in by_address[intel.t4]
+    assert "  VGA compatible controller  " in by_address[intel.a10]
+    assert by_address[intel.a10_audio].split()[3] == "040300"
+    # without names: the hex class, as before
+    bare = run_pipe("--root", intel.root, "iommu", "groups")
+    t4 = next(ln for ln in bare.stdout.splitlines() if intel.t4 in ln)
+    assert t4.split()[3] == "030200"

@@ -42,6 +42,7 @@ class Session:
         self.recording: Optional[str] = None  # --root FILE: the recording unpacked into ``root``
         self.output = Format.table
         self.output_given: Optional[Format] = None  # -o before the command
+        self.noted_no_pci_ids = False
         self._host: Optional[Host] = None
 
     @property
@@ -100,6 +101,19 @@ GlobalOutputOption = typer.Option(None, "--output", "-o", case_sensitive=False, 
 def host() -> Host:
     """The session's Host."""
     return session().host
+
+
+def pci_names(override: Optional[str] = None):
+    """The session host's pci.ids (pciids.load), or --pci-ids ``override``. When there is none,
+    a note (once per run) says why names are hex IDs and how to fix it."""
+    from .. import pciids
+
+    current = session()
+    names = pciids.load(current.host, override)
+    if names.path is None and not current.noted_no_pci_ids:
+        current.noted_no_pci_ids = True
+        message(f"note: {pciids.missing_note(current.host)}", "warn")
+    return names
 
 
 def set_root(root: Optional[str]) -> Session:

@@ -5,19 +5,13 @@ from typing import Optional
 import typer
 
 from ..render import Format
-from .context import OutputOption, command, complete_address, host, set_output
+from .context import OutputOption, command, complete_address, host, pci_names, set_output
 
 app = typer.Typer(help="List PCI functions (like lspci -Dnnk, with IOMMU groups and SR-IOV).",
                   invoke_without_command=True, no_args_is_help=False)
 
 PciIdsOption = typer.Option(None, "--pci-ids", metavar="FILE",
                             help="Use this pci.ids instead of the host's (hwdata).")
-
-
-def _names(pci_ids: Optional[str]):
-    from .. import pciids
-
-    return pciids.load(host(), pci_ids)
 
 
 # Company-form words that pci.ids vendor names end with: left out of the table's NAME (which a
@@ -65,7 +59,7 @@ def devices(
 
     set_output(output)
     wanted = pci.DeviceFilter.parse(vendor, device, class_, driver, iommu_group)
-    found = [d for d in pci.list_devices(host(), _names(pci_ids)) if wanted.matches(d)]
+    found = [d for d in pci.list_devices(host(), pci_names(pci_ids)) if wanted.matches(d)]
     if not emit({"devices": [d.to_dict() for d in found]}, output):
         table(["address", "id", "class", "name", "driver", "group", "sr-iov"],
               [[d.address, d.pci_id, d.class_name or d.class_id, _label(d), d.driver, d.iommu_group, _sriov(d)]
@@ -87,8 +81,8 @@ def show(
 
     set_output(output)
     h = host()
-    names = _names(pci_ids)
-    dev = pci.get_device(h, address, names)
+    pci.get_device(h, address)  # a bad or absent address is refused before any note about names
+    dev = pci.get_device(h, address, pci_names(pci_ids))
     siblings = []
     if dev.iommu_group is not None:
         for member in pci.group_members(h, dev.iommu_group):
