@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence
 
-from . import hostuse, journal, pci, rules
+from . import hostuse, journal, pci, pciids, rules
 from .errors import DeviceNotFoundError, HostdevError, HostEnvironmentError, RefusedError, UsageError
 from .host import Host
 from .model import PciAddress, PciDevice
@@ -153,9 +153,7 @@ def resolve_addresses(host: Host, addresses: Sequence[str], device_ids: Sequence
         dev = pci.get_device(host, text)
         wanted[dev.address] = dev
     if device_ids or vendor or class_:
-        selector = rules.Selector(tuple(sorted({pci.parse_pci_id(i) for i in device_ids})),
-                                  pci.parse_vendor_id(vendor) if vendor else None,
-                                  pci.parse_class(class_) if class_ else None)
+        selector = pci.parse_selector(device_ids, vendor, class_, pciids.load(host) if vendor else None)
         matched = [d for d in pci.list_devices(host) if selector.selects(d)]
         if not matched:
             what = ", ".join(filter(None, [", ".join(selector.device_ids), vendor and f"vendor {vendor}",

@@ -246,10 +246,11 @@ class DeviceFilter(NamedTuple):
     @classmethod
     def parse(cls, vendor: Optional[str] = None, device: Optional[str] = None,
               class_: Optional[str] = None, driver: Optional[str] = None,
-              iommu_group: Optional[int] = None) -> DeviceFilter:
-        """Validate user input. Raises UsageError naming the accepted forms."""
+              iommu_group: Optional[int] = None, names: Optional[PciIds] = None) -> DeviceFilter:
+        """Validate user input (a vendor by name through ``names``: parse_vendor). Raises
+        UsageError naming the accepted forms."""
         return cls(
-            vendor=parse_vendor_id(vendor) if vendor else None,
+            vendor=parse_vendor(vendor, names) if vendor else None,
             device=parse_pci_id(device) if device else None,
             class_prefixes=parse_class(class_) if class_ else None,
             driver=driver,
@@ -280,6 +281,40 @@ def parse_vendor_id(text: str) -> str:
     if len(value) != 4 or any(c not in "0123456789abcdef" for c in value):
         raise UsageError(f"invalid vendor ID {text!r}", fix="use 4 hex digits, e.g. --vendor 10de")
     return value
+
+
+def parse_vendor(text: str, names: Optional[PciIds] = None) -> str:
+    """--vendor: a vendor ID (``10de``, ``0x10DE``) or a vendor's name in ``names`` (pci.ids),
+    case-insensitive: ``nvidia``, ``NVIDIA Corporation``, ``mellanox`` (pciids.vendor_ids_named).
+    Raises UsageError for a name no vendor or several vendors have (naming the candidates)."""
+    value = _strip_0x(text)
+    if len(value) == 4 and all(c in "0123456789abcdef" for c in value):
+        return value
+    from .pciids import vendor_ids_named
+
+    if names is None or names.path is None:
+        raise UsageError(f"invalid vendor ID {text!r}: vendor names need a pci.ids and none was found",
+                         fix="use 4 hex digits, e.g. --vendor 10de, or pass --pci-ids FILE")
+    found = vendor_ids_named(names, text)
+    if len(found) == 1:
+        return found[0][0]
+    if not found:
+        raise UsageError(f"no vendor named {text!r} in {names.path}",
+                         fix="use 4 hex digits, e.g. --vendor 10de ('hostdev devices' shows the IDs)")
+    shown = "; ".join(f"{i} {n}" for i, n in found[:8]) + (f"; and {len(found) - 8} more" if len(found) > 8 else "")
+    raise UsageError(f"--vendor {text!r} names {len(found)} vendors in {names.path}: {shown}",
+                     fix="give the vendor ID or a longer name")
+
+
+def parse_selector(device_ids: Iterable[str] = (), vendor: Optional[str] = None, class_: Optional[str] = None,
+                   names: Optional[PciIds] = None):
+    """--device/--vendor/--class as the rules.Selector that selects them (a vendor by name
+    through ``names``). Raises UsageError."""
+    from .rules import Selector
+
+    return Selector(tuple(sorted({parse_pci_id(i) for i in device_ids})),
+                    parse_vendor(vendor, names) if vendor else None,
+                    parse_class(class_) if class_ else None)
 
 
 def parse_pci_id(text: str) -> str:

@@ -9,13 +9,19 @@ missing file must be visible to the user (KubeVirt resource names depend on it).
 from __future__ import annotations
 
 import re
-from typing import Dict, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from .errors import UsageError
 from .host import Host, read_user_file
 
 # Where distributions install it: Fedora/RHEL/Arch (hwdata), Debian/Ubuntu (pci.ids), Alpine.
 _BLOCK_END = re.compile(rb"\n(?=[^\t#\n])")  # a newline before a line that starts a new vendor
+_VENDOR_LINE = re.compile(r"^([0-9a-f]{4})  (.+)$", re.M)
+# Company-form words pci.ids vendor names end with ("NVIDIA Corporation"): a vendor is also known
+# by its name without them, and tables leave them out so that the device's name shows sooner.
+COMPANY_SUFFIXES = (" Corporation", " Corp.", " Co., Ltd.", " Co Ltd", " Co., Ltd", ", Inc.", " Inc.", " Ltd.",
+                    " Limited")
+
 SEARCH_PATHS = ("/usr/share/hwdata/pci.ids", "/usr/share/misc/pci.ids", "/usr/share/pci.ids")
 
 
@@ -68,6 +74,11 @@ class PciIds:
             block = self._vendor_block(vendor_id)
             self._name_cache[key] = self._line_text(self._data, block[0], 6) if block else None
         return self._name_cache[key]
+
+    def vendors(self) -> List[Tuple[str, str]]:
+        """Every (vendor ID, name) of the vendor section, in file order."""
+        section = self._data[:self._class_start].decode("utf-8", "replace")
+        return [(m.group(1), m.group(2).strip()) for m in _VENDOR_LINE.finditer(section)]
 
     def device(self, vendor_id: str, device_id: str) -> Optional[str]:
         """The device's name: the first ``TAB dddd`` line inside the vendor's block."""
@@ -130,3 +141,35 @@ def missing_note(host: Host) -> str:
                 "(Debian, Ubuntu) or hwdata (Fedora, RHEL, Arch), or pass --pci-ids FILE")
     return (f"no pci.ids under --root {host.root} ({where}): devices are named by their hex IDs; copy this "
             f"machine's pci.ids to {host.root.rstrip('/')}/usr/share/misc/pci.ids or pass --pci-ids FILE")
+
+
+def short_vendor(name: str) -> str:
+    """``NVIDIA Corporation`` → ``NVIDIA``: the name without a COMPANY_SUFFIXES ending."""
+    for suffix in COMPANY_SUFFIXES:
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def _words(text: str) -> List[str]:
+    return re.findall(r"[a-z0-9]+", text.lower())
+
+
+def vendor_ids_named(names: PciIds, text: str) -> List[Tuple[str, str]]:
+    """The vendors ``text`` names, case-insensitively: those whose name, or short name (short_vendor),
+    is ``text``; else those whose name has ``text``'s words in a row ("mellanox" → Mellanox
+    Technologies; "amd" → three vendors). [(ID, name)], empty when none."""
+    wanted = text.strip().lower()
+    vendors = names.vendors()
+    exact = [(i, n) for i, n in vendors if wanted in (n.lower(), short_vendor(n).lower())]
+    if exact:
+        return exact
+    words = _words(wanted)
+    if not words:
+        return []
+    found = []
+    for vendor_id, name in vendors:
+        have = _words(name)
+        if any(have[k:k + len(words)] == words for k in range(len(have) - len(words) + 1)):
+            found.append((vendor_id, name))
+    return found

@@ -84,3 +84,40 @@ def test_o_before_a_subgroup_command_and_for_commands_with_another_default(intel
     bad = run("--root", intel.root, "-o", "json", "devices", "show", "0000:99:00.0")
     assert bad.returncode == 2
     assert json.loads(bad.stdout)["error"] == "DeviceNotFoundError"
+
+
+@pytest.fixture(scope="module")
+def pci_ids(tmp_path_factory):
+    from .test_pciids import VENDORS
+
+    path = tmp_path_factory.mktemp("ids") / "pci.ids"
+    path.write_bytes(VENDORS)
+    return str(path)
+
+
+def test_vendor_by_name_in_devices(intel, pci_ids):
+    result = run("--root", intel.root, "devices", "-o", "json", "--pci-ids", pci_ids, "--vendor", "Nvidia")
+    assert result.returncode == 0, result.stderr
+    assert [d["address"] for d in json.loads(result.stdout)["devices"]] == [intel.a10, intel.a10_audio, intel.t4]
+    amd = run("--root", intel.root, "devices", "--pci-ids", pci_ids, "--vendor", "amd")
+    assert amd.returncode == 2 and amd.stdout == ""
+    assert amd.stderr.startswith("hostdev: error: --vendor 'amd' names 3 vendors in ")
+    assert "1002 Advanced Micro Devices, Inc. [AMD/ATI]; 1022 " in amd.stderr and len(amd.stderr.splitlines()) == 1
+
+
+def test_vendor_by_name_in_bind_and_kubevirt_uses_the_host_pci_ids(tmp_path):
+    host = scenarios.intel_host_t4(str(tmp_path / "root"))
+    from .test_pciids import VENDORS
+
+    ids = tmp_path / "root" / "usr" / "share" / "misc" / "pci.ids"
+    ids.parent.mkdir(parents=True, exist_ok=True)
+    ids.write_bytes(VENDORS)
+    bind = run("--root", host.root, "bind", "--vendor", "nvidia", "--dry-run", "-o", "json")
+    assert bind.returncode == 0, bind.stderr
+    assert [d["address"] for d in json.loads(bind.stdout)["devices"]] == [host.a10, host.a10_audio, host.t4]
+    permitted = run("--root", host.root, "kubevirt", "permitted", "--vendor", "NVIDIA", "-o", "json")
+    assert permitted.returncode == 0, permitted.stderr
+    selectors = [e["pciVendorSelector"] for e in
+                 json.loads(permitted.stdout)["document"]["spec"]["configuration"]["permittedHostDevices"]
+                 ["pciHostDevices"]]
+    assert sorted(selectors) == ["10DE:1AEF", "10DE:1EB8", "10DE:2236"]

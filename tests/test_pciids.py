@@ -89,3 +89,52 @@ def test_real_pci_ids_matches_a_full_parse_for_every_entry():
         assert db.vendor(v) == name
     for (v, d), name in devices.items():
         assert db.device(v, d) == name, (v, d)
+
+
+# Vendor lines as hwdata's pci.ids has them (2024 releases), AMD's three and NVIDIA's two.
+VENDORS = b"""1002  Advanced Micro Devices, Inc. [AMD/ATI]
+1022  Advanced Micro Devices, Inc. [AMD]
+10de  NVIDIA Corporation
+\t1eb8  TU104GL [Tesla T4]
+12d2  NVidia / SGS Thomson (Joint Venture)
+15b3  Mellanox Technologies
+1dd8  AMD Pensando Systems
+8086  Intel Corporation
+C 03  Display controller
+\t02  3D controller
+"""
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("nvidia", ["10de"]),                     # NVIDIA Corporation without "Corporation"; 12d2 only has the word
+    ("NVIDIA Corporation", ["10de"]),
+    ("Intel", ["8086"]),
+    ("mellanox", ["15b3"]),                   # a word of "Mellanox Technologies"
+    ("sgs thomson", ["12d2"]),                # words in a row
+    ("amd", ["1002", "1022", "1dd8"]),        # ambiguous: every candidate
+    ("3d controller", []),                    # class names are not vendors
+    ("thomson sgs", []),
+    ("", []),
+])
+def test_vendor_ids_named(text, expected):
+    db = pciids.PciIds(VENDORS, "sample")
+    assert [i for i, _ in pciids.vendor_ids_named(db, text)] == expected
+
+
+def test_parse_vendor_by_id_or_name_and_refusals():
+    from hostdev.pci import parse_vendor
+
+    db = pciids.PciIds(VENDORS, "/usr/share/misc/pci.ids")
+    assert parse_vendor("0x10DE") == "10de"
+    assert parse_vendor("NVIDIA", db) == "10de"
+    with pytest.raises(UsageError) as amd:
+        parse_vendor("amd", db)
+    assert str(amd.value) == ("--vendor 'amd' names 3 vendors in /usr/share/misc/pci.ids: 1002 Advanced Micro "
+                              "Devices, Inc. [AMD/ATI]; 1022 Advanced Micro Devices, Inc. [AMD]; 1dd8 AMD Pensando "
+                              "Systems (give the vendor ID or a longer name)")
+    with pytest.raises(UsageError, match="no vendor named 'acme' in /usr/share/misc/pci.ids"):
+        parse_vendor("acme", db)
+    with pytest.raises(UsageError, match="vendor names need a pci.ids"):
+        parse_vendor("nvidia", pciids.PciIds.empty())
+    with pytest.raises(UsageError, match="vendor names need a pci.ids"):
+        parse_vendor("nvidia")

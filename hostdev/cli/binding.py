@@ -29,7 +29,9 @@ def bind(
     addresses: Optional[List[str]] = AddressesArg,
     device: Optional[List[str]] = typer.Option(None, "--device", metavar="VVVV:DDDD",
                                                help="Every function with this ID (repeatable)."),
-    vendor: Optional[str] = typer.Option(None, "--vendor", metavar="VVVV", help="Every function of this vendor."),
+    vendor: Optional[str] = typer.Option(None, "--vendor", metavar="VENDOR",
+                                          help="Every function of this vendor: its ID (10de) or its name in pci.ids "
+                                               "(nvidia)."),
     class_: Optional[str] = typer.Option(None, "--class", metavar="CLASS",
                                          help="Every function of this class (gpu, net, accel, HEX); "
                                               "with --vendor or --device: those that match both."),

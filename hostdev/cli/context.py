@@ -103,17 +103,26 @@ def host() -> Host:
     return session().host
 
 
-def pci_names(override: Optional[str] = None):
+def pci_names(override: Optional[str] = None, note: bool = True):
     """The session host's pci.ids (pciids.load), or --pci-ids ``override``. When there is none,
-    a note (once per run) says why names are hex IDs and how to fix it."""
+    a note (once per run; later with ``note`` False: note_names) says why names are hex IDs and
+    how to fix it."""
+    from .. import pciids
+
+    names = pciids.load(session().host, override)
+    if note:
+        note_names(names)
+    return names
+
+
+def note_names(names) -> None:
+    """The note of pci_names, once per run, when ``names`` found no pci.ids."""
     from .. import pciids
 
     current = session()
-    names = pciids.load(current.host, override)
     if names.path is None and not current.noted_no_pci_ids:
         current.noted_no_pci_ids = True
         message(f"note: {pciids.missing_note(current.host)}", "warn")
-    return names
 
 
 def set_root(root: Optional[str]) -> Session:

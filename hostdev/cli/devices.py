@@ -5,7 +5,7 @@ from typing import Optional
 import typer
 
 from ..render import Format
-from .context import OutputOption, command, complete_address, host, pci_names, set_output
+from .context import OutputOption, command, complete_address, host, note_names, pci_names, set_output
 
 app = typer.Typer(help="List PCI functions (like lspci -Dnnk, with IOMMU groups and SR-IOV).",
                   invoke_without_command=True, no_args_is_help=False)
@@ -14,18 +14,10 @@ PciIdsOption = typer.Option(None, "--pci-ids", metavar="FILE",
                             help="Use this pci.ids instead of the host's (hwdata).")
 
 
-# Company-form words that pci.ids vendor names end with: left out of the table's NAME (which a
-# terminal may have to cut) so that the device's own name shows sooner; JSON keeps the full name.
-_COMPANY_SUFFIXES = (" Corporation", " Corp.", " Co., Ltd.", " Co Ltd", " Co., Ltd", ", Inc.", " Inc.", " Ltd.",
-                     " Limited")
-
-
 def _label(dev) -> str:
-    vendor = dev.vendor_name or dev.vendor_id
-    for suffix in _COMPANY_SUFFIXES:
-        if vendor.endswith(suffix):
-            vendor = vendor[: -len(suffix)]
-            break
+    from ..pciids import short_vendor
+
+    vendor = short_vendor(dev.vendor_name) if dev.vendor_name else dev.vendor_id
     return f"{vendor} {dev.device_name or dev.device_id}"
 
 
@@ -41,7 +33,8 @@ def _sriov(dev) -> str:
 @command
 def devices(
     ctx: typer.Context,
-    vendor: Optional[str] = typer.Option(None, "--vendor", metavar="VVVV", help="Only this vendor ID (10de)."),
+    vendor: Optional[str] = typer.Option(None, "--vendor", metavar="VENDOR",
+                                         help="Only this vendor: its ID (10de) or its name in pci.ids (nvidia)."),
     device: Optional[str] = typer.Option(None, "--device", metavar="VVVV:DDDD", help="Only this ID (10de:1eb8)."),
     class_: Optional[str] = typer.Option(None, "--class", metavar="CLASS",
                                          help="gpu, net, storage, accel, usb, or a hex class code."),
@@ -58,8 +51,10 @@ def devices(
     from ..render import emit, table
 
     set_output(output)
-    wanted = pci.DeviceFilter.parse(vendor, device, class_, driver, iommu_group)
-    found = [d for d in pci.list_devices(host(), pci_names(pci_ids)) if wanted.matches(d)]
+    names = pci_names(pci_ids, note=False)
+    wanted = pci.DeviceFilter.parse(vendor, device, class_, driver, iommu_group, names)
+    note_names(names)  # after the options are accepted: an error comes alone
+    found = [d for d in pci.list_devices(host(), names) if wanted.matches(d)]
     if not emit({"devices": [d.to_dict() for d in found]}, output):
         table(["address", "id", "class", "name", "driver", "group", "sr-iov"],
               [[d.address, d.pci_id, d.class_name or d.class_id, _label(d), d.driver, d.iommu_group, _sriov(d)]

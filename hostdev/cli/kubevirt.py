@@ -42,7 +42,7 @@ def _generate(inventory_files: List[str], addresses: List[str], device: List[str
               fmt: str, name: str, namespace: str, merge_with: Optional[str], naming: Optional[str],
               resource_name: List[str], external: bool, mdev_config: bool, node_selector: List[str],
               output: Format) -> int:
-    from .. import inventory, kubevirt, pci
+    from .. import inventory, kubevirt, pci, pciids
     from ..errors import UsageError
     from ..host import read_document
 
@@ -60,7 +60,7 @@ def _generate(inventory_files: List[str], addresses: List[str], device: List[str
     sel = kubevirt.Selection(
         addresses=tuple(str(pci.PciAddress.parse(a)) for a in addresses),
         device_ids=tuple(pci.parse_pci_id(d) for d in device),
-        vendor=pci.parse_vendor_id(vendor) if vendor else None,
+        vendor=pci.parse_vendor(vendor, pciids.load(host(), pci_ids)) if vendor else None,
         class_prefixes=pci.parse_class(class_) if class_ else None,
         mdev_names=tuple(mdev_names), all_mdev_types=all_mdev_types)
     opts = kubevirt.Options(naming=naming, external=external, overrides=kubevirt.parse_overrides(resource_name),
@@ -94,7 +94,8 @@ def _generate(inventory_files: List[str], addresses: List[str], device: List[str
 AddressesArg = typer.Argument(None, metavar="[ADDR...]", autocompletion=complete_address,
                               help="PCI addresses to permit (their vendor:device IDs).")
 DeviceOption = typer.Option(None, "--device", metavar="VVVV:DDDD", help="Permit this ID (repeatable).")
-VendorOption = typer.Option(None, "--vendor", metavar="VVVV", help="Every device of this vendor (no bridges).")
+VendorOption = typer.Option(None, "--vendor", metavar="VENDOR", help="Every device of this vendor (no bridges): its "
+                                                                   "ID (10de) or its name in pci.ids (nvidia).")
 ClassOption = typer.Option(None, "--class", metavar="CLASS", help="gpu, net, storage, accel, usb or a hex class.")
 MdevOption = typer.Option(None, "--mdev", metavar="TYPE",
                           help='An mdev type by name ("GRID T4-1Q") or id (repeatable).')
