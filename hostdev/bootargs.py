@@ -102,15 +102,23 @@ def detect_stack(host: Host, args: Sequence[str] = ()) -> Stack:
 
 
 # ---------------------------------------------------------------- which arguments
-def decide_args(host: Host, passthrough: bool = False, extra: Sequence[str] = ()) -> Tuple[List[str], List[str]]:
-    """The arguments to add and the notes that explain the choice. Raises UsageError."""
+VM_WITHOUT_VIOMMU = ("this is a virtual machine without a virtual IOMMU (hypervisor CPU flag; no DMAR or IVRS "
+                     "ACPI table, no IOMMU unit or group): kernel arguments cannot create one; add it on the "
+                     "hypervisor (QEMU -device intel-iommu,intremap=on; libvirt <iommu model='intel'>)")
+
+
+def decide_args(host: Host, passthrough: bool = False, extra: Sequence[str] = (),
+                force: bool = False) -> Tuple[List[str], List[str]]:
+    """The arguments to add and the notes that explain the choice. On a virtual machine without
+    a virtual IOMMU (kernel.vm_without_viommu) none, unless ``force``: writing them would only
+    make a playbook reboot for nothing. Raises UsageError."""
     cpu = kernel.read_cpuinfo(host)
     config = kernel.kernel_config(host)
     args: List[str] = []
     notes: List[str] = []
-    if cpu.is_guest and kernel.read_iommu_facts(host).acpi_table is None:
-        notes.append("this is a virtual machine without a virtual IOMMU: kernel arguments cannot create one; "
-                     "add it on the hypervisor (QEMU -device intel-iommu,intremap=on; libvirt <iommu model='intel'>)")
+    no_viommu = kernel.vm_without_viommu(cpu, kernel.read_iommu_facts(host))
+    if no_viommu:
+        notes.append(VM_WITHOUT_VIOMMU)
     if cpu.vendor == "intel":
         default_on = kernel.intel_iommu_default_on(config)
         if default_on:
@@ -135,6 +143,10 @@ def decide_args(host: Host, passthrough: bool = False, extra: Sequence[str] = ()
                              fix="leave it out; valid values are off, force_isolation, fullflush, pgtbl_v1/v2 …")
         if arg not in args:
             args.append(arg)
+    if no_viommu and args and not force:
+        notes.append(f"nothing written: {', '.join(args)} would change nothing until the hypervisor gives this VM "
+                     "an IOMMU (no reboot needed); --force writes them anyway")
+        return [], notes
     return args, notes
 
 

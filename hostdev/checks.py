@@ -50,7 +50,7 @@ def check_iommu(cpu: kernel.CpuInfo, facts: kernel.IommuFacts, cmdline: List[str
     if facts.active:
         return Check("iommu", PASS, f"IOMMU active with {facts.group_count} groups", detail)
     if facts.acpi_table is None and not facts.units:
-        if cpu.is_guest:
+        if kernel.vm_without_viommu(cpu, facts):
             return Check("iommu", FAIL, "this is a virtual machine without a virtual IOMMU", detail,
                          "add a vIOMMU on the hypervisor (QEMU: -machine q35,kernel-irqchip=split "
                          "-device intel-iommu,intremap=on; libvirt: <iommu model='intel'>); grub cannot fix this")

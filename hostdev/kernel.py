@@ -196,6 +196,14 @@ class IommuFacts:
         return self.group_count > 0
 
 
+def vm_without_viommu(cpu: CpuInfo, facts: IommuFacts) -> bool:
+    """A virtual machine (the CPU's ``hypervisor`` flag) whose platform shows no IOMMU at all: no
+    DMAR or IVRS ACPI table, no IOMMU unit, no IOMMU group. No kernel argument can make one; a
+    virtual IOMMU is added on the hypervisor (QEMU -device intel-iommu / amd-iommu / virtio-iommu).
+    A virtio-iommu has no DMAR/IVRS table (it is described by VIOT), so a unit or a group counts."""
+    return cpu.is_guest and facts.acpi_table is None and not facts.units and not facts.active
+
+
 def read_iommu_facts(host: Host) -> IommuFacts:
     table = None
     for name in ("DMAR", "IVRS"):

@@ -34,7 +34,8 @@ from .plan import Plan
 
 # section → {key: (type, required)}; devices and mdevs are lists of such mappings
 SCHEMA: Dict[str, Dict[str, tuple]] = {
-    "iommu": {"enable": (bool, False), "passthrough": (bool, False), "args": (list, False), "replace": (bool, False)},
+    "iommu": {"enable": (bool, False), "passthrough": (bool, False), "args": (list, False), "replace": (bool, False),
+              "force": (bool, False)},
     "modules": {"load": (bool, False), "persist": (bool, False), "early": (list, False)},
     "devices": {"address": (str, False), "id": (str, False), "vendor": (str, False), "class": (str, False),
                 "driver": (str, False), "persist": (bool, False), "force": (bool, False)},
@@ -126,8 +127,8 @@ def plan_profile(host: Host, profile: dict) -> ProfilePlan:
     reboot = False
     iommu = profile.get("iommu")
     if iommu is not None and iommu.get("enable", True):
-        args, notes = bootargs.decide_args(host, iommu.get("passthrough", False), [str(a) for a in
-                                                                                   iommu.get("args", [])])
+        args, notes = bootargs.decide_args(host, iommu.get("passthrough", False),
+                                           [str(a) for a in iommu.get("args", [])], iommu.get("force", False))
         boot = bootargs.plan_enable(host, args, iommu.get("replace", False), notes)
         sections.append({"section": "iommu", "changed": _merge(plan, boot.plan), "added": boot.added,
                          "present": boot.present, "files": sorted(boot.files), "reboot_required": boot.reboot_required})

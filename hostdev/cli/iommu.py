@@ -60,7 +60,7 @@ def _report(boot_plan, dry_run: bool, output: Format, verb: str) -> int:
         message(f"{done}: {what or 'nothing'} ({boot_plan.stack}: {', '.join(sorted(boot_plan.files)) or 'grubby'})",
                 "ok")
     else:
-        where = f" ({boot_plan.stack})" if boot_plan.stack != "none" else ": no argument is needed here"
+        where = f" ({boot_plan.stack})" if boot_plan.stack != "none" else ""  # the notes said why
         message(f"nothing to change{where}" + (f": {', '.join(boot_plan.present)} already configured"
                                                if boot_plan.present else ""))
     if boot_plan.reboot_required:
@@ -78,16 +78,20 @@ def enable(
                                             "e.g. vfio-pci.ids=10de:1eb8 (repeatable)."),
     replace: bool = typer.Option(False, "--replace", help="Replace an argument configured with another value "
                                                           "(intel_iommu=off)."),
+    force: bool = typer.Option(False, "--force", help="Write the arguments even on a virtual machine without a "
+                                                      "virtual IOMMU (they do nothing until the hypervisor adds "
+                                                      "one)."),
     dry_run: bool = DryRunOption,
     output: Format = OutputOption,
 ) -> int:
     """Add the IOMMU kernel arguments to the boot configuration with its own tool (GRUB drop-in or
-    /etc/default/grub + update-grub/grub2-mkconfig; grubby on BLS). Idempotent; reboot to apply."""
+    /etc/default/grub + update-grub/grub2-mkconfig; grubby on BLS). Idempotent; reboot to apply. On a
+    virtual machine without a virtual IOMMU nothing is written (and no reboot needed) unless --force."""
     from .. import bootargs
 
     set_output(output)
     h = host()
-    args, notes = bootargs.decide_args(h, passthrough, arg or [])
+    args, notes = bootargs.decide_args(h, passthrough, arg or [], force)
     return _report(bootargs.plan_enable(h, args, replace, notes), dry_run, output, "enable")
 
 
