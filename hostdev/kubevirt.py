@@ -1247,6 +1247,32 @@ def parse_device_spec(text: str, option: str) -> Tuple[str, Optional[str]]:
     return resource, None
 
 
+def check_requested(requested: Sequence[str], permitted: Sequence[str]) -> List[str]:
+    """Compare the resource names a VMI asks for with those a host permits (as 'kubevirt
+    permitted' names them). A name that differs from a permitted one only in case, or by a typo,
+    is a UsageError naming that one: kubelet compares names exactly, and the pod would stay
+    Pending ("Insufficient nvidia.com/TU104GL_Tesla_T4", docs/troubleshooting.md). Returns notes
+    for names with no close permitted name (they may come from another node or device plugin);
+    nothing when ``permitted`` is empty (this host cannot tell)."""
+    import difflib
+
+    notes: List[str] = []
+    if not permitted:
+        return notes
+    for name in requested:
+        if name in permitted:
+            continue
+        close = [p for p in permitted if p.lower() == name.lower()] or \
+            difflib.get_close_matches(name, permitted, n=1, cutoff=0.8)
+        if close:
+            raise UsageError(f"this host does not permit {name}; it permits {close[0]} (resource names are "
+                             "compared exactly)", fix=f"use {close[0]}, or --no-check for a VM that runs on another "
+                                                  "node")
+        notes.append(f"this host does not permit {name} (it permits {', '.join(sorted(permitted))}): the VM can "
+                     "only run on a node whose KubeVirt CR permits it")
+    return notes
+
+
 def vmi_devices(gpus: Sequence[Tuple[str, Optional[str]]], hostdevs: Sequence[Tuple[str, Optional[str]]]) -> dict:
     """``spec.domain.devices`` with gpus and hostDevices; names unique DNS-1123 labels (given,
     or derived from the resource's name). Raises UsageError on a repeated given name."""

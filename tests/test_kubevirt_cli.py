@@ -293,3 +293,52 @@ def test_usage_errors(cli):
     assert code == 2 and "-o table is not available" in err
     code, _, err = host.invoke("inventory")
     assert code == 2 and "--hostname" in err
+
+
+def test_vmi_checks_names_against_what_the_host_permits(cli):
+    host = cli("intel_host_t4")
+    with open(PCI_IDS, "rb") as ids:
+        host.fake.write("/usr/share/misc/pci.ids", ids.read())
+    code, _, err = host.invoke("bind", host.info.t4)       # the T4 on vfio-pci: this host permits it
+    assert code == 0, err
+    assert host.permitted("-f", "snippet")[0].count("resourceName: nvidia.com/TU104GL_TESLA_T4") == 1
+    # the first pitfall of docs/troubleshooting.md: the case differs
+    code, out, err = host.invoke("kubevirt", "vmi", "--gpu", "nvidia.com/TU104GL_Tesla_T4")
+    assert code == 2 and out == ""
+    assert err == ("hostdev: error: this host does not permit nvidia.com/TU104GL_Tesla_T4; it permits "
+                   "nvidia.com/TU104GL_TESLA_T4 (resource names are compared exactly) (use "
+                   "nvidia.com/TU104GL_TESLA_T4, or --no-check for a VM that runs on another node)\n")
+    # a typo
+    code, _, err = host.invoke("kubevirt", "vmi", "--hostdev", "nvidia.com/TU104GL_TESLA_T")
+    assert code == 2 and "it permits nvidia.com/TU104GL_TESLA_T4" in err
+    # --no-check: another node's VM
+    code, out, _ = host.invoke("kubevirt", "vmi", "--gpu", "nvidia.com/TU104GL_Tesla_T4", "--no-check")
+    assert code == 0 and "deviceName: nvidia.com/TU104GL_Tesla_T4" in out
+    # the right name; and a name from another device plugin: a note, not an error
+    code, out, err = host.invoke("kubevirt", "vmi", "--gpu", "nvidia.com/TU104GL_TESLA_T4")
+    assert code == 0 and "deviceName: nvidia.com/TU104GL_TESLA_T4" in out and "does not permit" not in err
+    code, out, err = host.invoke("kubevirt", "vmi", "--hostdev", "example.com/fpga")
+    assert code == 0 and "deviceName: example.com/fpga" in out
+    assert ("this host does not permit example.com/fpga (it permits nvidia.com/TU104GL_TESLA_T4): the VM can only "
+            "run on a node whose KubeVirt CR permits it") in err
+
+
+@pytest.mark.parametrize("text, resource", [
+    ("0000:65:00.0", "nvidia.com/TU104GL_TESLA_T4"),      # on vfio-pci
+    ("17:00.0", "nvidia.com/GA102GL_A10"),                # on nvidia: named all the same (explicit address)
+])
+def test_vmi_with_an_address_names_the_resource(cli, text, resource):
+    host = cli("intel_host_t4")
+    with open(PCI_IDS, "rb") as ids:
+        host.fake.write("/usr/share/misc/pci.ids", ids.read())
+    code, out, err = host.invoke("kubevirt", "vmi", "--gpu", text)
+    assert code == 2 and out == ""
+    assert err.startswith(f"hostdev: error: --gpu {text} is a PCI address, not a resource name: 'kubevirt "
+                          f"permitted' names that device {resource} (use --gpu {resource} ")
+    assert "invalid resource name" not in err
+
+
+def test_vmi_with_an_address_of_no_device(cli):
+    host = cli("intel_host_t4")
+    code, _, err = host.invoke("kubevirt", "vmi", "--gpu", "0000:99:00.0")
+    assert code == 2 and "--gpu 0000:99:00.0 is a PCI address, not a resource name (use the resourceName " in err

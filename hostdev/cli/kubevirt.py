@@ -1,7 +1,7 @@
 """hostdev kubevirt permitted / merge / vmi: KubeVirt CR snippets from the real host or from
 inventories (docs/kubevirt.md)."""
 
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import typer
 
@@ -190,9 +190,13 @@ def vmi(
                             help="snippet (spec.domain.devices), vmi or vm (a minimal manifest)."),
     vm_name: str = typer.Option("vm", "--vm-name", help="metadata.name for --format vmi/vm."),
     memory: str = typer.Option("4Gi", "--memory", help="Guest memory for --format vmi/vm."),
+    no_check: bool = typer.Option(False, "--no-check", help="Do not compare the names with the resources this "
+                                                            "host permits (a VM for another node)."),
     output: Format = YamlOutputOption,
 ) -> int:
-    """The gpus/hostDevices block of a VMI (or a whole minimal VM) for permitted resources."""
+    """The gpus/hostDevices block of a VMI (or a whole minimal VM) for permitted resources. The
+    names are checked against what this host permits ('kubevirt permitted'): a name that differs
+    from a permitted one in case or by a typo is refused, naming the permitted one."""
     from .. import kubevirt
     from ..errors import UsageError
 
@@ -200,30 +204,65 @@ def vmi(
     _fail_table(output)
     if not gpu and not hostdev:
         raise UsageError("no device given", fix="use --gpu RESOURCE[:NAME] or --hostdev RESOURCE[:NAME]")
+    for option, texts in (("--gpu", gpu or []), ("--hostdev", hostdev or [])):
+        for text in texts:
+            _refuse_address(text, option)
     gpus = [kubevirt.parse_device_spec(g, "--gpu") for g in gpu or []]
     hostdevs = [kubevirt.parse_device_spec(d, "--hostdev") for d in hostdev or []]
     devices = kubevirt.vmi_devices(gpus, hostdevs)
     doc = kubevirt.vmi_document(devices, fmt, vm_name, memory)
-    doc.notes.extend(_vmi_mmio_warnings([r for r, _ in gpus + hostdevs]))
+    entries = _host_entries()
+    if not no_check:
+        doc.notes.extend(kubevirt.check_requested([r for r, _ in gpus + hostdevs],
+                                                  sorted({e.resource_name for e in entries})))
+    doc.notes.extend(_vmi_mmio_warnings(entries, [r for r, _ in gpus + hostdevs]))
     _emit(doc, fmt, output)
     return 0
 
 
-def _vmi_mmio_warnings(resources: List[str]) -> List[str]:
-    """The MMIO-window warnings for the resources a VMI asks for, when this host permits them
-    (its devices on vfio-pci, named as 'kubevirt permitted' names them); the count of each
-    resource in the VMI is the number of such devices the VM gets."""
+def _host_entries(addresses: Tuple[str, ...] = ()) -> list:
+    """What 'kubevirt permitted' permits on this host (its devices on vfio-pci and the types of
+    its mdevs; with ``addresses``, those devices): kubevirt.Entry list, empty when it cannot tell."""
     from .. import inventory, kubevirt
     from ..errors import HostdevError
-    from ..readiness import mmio_warnings
 
     h = host()
     try:
         names, names_info = inventory.load_pci_ids(h, None)
         inv = inventory.collect(h, names, names_info, name=inventory.hostname(h) or "this host", hwdb=hwdb(h))
-        entries = kubevirt.build([inv], kubevirt.Selection(), kubevirt.Options(), names, names_info).entries
+        return list(kubevirt.build([inv], kubevirt.Selection(addresses=addresses), kubevirt.Options(), names,
+                                   names_info).entries)
     except HostdevError:
         return []     # nothing on vfio-pci here: this host cannot tell
+
+
+def _refuse_address(text: str, option: str) -> None:
+    """A PCI address where a resource name belongs (--gpu 0000:65:00.0): a UsageError naming the
+    resource 'kubevirt permitted' gives that device on this host."""
+    from ..errors import UsageError
+    from ..model import PciAddress
+
+    try:
+        address = str(PciAddress.parse(text.strip()))
+    except UsageError:
+        return
+    named = [e.resource_name for e in _host_entries((address,)) if e.kind == "pci"]
+    if named:
+        raise UsageError(f"{option} {text} is a PCI address, not a resource name: 'kubevirt permitted' names that "
+                         f"device {named[0]}", fix=f"use {option} {named[0]} (and permit it: hostdev kubevirt "
+                                                   f"permitted {address})")
+    raise UsageError(f"{option} {text} is a PCI address, not a resource name",
+                     fix=f"use the resourceName 'hostdev kubevirt permitted {address}' gives the device, e.g. "
+                         "nvidia.com/TU104GL_TESLA_T4")
+
+
+def _vmi_mmio_warnings(entries: list, resources: List[str]) -> List[str]:
+    """The MMIO-window warnings for the resources a VMI asks for, when this host permits them
+    (``entries``: _host_entries); the count of each resource in the VMI is the number of such
+    devices the VM gets."""
+    from ..readiness import mmio_warnings
+
+    h = host()
     by_resource = {e.resource_name: e.selector for e in entries if e.kind == "pci"}
     wanted: dict = {}
     for resource in resources:
