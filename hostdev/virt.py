@@ -12,15 +12,32 @@ from typing import NamedTuple, Optional
 from .errors import EXIT_ENVIRONMENT, EXIT_FAILED, EXIT_REFUSED, EXIT_USAGE, HostdevError, HostEnvironmentError
 
 
+def missing_libvirt_error(prefix: str, base_prefix: str, writable: bool) -> HostEnvironmentError:
+    """The error for a missing libvirt-python, with the command that installs it where this
+    hostdev runs: in a virtual environment (scripts/install.sh makes /opt/hostdev) the system's
+    python3-libvirt is invisible, so the fix is the ``vm`` extra in that environment."""
+    sudo = "" if writable else "sudo "
+    if prefix != base_prefix:
+        return HostEnvironmentError(
+            f"libvirt-python is not installed in hostdev's virtual environment {prefix}",
+            fix=f"{sudo}./scripts/install.sh --vm in hostdev's source tree (it installs libvirt-dev, pkg-config, "
+                f"gcc and python3-dev, then the vm extra); or by hand: {sudo}apt install libvirt-dev pkg-config gcc "
+                f"python3-dev && {sudo}{prefix}/bin/pip install 'libvirt-python>=7.0'")
+    return HostEnvironmentError(
+        "libvirt-python is not installed",
+        fix=f"{sudo}apt install python3-libvirt (dnf install python3-libvirt on Fedora/RHEL), or pip install "
+            "'hostdev[vm]' (needs libvirt-dev and pkg-config)")
+
+
 def import_libvirt():
     """The ``libvirt`` module. Raises HostEnvironmentError (exit 4) naming what to install."""
     try:
         import libvirt  # lazy on purpose: start-up time, and an optional extra
     except ImportError:
-        raise HostEnvironmentError(
-            "libvirt-python is not installed",
-            fix="pip install 'hostdev[vm]' (needs libvirt-dev and pkg-config), or apt install python3-libvirt",
-        ) from None
+        import os
+        import sys
+
+        raise missing_libvirt_error(sys.prefix, sys.base_prefix, os.access(sys.prefix, os.W_OK)) from None
     # libvirt's default handler prints every error to stderr ("libvirt: … error : Domain not
     # found"), expected lookups included; hostdev reports the errors it does not expect itself.
     libvirt.registerErrorHandler(_ignore_error, None)
