@@ -244,7 +244,8 @@ def plan_bind(host: Host, devices: List[PciDevice], driver: str = VFIO, force: b
     for dev in todo:
         addr = dev.address
         run, undo = journal.record(addr, dev.driver, dev.driver_override, driver)
-        plan.add(f"record {addr}'s driver ({dev.driver or 'none'}) in {journal.JOURNAL}", run, undo, addr)
+        plan.add(f"record {addr}'s driver ({dev.driver or 'none'}) in {journal.JOURNAL}", run, undo, addr,
+                 files=(("write", journal.JOURNAL),))
         plan.add(f"write {driver} to {pci.PCI_DEVICES}/{addr}/driver_override",
                  _write_override(addr, driver), _write_override(addr, dev.driver_override), addr)
         if dev.driver:
@@ -310,7 +311,8 @@ def plan_unbind(host: Host, devices: List[PciDevice], force: bool = False) -> Bi
             continue
         _refuse_if_held(host, dev, force, use)
         run, undo = journal.record(dev.address, dev.driver, dev.driver_override, None)
-        plan.add(f"record {dev.address}'s driver ({dev.driver}) in {journal.JOURNAL}", run, undo, dev.address)
+        plan.add(f"record {dev.address}'s driver ({dev.driver}) in {journal.JOURNAL}", run, undo, dev.address,
+                 files=(("write", journal.JOURNAL),))
         plan.add(f"unbind {dev.address} from {dev.driver}", _unbind(dev.address, dev.driver),
                  _rebind(dev.address, dev.driver, dev.driver_override), dev.address)
         plan.add(f"verify {dev.address} has no driver", _verify(dev.address, None, None), None, dev.address)
@@ -336,7 +338,8 @@ def plan_restore(host: Host, addresses: Sequence[str], every: bool = False, forc
         if addr in persistent:
             path = f"{journal.PERSIST_DIR}/pci-{addr}"
             plan.add(f"persist: remove {path}", lambda h, p=path: h.remove_file(p),
-                     lambda h, p=path, d=persistent[addr]: h.write_file(p, d + "\n", backup=False), addr)
+                     lambda h, p=path, d=persistent[addr]: h.write_file(p, d + "\n", backup=False), addr,
+                     files=(("remove", path),))
         entry = recorded.devices.get(addr)
         dev = pci.read_device(host, addr)
         if dev is None:
@@ -362,7 +365,8 @@ def plan_restore(host: Host, addresses: Sequence[str], every: bool = False, forc
     # forgotten last, once every device is back and verified: a failure before leaves every
     # entry in the journal, and the rollback of a failed forget remembers the device again
     for addr in forgets:
-        plan.add(f"forget {addr} in {journal.JOURNAL}", *journal.forget(addr), addr)
+        plan.add(f"forget {addr} in {journal.JOURNAL}", *journal.forget(addr), addr,
+                 files=(("write", journal.JOURNAL),))
     if persistent and not set(persistent) - set(targets):
         journal.unpersist_shared_actions(plan, host)   # the last persistent binding went
     return BindingPlan(plan, changes)

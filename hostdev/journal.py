@@ -66,11 +66,12 @@ def persist_actions(plan: Plan, addresses: Sequence[str], driver: str) -> None:
         path = f"{PERSIST_DIR}/pci-{addr}"
         plan.add(f"persist: write {path} ({driver})",
                  lambda h, p=path: h.write_file(p, driver + "\n", backup=False),
-                 lambda h, p=path: h.remove_file(p), addr)
+                 lambda h, p=path: h.remove_file(p), addr, files=(("write", path),))
     for path, text in ((UDEV_RULE, UDEV_RULE_TEXT), (UNIT, UNIT_TEXT)):
-        plan.add(f"persist: install {path}", lambda h, p=path, t=text: h.write_file(p, t, backup=False))
+        plan.add(f"persist: install {path}", lambda h, p=path, t=text: h.write_file(p, t, backup=False),
+                 files=(("write", path),))
     plan.add(f"persist: enable hostdev-bindings.service ({UNIT_WANTS})",
-             lambda h: h.symlink(UNIT, UNIT_WANTS))
+             lambda h: h.symlink(UNIT, UNIT_WANTS), files=(("link", UNIT_WANTS),))
 
 
 def unpersist_shared_actions(plan: Plan, host: Host) -> None:
@@ -80,10 +81,10 @@ def unpersist_shared_actions(plan: Plan, host: Host) -> None:
     for path, text in ((UDEV_RULE, UDEV_RULE_TEXT), (UNIT, UNIT_TEXT)):
         if host.read_config(path) == text:
             plan.add(f"persist: remove {path} (no persistent binding left)", lambda h, p=path: h.remove_file(p),
-                     lambda h, p=path, t=text: h.write_file(p, t, backup=False))
+                     lambda h, p=path, t=text: h.write_file(p, t, backup=False), files=(("remove", path),))
     if host.readlink(UNIT_WANTS) == UNIT:
         plan.add(f"persist: disable hostdev-bindings.service ({UNIT_WANTS})", lambda h: h.remove_file(UNIT_WANTS),
-                 lambda h: h.symlink(UNIT, UNIT_WANTS))
+                 lambda h: h.symlink(UNIT, UNIT_WANTS), files=(("remove", UNIT_WANTS),))
 
 
 @dataclass

@@ -275,7 +275,7 @@ def plan_create(host: Host, parent: str, type_id: Optional[str] = None, name: Op
             path = f"{MDEVCTL_DIR}/{parent}/{value}"
             plan.add(f"write mdevctl definition {path} (start auto)",
                      lambda h, p=path, t=mtype.id: h.write_file(p, definition_text(t), backup=False),
-                     lambda h, p=path: h.remove_file(p), value)
+                     lambda h, p=path: h.remove_file(p), value, files=(("write", path),))
     return plan, values
 
 
@@ -321,7 +321,7 @@ def plan_remove(host: Host, uuids: Sequence[str] = (), parent: Optional[str] = N
             path = f"{MDEVCTL_DIR}/{definition.parent}/{value}"
             old = host.read_config(path) or ""
             plan.add(f"remove mdevctl definition {path}", lambda h, p=path: h.remove_file(p),
-                     lambda h, p=path, t=old: h.write_file(p, t, backup=False), value)
+                     lambda h, p=path, t=old: h.write_file(p, t, backup=False), value, files=(("remove", path),))
     own_rule = host.read_config(MDEVCTL_RULE_OVERRIDE)
     if own_rule is not None and own_rule.startswith(OVERRIDE_HEADER) and not set(defined) - set(targets):
         plan.add_file(host, MDEVCTL_RULE_OVERRIDE, None,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, List, Optional
+from typing import Callable, Iterator, List, Optional, Tuple
 
 from .errors import EXIT_INTERRUPTED, HostdevError, Interrupted
 from .host import Host
@@ -62,6 +62,8 @@ class Action:
     run: Callable[[Host], None]
     undo: Optional[Callable[[Host], None]] = None
     device: Optional[str] = None
+    # the files it changes on the host, as (change, path): change is write, remove or link
+    files: Tuple[Tuple[str, str], ...] = ()
 
     def to_dict(self) -> dict:
         return {"action": self.description, "device": self.device}
@@ -92,8 +94,10 @@ class Plan:
     notes: List[str] = field(default_factory=list)
 
     def add(self, description: str, run: Callable[[Host], None], undo: Optional[Callable[[Host], None]] = None,
-            device: Optional[str] = None) -> None:
-        self.actions.append(Action(description, run, undo, device))
+            device: Optional[str] = None, files: Tuple[Tuple[str, str], ...] = ()) -> None:
+        """Add a step; ``files``: what it changes on the host as (write|remove|link, path), so that
+        the result can say which files a run wrote (``files_changed``)."""
+        self.actions.append(Action(description, run, undo, device, files))
 
     def add_file(self, host: Host, path: str, new: Optional[str], *, backup: bool = False,
                  description: Optional[str] = None) -> bool:
@@ -111,21 +115,33 @@ class Plan:
                 h.write_file(path, old, backup=False)
 
         if new is None:
-            self.add(description or f"remove {path}", lambda h: h.remove_file(path), restore)
+            self.add(description or f"remove {path}", lambda h: h.remove_file(path), restore,
+                     files=(("remove", path),))
         else:
-            self.add(description or f"write {path}", lambda h: h.write_file(path, new, backup=backup), restore)
+            self.add(description or f"write {path}", lambda h: h.write_file(path, new, backup=backup), restore,
+                     files=(("write", path),))
         return True
 
     @property
     def changes(self) -> bool:
         return bool(self.actions)
 
+    def files_changed(self) -> List[dict]:
+        """Every file the plan writes, removes or links, once, in plan order:
+        [{"path", "change"}] (the last change of a path wins)."""
+        changes: dict = {}
+        for action in self.actions:
+            for change, path in action.files:
+                changes.pop(path, None)
+                changes[path] = change
+        return [{"path": path, "change": change} for path, change in changes.items()]
+
     def result(self, dry_run: bool, *, changed: bool, reboot_required: bool, **details) -> dict:
         """The JSON of a plan result (docs/json.md); the one place its envelope is written:
         changed, dry_run, reboot_required, the result's own ``details`` in order, then the
-        actions (what --dry-run would do, or what was done) and the notes."""
+        actions (what --dry-run would do, or what was done), the files they change and the notes."""
         return {"changed": changed, "dry_run": dry_run, "reboot_required": reboot_required, **details,
-                "actions": self.describe(), "notes": list(self.notes)}
+                "actions": self.describe(), "files_changed": self.files_changed(), "notes": list(self.notes)}
 
     def describe(self) -> List[dict]:
         return [a.to_dict() for a in self.actions]

@@ -158,7 +158,8 @@ def _add_forget(host: Host, plan: Plan, pf: str, removed: List[str]) -> None:
     recorded = [a for a in removed if a in journal.Journal.load(host).devices]
     if recorded:
         run, undo = _forget_in_journal(recorded)
-        plan.add(f"forget {', '.join(recorded)} (VFs that go away) in {journal.JOURNAL}", run, undo, pf)
+        plan.add(f"forget {', '.join(recorded)} (VFs that go away) in {journal.JOURNAL}", run, undo, pf,
+                 files=(("write", journal.JOURNAL),))
 
 
 # ---------------------------------------------------------------- plans

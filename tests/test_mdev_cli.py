@@ -87,7 +87,7 @@ def test_create_persist_list_and_remove(guest):
     data = json.loads(out)
     assert data["changed"] is True and data["uuids"] == [UUID1]
     # the envelope every plan result has (Plan.result), in its order
-    assert list(data) == ["changed", "dry_run", "reboot_required", "uuids", "actions", "notes"]
+    assert list(data) == ["changed", "dry_run", "reboot_required", "uuids", "actions", "files_changed", "notes"]
     definition = json.loads(open(f"{guest.root}/etc/mdevctl.d/mtty/{UUID1}").read())
     assert definition == {"mdev_type": "mtty-2", "start": "auto", "attrs": []}
     code, out, _ = guest.invoke("mdev", "list", "-o", "json")

@@ -20,7 +20,7 @@ PF = "0000:31:00.0"
 NUMVFS = f"/sys/bus/pci/devices/{PF}/sriov_numvfs"
 FOUR_VFS = ["0000:31:01.0", "0000:31:01.1", "0000:31:01.2", "0000:31:01.3"]
 PLAN_KEYS = ["changed", "dry_run", "reboot_required", "pf", "num_vfs_before", "num_vfs_after", "vfs", "devices",
-             "actions", "notes"]
+             "actions", "files_changed", "notes"]
 
 
 def test_sriov_is_a_command_of_hostdev():

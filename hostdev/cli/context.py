@@ -225,13 +225,18 @@ def planning(h: Host, dry_run: bool, verb: str) -> Iterator[None]:
         yield
 
 
-def report_plan(plan, dry_run: bool) -> None:
-    """A plan's notes, and with --dry-run what it would do, on stderr (for people)."""
+def report_plan(plan, dry_run: bool, describe: bool = True) -> None:
+    """A plan's notes, and with --dry-run (and ``describe``) what it would do, on stderr (for
+    people); after a run, the files it wrote, removed or linked (Plan.files_changed)."""
     for note in plan.notes:
         message(f"note: {note}", "warn")
-    if dry_run:
+    if dry_run and describe:
         for action in plan.describe():
             message(f"would: {action['action']}")
+    if not dry_run:
+        verbs = {"write": "wrote", "remove": "removed", "link": "linked"}
+        for change in plan.files_changed():
+            message(f"{verbs[change['change']]}: {change['path']}")
 
 
 def carry_out(h: Host, result, dry_run: bool, output: Format, verb: str, describe: bool = True) -> bool:
@@ -246,7 +251,7 @@ def carry_out(h: Host, result, dry_run: bool, output: Format, verb: str, describ
         apply_plan(h, result if hasattr(result, "apply") else result.plan, verb)
     if emit(result.to_dict(dry_run), output):
         return True
-    report_plan(result.plan, dry_run and describe)
+    report_plan(result.plan, dry_run, describe)
     return False
 
 
