@@ -71,8 +71,8 @@ STATUS_STYLES = {"PASS": "green", "WARN": "yellow", "FAIL": "bold red", "SKIP": 
 def fit_widths(headers: Sequence[str], widths: Sequence[int], total: int, gap: int = 2) -> List[Optional[int]]:
     """Column widths that fit ``total`` characters (columns ``gap`` apart): a DROP column, then
     the widest column of SHORTEN or WRAP gives up a character at a time, down to MIN_FLEX_WIDTH;
-    when that is not enough the DROP column is left out (None). The other columns keep their width even when the
-    table stays wider than ``total``."""
+    when that is not enough the DROP column is left out (None). The other columns keep their
+    width even when the table stays wider than ``total``."""
     out: List[Optional[int]] = list(widths)
     flexible = [h in SHORTEN or h in WRAP for h in headers]
     droppable = [i for i, h in enumerate(headers) if h in DROP]
