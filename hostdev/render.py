@@ -122,12 +122,20 @@ def table(headers: Sequence[str], rows: List[Sequence[Any]], out: Optional[IO[st
                           for i in shown))
         console.print(tbl)
         return
+    shown = list(range(len(heads)))
+    if out.isatty():  # a large table on a terminal: fitted the same way, cut rather than wrapped
+        import shutil
+
+        fitted = fit_widths(headers, widths, shutil.get_terminal_size().columns)
+        shown = [i for i, w in enumerate(fitted) if w is not None]
+        widths = [w if w is not None else 0 for w in fitted]
+        texts = [[v if len(v) <= widths[i] else v[:widths[i] - 1] + "…" for i, v in enumerate(row)] for row in texts]
     lines = []
     if title:
         lines.append(title)
-    lines.append("  ".join(h.ljust(w) for h, w in zip(heads, widths)).rstrip())
+    lines.append("  ".join(heads[i].ljust(widths[i]) for i in shown).rstrip())
     for row in texts:
-        lines.append("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
+        lines.append("  ".join(row[i].ljust(widths[i]) for i in shown).rstrip())
     out.write("\n".join(lines) + "\n")
 
 

@@ -182,3 +182,28 @@ def test_iommu_groups_shows_class_names(intel, pci_ids):
     bare = run_pipe("--root", intel.root, "iommu", "groups")
     t4 = next(ln for ln in bare.stdout.splitlines() if intel.t4 in ln)
     assert t4.split()[3] == "030200"
+
+
+def test_a_large_table_on_a_terminal_is_fitted_too(monkeypatch):
+    # over RICH_TABLE_MAX_ROWS rows the table is drawn without rich, and must fit all the same
+    import io
+
+    from hostdev import render
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setenv("COLUMNS", "60")
+    rows = [[f"0000:31:{i // 8:02x}.{i % 8}", "8086:1889", "Ethernet controller",
+             "Intel Ethernet Adaptive Virtual Function", "iavf", 100 + i, "VF of 0000:31:00.0"]
+            for i in range(render.RICH_TABLE_MAX_ROWS + 1)]
+    out = Terminal()
+    render.table(["address", "id", "class", "name", "driver", "group", "sr-iov"], rows, out)
+    lines = out.getvalue().splitlines()
+    assert len(lines) == len(rows) + 1
+    assert lines[0].split() == ["ADDRESS", "ID", "NAME", "DRIVER", "GROUP", "SR-IOV"]     # CLASS left out
+    # 12 + 9 + 10 (name, the minimum) + 6 + 5 + 18 and five gaps of 2 = 70: wider than 60, but no
+    # address is cut; the name is, to MIN_FLEX_WIDTH with its ellipsis
+    assert lines[1] == "0000:31:00.0  8086:1889  Intel Eth…  iavf    100    VF of 0000:31:00.0"
+    assert [ln.split()[0] for ln in lines[1:]] == [r[0] for r in rows]
