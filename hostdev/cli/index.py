@@ -10,6 +10,10 @@ TREE = {'help': 'Prepare Linux hosts for PCI and mediated-device passthrough (Ku
               'help': 'Act on the tree under PATH, or on a recording (hostdev record FILE), instead of / (env '
                       'HOSTDEV_ROOT).'},
              {'names': ['--version'], 'value': False, 'help': 'Print the version and exit.'},
+             {'names': ['--output', '-o'],
+              'value': True,
+              'choices': ['table', 'json', 'yaml'],
+              'help': 'Output format of the command (table, json or yaml), as if given after it.'},
              {'names': ['--install-completion'],
               'value': False,
               'help': 'Install completion for the current shell.'},
@@ -34,7 +38,8 @@ TREE = {'help': 'Prepare Linux hosts for PCI and mediated-device passthrough (Ku
                                     {'names': ['--output', '-o'],
                                      'value': True,
                                      'choices': ['table', 'json', 'yaml'],
-                                     'help': 'Output format: table, json or yaml.'},
+                                     'help': 'Output format: table, json or yaml. (default table; may also come '
+                                             'before the command)'},
                                     {'names': ['-h', '--help'],
                                      'value': False,
                                      'help': 'Show this message and exit.'}],
@@ -48,8 +53,9 @@ TREE = {'help': 'Prepare Linux hosts for PCI and mediated-device passthrough (Ku
                                     'help': 'Every function with this ID (repeatable).'},
                                    {'names': ['--vendor'],
                                     'value': True,
-                                    'metavar': 'VVVV',
-                                    'help': 'Every function of this vendor.'},
+                                    'metavar': 'VENDOR',
+                                    'help': 'Every function of this vendor: its ID (10de) or its name in pci.ids '
+                                            '(nvidia).'},
                                    {'names': ['--class'],
                                     'value': True,
                                     'metavar': 'CLASS',
@@ -73,7 +79,8 @@ TREE = {'help': 'Prepare Linux hosts for PCI and mediated-device passthrough (Ku
                                    {'names': ['--output', '-o'],
                                     'value': True,
                                     'choices': ['table', 'json', 'yaml'],
-                                    'help': 'Output format: table, json or yaml.'},
+                                    'help': 'Output format: table, json or yaml. (default table; may also come '
+                                            'before the command)'},
                                    {'names': ['-h', '--help'],
                                     'value': False,
                                     'help': 'Show this message and exit.'}],
@@ -90,7 +97,8 @@ TREE = {'help': 'Prepare Linux hosts for PCI and mediated-device passthrough (Ku
                                      {'names': ['--output', '-o'],
                                       'value': True,
                                       'choices': ['table', 'json', 'yaml'],
-                                      'help': 'Output format: table, json or yaml.'},
+                                      'help': 'Output format: table, json or yaml. (default table; may also come '
+                                              'before the command)'},
                                      {'names': ['-h', '--help'],
                                       'value': False,
                                       'help': 'Show this message and exit.'}],
@@ -108,7 +116,8 @@ TREE = {'help': 'Prepare Linux hosts for PCI and mediated-device passthrough (Ku
                                       {'names': ['--output', '-o'],
                                        'value': True,
                                        'choices': ['table', 'json', 'yaml'],
-                                       'help': 'Output format: table, json or yaml.'},
+                                       'help': 'Output format: table, json or yaml. (default table; may also come '
+                                               'before the command)'},
                                       {'names': ['-h', '--help'],
                                        'value': False,
                                        'help': 'Show this message and exit.'}],
@@ -118,7 +127,8 @@ TREE = {'help': 'Prepare Linux hosts for PCI and mediated-device passthrough (Ku
                            'options': [{'names': ['--output', '-o'],
                                         'value': True,
                                         'choices': ['table', 'json', 'yaml'],
-                                        'help': 'Output format: table, json or yaml.'},
+                                        'help': 'Output format: table, json or yaml. (default table; may also come '
+                                                'before the command)'},
                                        {'names': ['-h', '--help'],
                                         'value': False,
                                         'help': 'Show this message and exit.'}],
@@ -141,7 +151,8 @@ TREE = {'help': 'Prepare Linux hosts for PCI and mediated-device passthrough (Ku
                                         {'names': ['--output', '-o'],
                                          'value': True,
                                          'choices': ['table', 'json', 'yaml'],
-                                         'help': 'json (default), yaml, or table (a summary).'},
+                                         'help': 'json, yaml, or table (a summary). (default json; may also come '
+                                                 'before the command)'},
                                         {'names': ['-h', '--help'],
                                          'value': False,
                                          'help': 'Show this message and exit.'}],
@@ -156,7 +167,8 @@ TREE = {'help': 'Prepare Linux hosts for PCI and mediated-device passthrough (Ku
                                     {'names': ['--output', '-o'],
                                      'value': True,
                                      'choices': ['table', 'json', 'yaml'],
-                                     'help': 'Output format: table, json or yaml.'},
+                                     'help': 'Output format: table, json or yaml. (default table; may also come '
+                                             'before the command)'},
                                     {'names': ['-h', '--help'],
                                      'value': False,
                                      'help': 'Show this message and exit.'}],
@@ -181,8 +193,8 @@ TREE = {'help': 'Prepare Linux hosts for PCI and mediated-device passthrough (Ku
               'devices': {'help': 'List PCI functions (like lspci -Dnnk, with IOMMU groups and SR-IOV).',
                           'options': [{'names': ['--vendor'],
                                        'value': True,
-                                       'metavar': 'VVVV',
-                                       'help': 'Only this vendor ID (10de).'},
+                                       'metavar': 'VENDOR',
+                                       'help': 'Only this vendor: its ID (10de) or its name in pci.ids (nvidia).'},
                                       {'names': ['--device'],
                                        'value': True,
                                        'metavar': 'VVVV:DDDD',
@@ -206,7 +218,8 @@ TREE = {'help': 'Prepare Linux hosts for PCI and mediated-device passthrough (Ku
                                       {'names': ['--output', '-o'],
                                        'value': True,
                                        'choices': ['table', 'json', 'yaml'],
-                                       'help': 'Output format: table, json or yaml.'},
+                                       'help': 'Output format: table, json or yaml. (default table; may also come '
+                                               'before the command)'},
                                       {'names': ['-h', '--help'],
                                        'value': False,
                                        'help': 'Show this message and exit.'}],
@@ -221,7 +234,8 @@ TREE = {'help': 'Prepare Linux hosts for PCI and mediated-device passthrough (Ku
                                                             {'names': ['--output', '-o'],
                                                              'value': True,
                                                              'choices': ['table', 'json', 'yaml'],
-                                                             'help': 'Output format: table, json or yaml.'},
+                                                             'help': 'Output format: table, json or yaml. (default '
+                                                                     'table; may also come before the command)'},
                                                             {'names': ['-h', '--help'],
                                                              'value': False,
                                                              'help': 'Show this message and exit.'}],
@@ -234,10 +248,16 @@ TREE = {'help': 'Prepare Linux hosts for PCI and mediated-device passthrough (Ku
                         'args': [],
                         'commands': {'groups': {'help': 'List IOMMU groups and their member devices (a group is '
                                                         'assigned to a VM whole).',
-                                                'options': [{'names': ['--output', '-o'],
+                                                'options': [{'names': ['--pci-ids'],
+                                                             'value': True,
+                                                             'metavar': 'FILE',
+                                                             'help': 'Name classes from this pci.ids instead of '
+                                                                     "the host's (hwdata)."},
+                                                            {'names': ['--output', '-o'],
                                                              'value': True,
                                                              'choices': ['table', 'json', 'yaml'],
-                                                             'help': 'Output format: table, json or yaml.'},
+                                                             'help': 'Output format: table, json or yaml. (default '
+                                                                     'table; may also come before the command)'},
                                                             {'names': ['-h', '--help'],
                                                              'value': False,
                                                              'help': 'Show this message and exit.'}],
@@ -246,7 +266,9 @@ TREE = {'help': 'Prepare Linux hosts for PCI and mediated-device passthrough (Ku
                                      'enable': {'help': 'Add the IOMMU kernel arguments to the boot configuration '
                                                         'with its own tool (GRUB drop-in or\n'
                                                         '/etc/default/grub + update-grub/grub2-mkconfig; grubby on '
-                                                        'BLS). Idempotent; reboot to apply.',
+                                                        'BLS). Idempotent; reboot to apply. On a\n'
+                                                        'virtual machine without a virtual IOMMU nothing is '
+                                                        'written (and no reboot needed) unless --force.',
                                                 'options': [{'names': ['--passthrough'],
                                                              'value': False,
                                                              'help': 'Also add iommu=pt (host devices skip '
@@ -260,6 +282,11 @@ TREE = {'help': 'Prepare Linux hosts for PCI and mediated-device passthrough (Ku
                                                              'value': False,
                                                              'help': 'Replace an argument configured with another '
                                                                      'value (intel_iommu=off).'},
+                                                            {'names': ['--force'],
+                                                             'value': False,
+                                                             'help': 'Write the arguments even on a virtual '
+                                                                     'machine without a virtual IOMMU (they do '
+                                                                     'nothing until the hypervisor adds one).'},
                                                             {'names': ['--dry-run', '-n'],
                                                              'value': False,
                                                              'help': 'Print the diff and the commands; change '
@@ -267,7 +294,8 @@ TREE = {'help': 'Prepare Linux hosts for PCI and mediated-device passthrough (Ku
                                                             {'names': ['--output', '-o'],
                                                              'value': True,
                                                              'choices': ['table', 'json', 'yaml'],
-                                                             'help': 'Output format: table, json or yaml.'},
+                                                             'help': 'Output format: table, json or yaml. (default '
+                                                                     'table; may also come before the command)'},
                                                             {'names': ['-h', '--help'],
                                                              'value': False,
                                                              'help': 'Show this message and exit.'}],
@@ -282,7 +310,9 @@ TREE = {'help': 'Prepare Linux hosts for PCI and mediated-device passthrough (Ku
                                                              {'names': ['--output', '-o'],
                                                               'value': True,
                                                               'choices': ['table', 'json', 'yaml'],
-                                                              'help': 'Output format: table, json or yaml.'},
+                                                              'help': 'Output format: table, json or yaml. '
+                                                                      '(default table; may also come before the '
+                                                                      'command)'},
                                                              {'names': ['-h', '--help'],
                                                               'value': False,
                                                               'help': 'Show this message and exit.'}],
@@ -303,9 +333,10 @@ TREE = {'help': 'Prepare Linux hosts for PCI and mediated-device passthrough (Ku
                                                                    'help': 'Permit this ID (repeatable).'},
                                                                   {'names': ['--vendor'],
                                                                    'value': True,
-                                                                   'metavar': 'VVVV',
+                                                                   'metavar': 'VENDOR',
                                                                    'help': 'Every device of this vendor (no '
-                                                                           'bridges).'},
+                                                                           'bridges): its ID (10de) or its name in '
+                                                                           'pci.ids (nvidia).'},
                                                                   {'names': ['--class'],
                                                                    'value': True,
                                                                    'metavar': 'CLASS',
@@ -390,7 +421,9 @@ TREE = {'help': 'Prepare Linux hosts for PCI and mediated-device passthrough (Ku
                                                                    'value': True,
                                                                    'choices': ['table', 'json', 'yaml'],
                                                                    'help': 'yaml (the document; notes on stderr) '
-                                                                           'or json ({format, document, notes}).'},
+                                                                           'or json ({format, document, notes}). '
+                                                                           '(default yaml; may also come before '
+                                                                           'the command)'},
                                                                   {'names': ['-h', '--help'],
                                                                    'value': False,
                                                                    'help': 'Show this message and exit.'}],
@@ -406,8 +439,10 @@ TREE = {'help': 'Prepare Linux hosts for PCI and mediated-device passthrough (Ku
                                                                'help': 'Permit this ID (repeatable).'},
                                                               {'names': ['--vendor'],
                                                                'value': True,
-                                                               'metavar': 'VVVV',
-                                                               'help': 'Every device of this vendor (no bridges).'},
+                                                               'metavar': 'VENDOR',
+                                                               'help': 'Every device of this vendor (no bridges): '
+                                                                       'its ID (10de) or its name in pci.ids '
+                                                                       '(nvidia).'},
                                                               {'names': ['--class'],
                                                                'value': True,
                                                                'metavar': 'CLASS',
@@ -477,14 +512,19 @@ TREE = {'help': 'Prepare Linux hosts for PCI and mediated-device passthrough (Ku
                                                                'value': True,
                                                                'choices': ['table', 'json', 'yaml'],
                                                                'help': 'yaml (the document; notes on stderr) or '
-                                                                       'json ({format, document, notes}).'},
+                                                                       'json ({format, document, notes}). (default '
+                                                                       'yaml; may also come before the command)'},
                                                               {'names': ['-h', '--help'],
                                                                'value': False,
                                                                'help': 'Show this message and exit.'}],
                                                   'args': [{'metavar': 'INVENTORY...', 'nargs': -1}],
                                                   'commands': {}},
                                         'vmi': {'help': 'The gpus/hostDevices block of a VMI (or a whole minimal '
-                                                        'VM) for permitted resources.',
+                                                        'VM) for permitted resources. The\n'
+                                                        'names are checked against what this host permits '
+                                                        "('kubevirt permitted'): a name that differs\n"
+                                                        'from a permitted one in case or by a typo is refused, '
+                                                        'naming the permitted one.',
                                                 'options': [{'names': ['--gpu'],
                                                              'value': True,
                                                              'metavar': 'RESOURCE[:NAME]',
@@ -506,11 +546,16 @@ TREE = {'help': 'Prepare Linux hosts for PCI and mediated-device passthrough (Ku
                                                             {'names': ['--memory'],
                                                              'value': True,
                                                              'help': 'Guest memory for --format vmi/vm.'},
+                                                            {'names': ['--no-check'],
+                                                             'value': False,
+                                                             'help': 'Do not compare the names with the resources '
+                                                                     'this host permits (a VM for another node).'},
                                                             {'names': ['--output', '-o'],
                                                              'value': True,
                                                              'choices': ['table', 'json', 'yaml'],
                                                              'help': 'yaml (the document; notes on stderr) or json '
-                                                                     '({format, document, notes}).'},
+                                                                     '({format, document, notes}). (default yaml; '
+                                                                     'may also come before the command)'},
                                                             {'names': ['-h', '--help'],
                                                              'value': False,
                                                              'help': 'Show this message and exit.'}],
@@ -530,7 +575,8 @@ TREE = {'help': 'Prepare Linux hosts for PCI and mediated-device passthrough (Ku
                                                           {'names': ['--output', '-o'],
                                                            'value': True,
                                                            'choices': ['table', 'json', 'yaml'],
-                                                           'help': 'Output format: table, json or yaml.'},
+                                                           'help': 'Output format: table, json or yaml. (default '
+                                                                   'table; may also come before the command)'},
                                                           {'names': ['-h', '--help'],
                                                            'value': False,
                                                            'help': 'Show this message and exit.'}],
@@ -541,7 +587,8 @@ TREE = {'help': 'Prepare Linux hosts for PCI and mediated-device passthrough (Ku
                                              'options': [{'names': ['--output', '-o'],
                                                           'value': True,
                                                           'choices': ['table', 'json', 'yaml'],
-                                                          'help': 'Output format: table, json or yaml.'},
+                                                          'help': 'Output format: table, json or yaml. (default '
+                                                                  'table; may also come before the command)'},
                                                          {'names': ['-h', '--help'],
                                                           'value': False,
                                                           'help': 'Show this message and exit.'}],
@@ -576,7 +623,8 @@ TREE = {'help': 'Prepare Linux hosts for PCI and mediated-device passthrough (Ku
                                                            {'names': ['--output', '-o'],
                                                             'value': True,
                                                             'choices': ['table', 'json', 'yaml'],
-                                                            'help': 'Output format: table, json or yaml.'},
+                                                            'help': 'Output format: table, json or yaml. (default '
+                                                                    'table; may also come before the command)'},
                                                            {'names': ['-h', '--help'],
                                                             'value': False,
                                                             'help': 'Show this message and exit.'}],
@@ -594,7 +642,8 @@ TREE = {'help': 'Prepare Linux hosts for PCI and mediated-device passthrough (Ku
                                                            {'names': ['--output', '-o'],
                                                             'value': True,
                                                             'choices': ['table', 'json', 'yaml'],
-                                                            'help': 'Output format: table, json or yaml.'},
+                                                            'help': 'Output format: table, json or yaml. (default '
+                                                                    'table; may also come before the command)'},
                                                            {'names': ['-h', '--help'],
                                                             'value': False,
                                                             'help': 'Show this message and exit.'}],
@@ -611,7 +660,9 @@ TREE = {'help': 'Prepare Linux hosts for PCI and mediated-device passthrough (Ku
                                                   'options': [{'names': ['--output', '-o'],
                                                                'value': True,
                                                                'choices': ['table', 'json', 'yaml'],
-                                                               'help': 'Output format: table, json or yaml.'},
+                                                               'help': 'Output format: table, json or yaml. '
+                                                                       '(default table; may also come before the '
+                                                                       'command)'},
                                                               {'names': ['-h', '--help'],
                                                                'value': False,
                                                                'help': 'Show this message and exit.'}],
@@ -639,7 +690,8 @@ TREE = {'help': 'Prepare Linux hosts for PCI and mediated-device passthrough (Ku
                                                             {'names': ['--output', '-o'],
                                                              'value': True,
                                                              'choices': ['table', 'json', 'yaml'],
-                                                             'help': 'Output format: table, json or yaml.'},
+                                                             'help': 'Output format: table, json or yaml. (default '
+                                                                     'table; may also come before the command)'},
                                                             {'names': ['-h', '--help'],
                                                              'value': False,
                                                              'help': 'Show this message and exit.'}],
@@ -674,7 +726,8 @@ TREE = {'help': 'Prepare Linux hosts for PCI and mediated-device passthrough (Ku
                                                             {'names': ['--output', '-o'],
                                                              'value': True,
                                                              'choices': ['table', 'json', 'yaml'],
-                                                             'help': 'Output format: table, json or yaml.'},
+                                                             'help': 'Output format: table, json or yaml. (default '
+                                                                     'table; may also come before the command)'},
                                                             {'names': ['-h', '--help'],
                                                              'value': False,
                                                              'help': 'Show this message and exit.'}],
@@ -693,7 +746,9 @@ TREE = {'help': 'Prepare Linux hosts for PCI and mediated-device passthrough (Ku
                                                              {'names': ['--output', '-o'],
                                                               'value': True,
                                                               'choices': ['table', 'json', 'yaml'],
-                                                              'help': 'Output format: table, json or yaml.'},
+                                                              'help': 'Output format: table, json or yaml. '
+                                                                      '(default table; may also come before the '
+                                                                      'command)'},
                                                              {'names': ['-h', '--help'],
                                                               'value': False,
                                                               'help': 'Show this message and exit.'}],
@@ -778,7 +833,8 @@ TREE = {'help': 'Prepare Linux hosts for PCI and mediated-device passthrough (Ku
                                                        {'names': ['--output', '-o'],
                                                         'value': True,
                                                         'choices': ['table', 'json', 'yaml'],
-                                                        'help': 'Output format: table, json or yaml.'},
+                                                        'help': 'Output format: table, json or yaml. (default '
+                                                                'table; may also come before the command)'},
                                                        {'names': ['-h', '--help'],
                                                         'value': False,
                                                         'help': 'Show this message and exit.'}],
