@@ -35,7 +35,7 @@ KINDS = {
 # Values nothing on the host lists (numbers, names the user makes up, IDs written out; "" an
 # option without a metavar): no candidates, and no file names either.
 FREE_TEXT = {"", "N", "S", "MiB", "URI", "ARGS", "K=V", "KEY=VALUE", "SELECTOR=NAME", "RESOURCE[:NAME]", "MODE",
-             "VVVV", "VVVV:DDDD", "DRIVER", "NAME", "FORMAT", "TEXT", "INTEGER", "FLOAT"}
+             "VVVV", "VENDOR", "VVVV:DDDD", "DRIVER", "NAME", "FORMAT", "TEXT", "INTEGER", "FLOAT"}
 # An option whose value is a directory, whatever its metavar.
 DIRECTORY_OPTIONS = {"--root"}
 
