@@ -184,7 +184,8 @@ TREE = {'help': 'Prepare Linux hosts for PCI and mediated-device passthrough (Ku
                          'options': [{'names': ['--output', '-o'],
                                       'value': True,
                                       'choices': ['table', 'json', 'yaml'],
-                                      'help': 'Output format: table, json or yaml.'},
+                                      'help': 'Output format: table, json or yaml. (default table; may also come '
+                                              'before the command)'},
                                      {'names': ['-h', '--help'],
                                       'value': False,
                                       'help': 'Show this message and exit.'}],
