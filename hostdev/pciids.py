@@ -139,6 +139,9 @@ def missing_note(host: Host) -> str:
     if host.is_live:
         return (f"no pci.ids on this host ({where}): devices are named by their hex IDs; install pciutils "
                 "(Debian, Ubuntu) or hwdata (Fedora, RHEL, Arch), or pass --pci-ids FILE")
+    if host.recording is not None:
+        return (f"no pci.ids in the recording {host.recording} ({where}): devices are named by their hex IDs; "
+                "pass --pci-ids FILE, or record the host again after installing pci.ids there")
     return (f"no pci.ids under --root {host.root} ({where}): devices are named by their hex IDs; copy this "
             f"machine's pci.ids to {host.root.rstrip('/')}/usr/share/misc/pci.ids or pass --pci-ids FILE")
 
