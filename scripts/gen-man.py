@@ -91,6 +91,8 @@ def written_files():
         (modules.MODULES_LOAD, "modules load --persist: the vfio modules loaded at boot"),
         (modules.SOFTDEP_FILE, "modules load --early: softdeps that make a device's driver wait for vfio-pci"),
         (f"{mdev.MDEVCTL_DIR}/PARENT/UUID", "mdev create --persist: mdevctl's definition (started at boot)"),
+        (mdev.MDEVCTL_RULE_OVERRIDE, "mdev create --persist where the packaged mdevctl rule calls a missing "
+         "mdevctl (Debian 12): that rule calling the installed one; removed with the last definition"),
         (bootargs.DROPIN, "iommu enable: hostdev's GRUB drop-in (Debian, Ubuntu)"),
         (f"{bootloader.GRUB_DEFAULT}, {bootloader.GRUB_DROPIN_DIR}/*.cfg",
          "iommu enable/disable where no drop-in is possible, or to remove a conflicting argument: edited in place"),
