@@ -80,8 +80,7 @@ def unpersist_shared_actions(plan: Plan, host: Host) -> None:
     is not hostdev's own (an administrator edited them) are left alone."""
     for path, text in ((UDEV_RULE, UDEV_RULE_TEXT), (UNIT, UNIT_TEXT)):
         if host.read_config(path) == text:
-            plan.add(f"persist: remove {path} (no persistent binding left)", lambda h, p=path: h.remove_file(p),
-                     lambda h, p=path, t=text: h.write_file(p, t, backup=False), files=(("remove", path),))
+            plan.add_file(host, path, None, description=f"persist: remove {path} (no persistent binding left)")
     if host.readlink(UNIT_WANTS) == UNIT:
         plan.add(f"persist: disable hostdev-bindings.service ({UNIT_WANTS})", lambda h: h.remove_file(UNIT_WANTS),
                  lambda h: h.symlink(UNIT, UNIT_WANTS), files=(("remove", UNIT_WANTS),))
