@@ -116,20 +116,23 @@ def decide_args(host: Host, passthrough: bool = False, extra: Sequence[str] = ()
     config = kernel.kernel_config(host)
     args: List[str] = []
     notes: List[str] = []
-    no_viommu = kernel.vm_without_viommu(cpu, kernel.read_iommu_facts(host))
+    facts = kernel.read_iommu_facts(host)
+    no_viommu = kernel.vm_without_viommu(cpu, facts)
     if no_viommu:
         notes.append(VM_WITHOUT_VIOMMU)
-    if cpu.vendor == "intel":
+    vendor = kernel.iommu_vendor(cpu, facts)
+    if vendor == "intel":
         default_on = kernel.intel_iommu_default_on(config)
         if default_on:
             notes.append(f"intel_iommu=on is not needed: this kernel turns VT-d on by default ({default_on}=y)")
         else:
             args.append("intel_iommu=on")
-    elif cpu.vendor == "amd":
+    elif vendor == "amd":
         notes.append("AMD-Vi needs no argument: the kernel turns it on when the firmware enables it "
                      "(amd_iommu=on is not a valid value and is ignored)")
     else:
-        notes.append(f"CPU vendor {cpu.vendor or 'unknown'}: no IOMMU argument is known to be needed")
+        notes.append(f"CPU vendor {cpu.vendor or 'unknown'} and no DMAR or IVRS table: no IOMMU argument "
+                     "is known to be needed")
     if passthrough:
         args.append("iommu=pt")
         notes.append("iommu=pt: the host's own devices skip DMA translation (VMs keep full isolation)"

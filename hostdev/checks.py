@@ -18,8 +18,8 @@ from .model import FAIL, PASS, SKIP, WARN, Check, CheckReport, PciDevice
 # Arguments that decide IOMMU behaviour; the rest of the command line is not our business.
 IOMMU_ARGS = ("intel_iommu", "amd_iommu", "iommu", "vfio_pci.ids", "vfio_iommu_type1.allow_unsafe_interrupts")
 
-def _enable_fix(cpu: kernel.CpuInfo) -> str:
-    if cpu.vendor == "intel":
+def _enable_fix(vendor: Optional[str]) -> str:
+    if vendor == "intel":
         return ("run 'hostdev iommu enable' (adds intel_iommu=on to GRUB_CMDLINE_LINUX and regenerates "
                 "grub.cfg), then reboot")
     return "run 'hostdev iommu enable', then reboot"
@@ -56,7 +56,8 @@ def check_iommu(cpu: kernel.CpuInfo, facts: kernel.IommuFacts, cmdline: List[str
                          "-device intel-iommu,intremap=on; libvirt: <iommu model='intel'>); grub cannot fix this")
         return Check("iommu", FAIL, "the firmware reports no IOMMU (no DMAR or IVRS ACPI table)", detail,
                      "enable VT-d (Intel) or AMD-Vi/IOMMU (AMD) in the firmware setup, then boot again")
-    intel = facts.acpi_table == "DMAR" or cpu.vendor == "intel"
+    vendor = kernel.iommu_vendor(cpu, facts)
+    intel = vendor == "intel"
     off = [a for a in cmdline if a in ("intel_iommu=off", "amd_iommu=off", "iommu=off")]
     if off:
         return Check("iommu", FAIL, f"the IOMMU is switched off on the command line ({' '.join(off)})", detail,
@@ -66,7 +67,7 @@ def check_iommu(cpu: kernel.CpuInfo, facts: kernel.IommuFacts, cmdline: List[str
         pending = "intel_iommu=on" in boot.args
         summary = ("VT-d is present but off: intel_iommu=on is configured and waits for a reboot" if pending
                    else "VT-d is present but off: this kernel needs intel_iommu=on")
-        return Check("iommu", FAIL, summary, detail, "reboot" if pending else _enable_fix(cpu))
+        return Check("iommu", FAIL, summary, detail, "reboot" if pending else _enable_fix(vendor))
     return Check("iommu", FAIL, f"{facts.acpi_table or 'an IOMMU'} is present but the kernel created no IOMMU groups",
                  detail, "check dmesg for DMAR/AMD-Vi errors; a firmware update or enabling the IOMMU "
                          "in setup may help")
@@ -89,7 +90,8 @@ def check_kernel_args(cpu: kernel.CpuInfo, facts: kernel.IommuFacts, cmdline: Li
     if kernel.arg_value(cmdline, "iommu") == "pt":
         notes.append("iommu=pt: host devices bypass DMA translation (faster host I/O, weaker isolation; "
                      "breaks AMD SEV-SNP)")
-    if cpu.vendor == "intel" and facts.active and kernel.arg_value(cmdline, "intel_iommu") != "on":
+    if kernel.iommu_vendor(cpu, facts) == "intel" and facts.active \
+            and kernel.arg_value(cmdline, "intel_iommu") != "on":
         notes.append("intel_iommu=on is not needed: this kernel turns VT-d on by default"
                      if kernel.intel_iommu_default_on(config) else
                      "VT-d is active without intel_iommu=on")

@@ -196,6 +196,20 @@ class IommuFacts:
         return self.group_count > 0
 
 
+def iommu_vendor(cpu: CpuInfo, facts: IommuFacts) -> Optional[str]:
+    """Whose IOMMU the kernel will drive: "intel" (VT-d, the ACPI DMAR table; intel_iommu=),
+    "amd" (AMD-Vi, the IVRS table; amd_iommu=), or None when neither the firmware nor the CPU
+    tells. The firmware's table decides: a VM on an AMD host is often given QEMU's intel-iommu,
+    whose DMAR table drivers/iommu/intel/dmar.c parses whatever the CPU. Without a table the CPU
+    vendor is the best guess (VT-d is off in the firmware setup, or the table is not readable).
+    ``check`` and ``iommu enable`` both ask this, so they never disagree about the argument."""
+    if facts.acpi_table == "DMAR":
+        return "intel"
+    if facts.acpi_table == "IVRS":
+        return "amd"
+    return cpu.vendor if cpu.vendor in ("intel", "amd") else None
+
+
 def vm_without_viommu(cpu: CpuInfo, facts: IommuFacts) -> bool:
     """A virtual machine (the CPU's ``hypervisor`` flag) whose platform shows no IOMMU at all: no
     DMAR or IVRS ACPI table, no IOMMU unit, no IOMMU group. No kernel argument can make one; a

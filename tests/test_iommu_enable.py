@@ -326,3 +326,31 @@ def test_recorded_dev_vm_is_recognised(tmp_path):
     shutil.copytree(os.path.join(os.path.dirname(__file__), "data", "dev-vm-firecracker"), root, symlinks=True)
     host = Host(str(root))
     assert kernel.vm_without_viommu(kernel.read_cpuinfo(host), kernel.read_iommu_facts(host)) is True
+
+
+def test_a_vm_on_an_amd_host_given_qemus_intel_iommu_gets_intel_iommu_on_and_check_agrees(machine):
+    # QEMU's -device intel-iommu is the usual vIOMMU on AMD hosts too: the guest's CPU says AMD
+    # while the firmware's DMAR table (drivers/iommu/intel/dmar.c) is what the kernel drives, and
+    # Linux without intel_iommu=on (CONFIG_INTEL_IOMMU_DEFAULT_ON unset) leaves it off: the table
+    # is there, no dmar unit is registered, no group exists. `check` and `iommu enable` must name
+    # the same argument (kernel.iommu_vendor), or check's fix sends the user to a no-op.
+    m = machine(vendor="amd")
+    m.fr.set_cpu("amd", hypervisor=True)
+    m.fr.write("/sys/firmware/acpi/tables/DMAR", b"DMAR\x50\x00\x00\x00\x01" + bytes(71), 0o400)
+    rows = {c["id"]: c for c in m.json("check", code=1)["checks"]}
+    assert rows["iommu"]["summary"] == "VT-d is present but off: this kernel needs intel_iommu=on"
+    assert "intel_iommu=on" in rows["iommu"]["fix"]
+    out = m.json("iommu", "enable")
+    assert out["added"] == ["intel_iommu=on"] and out["changed"] is True
+    assert not any("AMD-Vi" in n for n in out["notes"])
+    rows = {c["id"]: c for c in m.json("check", code=1)["checks"]}
+    assert rows["iommu"]["summary"] == "VT-d is present but off: intel_iommu=on is configured and waits for a reboot"
+
+
+def test_an_amd_host_with_its_ivrs_table_gets_no_argument_whatever_the_cpu_string(machine):
+    # the table decides, not the CPU string: IVRS is AMD-Vi, which needs no argument
+    m = machine(vendor="intel")
+    m.fr.write("/sys/firmware/acpi/tables/IVRS", b"IVRS\x50\x00\x00\x00\x02" + bytes(71), 0o400)
+    out = m.json("iommu", "enable")
+    assert out["added"] == [] and out["changed"] is False
+    assert any(n.startswith("AMD-Vi needs no argument") for n in out["notes"])
