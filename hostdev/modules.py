@@ -1,6 +1,8 @@
 """The vfio kernel modules: their state, loading them with modprobe, loading them at boot
 (modules-load.d), and loading vfio-pci before a device's own driver (a modprobe.d softdep)
 so that early binding wins the race; the initramfs generator is detected, run only when asked.
+Taking the boot-time part back (``modules unpersist``): the files hostdev wrote, and the
+initramfs that carries them.
 """
 
 from __future__ import annotations
@@ -9,13 +11,23 @@ import re
 from typing import List, NamedTuple, Optional, Sequence, Tuple
 
 from . import kernel
-from .errors import HostEnvironmentError
+from .errors import HostEnvironmentError, RefusedError
 from .host import Host
 from .plan import Plan
 
 MODULES_LOAD = "/etc/modules-load.d/hostdev-vfio.conf"
 SOFTDEP_FILE = "/etc/modprobe.d/hostdev-vfio.conf"
 HEADER = "# Written by hostdev (hostdev modules load --persist/--early); hostdev rewrites this file.\n"
+
+
+def modules_load_text(names: Sequence[str]) -> str:
+    """The text of MODULES_LOAD that loads ``names`` at boot."""
+    return HEADER + "".join(f"{n}\n" for n in names)
+
+
+def softdep_text(drivers: Sequence[str]) -> str:
+    """The text of SOFTDEP_FILE that makes each of ``drivers`` (sorted) wait for vfio-pci."""
+    return HEADER + "".join(f"softdep {d} pre: vfio-pci\n" for d in drivers)
 
 
 def _release_tuple(release: Optional[str]) -> Tuple[int, int]:
@@ -119,8 +131,7 @@ def plan_load(host: Host, persist: bool = False, early_drivers: Sequence[str] = 
     files: List[str] = []
     if persist:
         wanted = [m.name for m in before if m.state != kernel.BUILTIN]
-        text = HEADER + "".join(f"{n}\n" for n in wanted)
-        if wanted and plan.add_file(host, MODULES_LOAD, text):
+        if wanted and plan.add_file(host, MODULES_LOAD, modules_load_text(wanted)):
             files.append(MODULES_LOAD)
     initramfs = None
     vfio_pci = next(m for m in before if m.name == "vfio_pci")
@@ -132,8 +143,7 @@ def plan_load(host: Host, persist: bool = False, early_drivers: Sequence[str] = 
         early_drivers = ()
     if early_drivers:
         drivers = sorted(set(softdeps(host)) | set(early_drivers))
-        text = HEADER + "".join(f"softdep {d} pre: vfio-pci\n" for d in drivers)
-        if plan.add_file(host, SOFTDEP_FILE, text):
+        if plan.add_file(host, SOFTDEP_FILE, softdep_text(drivers)):
             files.append(SOFTDEP_FILE)
         initramfs = initramfs_command(host, release)
         if initramfs is None:
@@ -146,3 +156,71 @@ def plan_load(host: Host, persist: bool = False, early_drivers: Sequence[str] = 
                               f"'{' '.join(initramfs)}' (or pass --initramfs)")
     return ModulesPlan(plan, before, load, files, initramfs)
 
+
+
+# every name some kernel release gets in MODULES_LOAD (vfio_virqfd before 6.2, vfio_modules)
+_OWN_MODULES = frozenset(vfio_modules("6.1"))
+
+
+def written_by_hostdev(path: str, text: str) -> bool:
+    """True when ``text`` is, byte for byte, what ``plan_load`` writes to ``path`` (MODULES_LOAD
+    or SOFTDEP_FILE): hostdev's header, then only its own lines (vfio module names, once each;
+    softdeps on vfio-pci, sorted). An administrator's line, comment or reordering makes it False."""
+    entries = [line.split() for line in text.splitlines()[1:]]
+    if path == MODULES_LOAD:
+        names = [words[0] if words else "" for words in entries]
+        return set(names) <= _OWN_MODULES and len(set(names)) == len(names) and text == modules_load_text(names)
+    drivers = [words[1] if len(words) > 1 else "" for words in entries]
+    return drivers == sorted(set(drivers)) and text == softdep_text(drivers)
+
+
+def _in_initramfs(path: str, generator: Sequence[str]) -> bool:
+    """Whether ``generator`` copies ``path`` into the initramfs it builds: every generator copies
+    /etc/modprobe.d (initramfs-tools' hook-functions, dracut, mkinitcpio's modconf hook); only
+    dracut copies /etc/modules-load.d (its systemd-modules-load module)."""
+    return path == SOFTDEP_FILE or generator[0] == "dracut"
+
+
+class UnpersistPlan(NamedTuple):
+    plan: Plan
+    files: List[str]                # removed
+    initramfs: Optional[List[str]]  # the command that regenerates it (in the plan when a removed file is in it)
+
+    @property
+    def changed(self) -> bool:
+        return self.plan.changes
+
+    def to_dict(self, dry_run: bool) -> dict:
+        return self.plan.result(dry_run, changed=self.changed, reboot_required=False, files=self.files,
+                                initramfs_command=self.initramfs)
+
+
+def plan_unpersist(host: Host) -> UnpersistPlan:
+    """Take back what ``modules load --persist/--early`` wrote: remove MODULES_LOAD and
+    SOFTDEP_FILE when they hold hostdev's own text, then regenerate the initramfs when its
+    generator copies a removed file into it. The modules stay loaded (devices may use them).
+    Any initramfs built since the softdep was written carries it (a kernel update runs the
+    generator too), so whether ``load --initramfs`` ran is not the question.
+    Raises RefusedError, planning nothing, when either file holds other text than hostdev's."""
+    plan = Plan()
+    found = [(path, host.read_config(path)) for path in (MODULES_LOAD, SOFTDEP_FILE)]
+    for path, text in found:
+        if text is not None and not written_by_hostdev(path, text):
+            raise RefusedError(f"{path} is not the text hostdev wrote (edited since?): hostdev leaves it alone",
+                               fix=f"remove it yourself (rm {path}) or put back hostdev's lines, then run "
+                                   "'hostdev modules unpersist' again")
+    files = []
+    for path, text in found:
+        if text is not None and plan.add_file(host, path, None, description=f"remove {path}"):
+            files.append(path)
+    initramfs = initramfs_command(host, kernel.read_module_index(host).release)
+    if initramfs is None:
+        if SOFTDEP_FILE in files:
+            plan.notes.append("no initramfs generator found (update-initramfs, dracut, mkinitcpio): an initramfs "
+                              f"built with {SOFTDEP_FILE} still has it")
+    elif any(_in_initramfs(path, initramfs) for path in files):
+        command = initramfs
+        plan.add(f"regenerate the initramfs ({' '.join(command)})", lambda h: h.run(command))
+    if files:
+        plan.notes.append("the vfio modules stay loaded until the next boot (devices may be using them)")
+    return UnpersistPlan(plan, files, initramfs)

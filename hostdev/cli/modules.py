@@ -1,13 +1,14 @@
-"""hostdev modules status / load."""
+"""hostdev modules status / load / unpersist."""
 
 from typing import List, Optional
 
 import typer
 
 from ..render import Format
-from .context import OutputOption, carry_out, command, complete_address, host, set_output
+from .context import OutputOption, carry_out, command, complete_address, host, planning, set_output
 
-app = typer.Typer(help="The vfio kernel modules: status, load now, load at boot, load before device drivers.",
+app = typer.Typer(help="The vfio kernel modules: status, load now, load at boot, load before device drivers; "
+                       "unpersist takes the boot-time part back.",
                   no_args_is_help=True)
 
 
@@ -62,4 +63,29 @@ def load(
         table(["module", "state", "action"],
               [[m.name, m.state, ("would load" if dry_run else "loaded") if m.name in plan.load else "none"]
                for m in plan.modules])
+    return 0
+
+
+@app.command("unpersist")
+@command
+def unpersist(
+    dry_run: bool = typer.Option(False, "--dry-run", "-n", help="Print the plan; change nothing."),
+    output: Format = OutputOption,
+) -> int:
+    """Undo 'modules load --persist/--early': remove the files it wrote (modules-load.d, the modprobe.d softdep)
+    and regenerate the initramfs that carries them. The modules stay loaded until the next boot. A file that is
+    no longer hostdev's text is refused (exit 3), nothing changed."""
+    from .. import modules
+    from ..render import message, table
+
+    set_output(output)
+    h = host()
+    with planning(h, dry_run, "modules unpersist"):
+        plan = modules.plan_unpersist(h)
+        if carry_out(h, plan, dry_run, output, "modules unpersist"):
+            return 0
+    if plan.files:
+        table(["file", "action"], [[path, "would remove" if dry_run else "removed"] for path in plan.files])
+    else:
+        message("nothing to undo: no file of 'hostdev modules load --persist/--early' is there")
     return 0
