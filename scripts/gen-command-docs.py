@@ -31,9 +31,10 @@ PAGES = {
     "iommu-enable": ("hostdev iommu enable / disable", "intel", [
         ["iommu", "enable", "--passthrough", "--dry-run"], ["iommu", "enable", "--passthrough", "-o", "json"],
         ["iommu", "enable", "--passthrough"], ["check"], ["iommu", "disable"]]),
-    "modules": ("hostdev modules status / load", "intel", [
+    "modules": ("hostdev modules status / load / unpersist", "intel", [
         ["modules", "status"], ["modules", "load", "--persist", "--early", "0000:65:00.0", "--dry-run"],
-        ["modules", "load", "--persist", "-o", "json"], ["modules", "status"]]),
+        ["modules", "load", "--persist", "-o", "json"], ["modules", "status"],
+        ["modules", "unpersist", "--dry-run"], ["modules", "unpersist", "-o", "json"], ["modules", "unpersist"]]),
     "bind": ("hostdev bind / unbind / restore / bindings", "intel", [
         ["bind", "0000:17:00.0", "--dry-run"], ["bind", "0000:17:00.0"], ["bind", "0000:17:00.0", "-o", "json"],
         ["bind", "0000:01:00.0"], ["bindings"], ["restore", "--all"]]),

@@ -651,7 +651,7 @@ TREE = {'help': 'Prepare Linux hosts for PCI and mediated-device passthrough (Ku
                                                'args': [{'metavar': 'UUID...', 'nargs': -1}],
                                                'commands': {}}}},
               'modules': {'help': 'The vfio kernel modules: status, load now, load at boot, load before device '
-                                  'drivers.',
+                                  'drivers; unpersist takes the boot-time part back.',
                           'options': [{'names': ['-h', '--help'],
                                        'value': False,
                                        'help': 'Show this message and exit.'}],
@@ -697,7 +697,29 @@ TREE = {'help': 'Prepare Linux hosts for PCI and mediated-device passthrough (Ku
                                                              'value': False,
                                                              'help': 'Show this message and exit.'}],
                                                 'args': [],
-                                                'commands': {}}}},
+                                                'commands': {}},
+                                       'unpersist': {'help': "Undo 'modules load --persist/--early': remove the "
+                                                             'files it wrote (modules-load.d, the modprobe.d '
+                                                             'softdep)\n'
+                                                             'and regenerate the initramfs that carries them. The '
+                                                             'modules stay loaded until the next boot. A file that '
+                                                             'is\n'
+                                                             "no longer hostdev's text is refused (exit 3), "
+                                                             'nothing changed.',
+                                                     'options': [{'names': ['--dry-run', '-n'],
+                                                                  'value': False,
+                                                                  'help': 'Print the plan; change nothing.'},
+                                                                 {'names': ['--output', '-o'],
+                                                                  'value': True,
+                                                                  'choices': ['table', 'json', 'yaml'],
+                                                                  'help': 'Output format: table, json or yaml. '
+                                                                          '(default table; may also come before '
+                                                                          'the command)'},
+                                                                 {'names': ['-h', '--help'],
+                                                                  'value': False,
+                                                                  'help': 'Show this message and exit.'}],
+                                                     'args': [],
+                                                     'commands': {}}}},
               'sriov': {'help': 'SR-IOV virtual functions: enable and disable them on a physical function.',
                         'options': [{'names': ['-h', '--help'],
                                      'value': False,
