@@ -8,8 +8,8 @@ iommu enable --passthrough → check says a reboot is pending → reboot → iom
 the groups' default domain is identity, check's iommu and kernel-args rows pass →
 modules load --persist → bind --persist the NIC without a route →
 mdev create --persist (mtty) → reboot → the NIC is on vfio-pci and the mdev exists right after
-boot, without running hostdev → restore --all, mdev remove, iommu disable → reboot → as before,
-and /etc/default/grub byte-identical to Debian's.
+boot, without running hostdev → restore --all, mdev remove, modules unpersist, iommu disable →
+reboot → as before, and /etc/default/grub byte-identical to Debian's.
 """
 
 from __future__ import annotations
@@ -129,16 +129,22 @@ def test_a_prepared_host_survives_reboots_and_is_given_back(fullsystem_vm):
     assert driver_of(vm, E1000E) == "e1000e"
     removed = hostdev(vm, f"mdev remove {MDEV_UUID}")
     assert removed["changed"] is True, removed
+    unpersisted = hostdev(vm, "modules unpersist")
+    assert unpersisted["changed"] is True, unpersisted
+    assert unpersisted["files"] == ["/etc/modules-load.d/hostdev-vfio.conf"], unpersisted
+    # Debian's initramfs-tools does not copy modules-load.d: no initramfs to regenerate
+    assert not any(a["action"].startswith("regenerate") for a in unpersisted["actions"]), unpersisted
+    assert hostdev(vm, "modules unpersist")["changed"] is False
     disabled = hostdev(vm, "iommu disable")
     assert disabled["changed"] is True and disabled["removed"] == ["iommu=pt"], disabled
     vm.reboot()
     after = state(vm)
     assert vm.ssh("md5sum /etc/default/grub").stdout.split()[0] == ucf_md5
     assert group_type(vm, EDU) == group_type_before
-    # what hostdev added is gone; what it never wrote is untouched. `modules load --persist` has no
-    # undo command: its modules-load.d file stays (docs/testing.md)
-    assert "/etc/modules-load.d/hostdev-vfio.conf" in after["etc"]
-    after["etc"].remove("/etc/modules-load.d/hostdev-vfio.conf")
+    # what hostdev added is gone (modules-load.d included); what it never wrote is untouched
     assert after == before, (before, after)
+    # nothing loads vfio-pci at boot any more (no modules-load.d file, no binding, no mdev)
+    assert vm.ssh("test -d /sys/module/vfio_pci", check=False).returncode != 0, \
+        vm.ssh("journalctl -b -u systemd-modules-load.service", check=False).stdout
     report = hostdev(vm, "check", expect_rc=(0, 1))
     assert check_row(report, "kernel-args")["status"] == "pass", report["checks"]
