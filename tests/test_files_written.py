@@ -58,7 +58,20 @@ def test_modules_load_persist_names_its_file(sim):
     assert json.loads(out)["files_changed"] == []
 
 
-@pytest.mark.parametrize("args", [("modules", "load"), ("bind", T4, "--dry-run")])
+def test_modules_unpersist_names_the_files_it_removes(sim):
+    assert sim.invoke("modules", "load", "--persist", "--early", T4)[0] == 0
+    code, out, err = sim.invoke("modules", "unpersist", "--dry-run", "-o", "json")
+    assert code == 0, err
+    assert _changes(json.loads(out)) == [("remove", "/etc/modules-load.d/hostdev-vfio.conf"),
+                                         ("remove", "/etc/modprobe.d/hostdev-vfio.conf")]
+    assert os.path.exists(os.path.join(sim.root, "etc/modprobe.d/hostdev-vfio.conf"))
+    code, out, err = sim.invoke("modules", "unpersist")
+    assert code == 0, err
+    assert [ln for ln in err.splitlines() if ln.startswith(("wrote: ", "linked: ", "removed: "))] == [
+        "removed: /etc/modules-load.d/hostdev-vfio.conf", "removed: /etc/modprobe.d/hostdev-vfio.conf"]
+
+
+@pytest.mark.parametrize("args", [("modules", "load"), ("bind", T4, "--dry-run"), ("modules", "unpersist")])
 def test_nothing_written_nothing_named(sim, args):
     code, out, err = sim.invoke(*args)
     assert code == 0, err

@@ -63,7 +63,8 @@ def test_files_names_the_writes_of_bind_restore_modules_iommu_and_mdev(sim_of, m
 
     intel = sim_of("intel_host_t4")
     for argv in (["bind", "0000:17:00.0", "--persist"], ["modules", "load", "--persist", "--early", "0000:65:00.0"],
-                 ["iommu", "enable", "--passthrough"], ["iommu", "disable"], ["restore", "--all"]):
+                 ["iommu", "enable", "--passthrough"], ["iommu", "disable"], ["restore", "--all"],
+                 ["modules", "unpersist"]):
         code, out, err = intel.invoke(*argv)
         assert code == 0, (argv, out, err)
     amd = sim_of("amd_host")
