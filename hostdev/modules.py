@@ -219,8 +219,7 @@ def plan_unpersist(host: Host) -> UnpersistPlan:
             plan.notes.append("no initramfs generator found (update-initramfs, dracut, mkinitcpio): an initramfs "
                               f"built with {SOFTDEP_FILE} still has it")
     elif any(_in_initramfs(path, initramfs) for path in files):
-        command = initramfs
-        plan.add(f"regenerate the initramfs ({' '.join(command)})", lambda h: h.run(command))
+        plan.add(f"regenerate the initramfs ({' '.join(initramfs)})", lambda h: h.run(initramfs))
     if files:
         plan.notes.append("the vfio modules stay loaded until the next boot (devices may be using them)")
     return UnpersistPlan(plan, files, initramfs)
