@@ -207,7 +207,7 @@ def plan_unpersist(host: Host) -> UnpersistPlan:
     for path, text in found:
         if text is not None and not written_by_hostdev(path, text):
             raise RefusedError(f"{path} is not the text hostdev wrote (edited since?): hostdev leaves it alone",
-                               fix=f"remove it yourself (rm {path}) or put back hostdev's lines, then run "
+                               fix=f"remove it yourself with rm {path}, or put back hostdev's lines; then run "
                                    "'hostdev modules unpersist' again")
     files = []
     for path, text in found:
