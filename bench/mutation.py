@@ -54,12 +54,13 @@ KUBEVIRT_NAMING = ("_go_upper", "resource_name_problem", "check_resource_name", 
                    "kubevirt_pci_name", "kubevirt_mdev_name", "env_var", "normalize", "nvidia_plugin_name",
                    "_pci_resource")
 BINDING_TESTS = ("tests/behaviour/test_binding.py", "tests/behaviour/test_binding_faults.py",
-                 "tests/test_survivors.py")
+                 "tests/test_survivors.py", "tests/test_mutants.py")
 SUITES: Dict[str, Suite] = {
     "rules": Suite(("hostdev/rules.py",), ("tests/test_rules.py", "tests/test_survivors.py")),
     "journal": Suite(("hostdev/journal.py",), ("tests/test_journal.py", "tests/test_survivors.py")),
     "binding": Suite(("hostdev/binding.py",), BINDING_TESTS + ("tests/test_rules.py", "tests/test_faults.py")),
-    "host": Suite(("hostdev/host.py",), ("tests/test_host.py", "tests/test_host_safety.py", "tests/test_survivors.py")),
+    "host": Suite(("hostdev/host.py",), ("tests/test_host.py", "tests/test_host_safety.py", "tests/test_survivors.py",
+                                         "tests/test_mutants.py")),
     "bootloader": Suite(("hostdev/bootloader.py", "hostdev/bootargs.py"),
                         ("tests/test_bootloader.py", "tests/test_grub_edit.py", "tests/test_iommu_enable.py")),
     "kubevirt-names": Suite(("hostdev/kubevirt.py",), ("tests/test_kubevirt_names.py", "tests/test_nvidia_naming.py",

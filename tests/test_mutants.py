@@ -80,3 +80,13 @@ def test_unbind_of_a_device_without_a_driver_reports_it_unchanged(sim):
     assert data["devices"] == [{"address": sim.qat, "from_driver": None, "to_driver": None, "action": "none",
                                 "group": sim.groups["qat"], "changed": False, "note": "no driver"}]
     assert data["changed"] is False and len(sim.kernel.writes) == writes
+
+
+def test_unbind_goes_on_past_a_device_that_has_no_driver(sim):
+    """Kills x_plan_unbind__mutmut_23 (``continue`` → ``break``: the devices after a driverless
+    one stay on their drivers). The T4 (0000:65:00.0) sorts before the QAT (0000:6b:00.0)."""
+    assert sim.invoke("unbind", sim.t4)[0] == 0
+    assert driver_of(sim, sim.t4) is None and driver_of(sim, sim.qat) == "4xxx"
+    code, _, err = sim.invoke("unbind", sim.t4, sim.qat)
+    assert code == 0, err
+    assert driver_of(sim, sim.qat) is None
