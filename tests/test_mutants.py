@@ -6,13 +6,14 @@ a scratch copy and the test seen failing."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 
 import pytest
 
 from hostdev import binding
-from hostdev.errors import RefusedError
+from hostdev.errors import ConfigWriteError, RefusedError, UsageError
 from hostdev.host import Host
 
 PERSIST_DIR = "etc/hostdev/bindings.d"
@@ -90,3 +91,102 @@ def test_unbind_goes_on_past_a_device_that_has_no_driver(sim):
     code, _, err = sim.invoke("unbind", sim.t4, sim.qat)
     assert code == 0, err
     assert driver_of(sim, sim.qat) is None
+
+
+def test_unbind_dry_run_lists_each_step_and_changes_nothing(sim):
+    """Kills x_plan_unbind__mutmut_40, _43 and the mutants of the other step descriptions: the
+    actions of ``unbind --dry-run -o json`` (docs/json.md), which is all an administrator sees
+    before saying yes."""
+    code, out, err = sim.invoke("unbind", sim.qat, "--dry-run", "-o", "json")
+    assert code == 0, err
+    assert json.loads(out)["actions"] == [
+        {"action": "record 0000:6b:00.0's driver (4xxx) in /var/lib/hostdev/bindings.json", "device": sim.qat},
+        {"action": "unbind 0000:6b:00.0 from 4xxx", "device": sim.qat},
+        {"action": "verify 0000:6b:00.0 has no driver", "device": sim.qat},
+    ]
+    assert sim.kernel.writes == [] and driver_of(sim, sim.qat) == "4xxx"
+    assert not os.path.exists(os.path.join(sim.root, "var/lib/hostdev/bindings.json"))
+
+
+def test_a_failed_unbind_leaves_no_journal_entry(sim, monkeypatch):
+    """Kills x_plan_unbind__mutmut_42, _47 (the journal record's undo dropped or replaced by the
+    address): the kernel refuses the unbind (EIO), the plan rolls back, and the journal must not
+    keep an entry for a device hostdev never moved."""
+    write = sim.kernel.write
+
+    def refuse_unbind(path, value):
+        if path.endswith("/unbind"):
+            sim.kernel.writes.append((path, value))
+            raise OSError(errno.EIO, os.strerror(errno.EIO), path)
+        return write(path, value)
+
+    monkeypatch.setattr(sim.kernel, "write", refuse_unbind)
+    code, _, err = sim.invoke("unbind", sim.qat)
+    assert code != 0 and "Input/output error" in err
+    assert driver_of(sim, sim.qat) == "4xxx"
+    text = Host(sim.root).read_text("/var/lib/hostdev/bindings.json")
+    assert text is None or json.loads(text)["devices"] == {}
+
+
+# ---------------------------------------------------------------- host.Host.symlink, remove_file
+@pytest.fixture
+def root(tmp_path):
+    base = tmp_path / "root"
+    (base / "etc/systemd/system/multi-user.target.wants").mkdir(parents=True)
+    (base / "lib/systemd/system").mkdir(parents=True)
+    (base / "lib/systemd/system/old.service").write_text("[Unit]\n")
+    return base
+
+
+WANTS = "/etc/systemd/system/multi-user.target.wants/hostdev-bindings.service"
+
+
+def test_symlink_replaces_a_link_not_the_file_it_points_to(root):
+    """Kills Host.symlink mutants 9, 10 (the path followed: the old link's target is deleted and
+    the new link made in its place), 18 (the old link not unlinked), 12, 14, 16 (``exist_ok``
+    dropped: a link into an existing directory fails), 3, 31 (the return values)."""
+    host = Host(str(root))
+    os.symlink("/lib/systemd/system/old.service", root / WANTS.lstrip("/"))
+    assert host.symlink("/etc/systemd/system/hostdev-bindings.service", WANTS) is True
+    assert os.readlink(root / WANTS.lstrip("/")) == "/etc/systemd/system/hostdev-bindings.service"
+    assert (root / "lib/systemd/system/old.service").read_text() == "[Unit]\n"
+    assert not (root / "lib/systemd/system/old.service").is_symlink()
+    assert host.symlink("/etc/systemd/system/hostdev-bindings.service", WANTS) is False
+
+
+def test_symlink_and_remove_file_errors_name_the_path_and_the_reason(root):
+    """Kills Host.symlink mutants 24, 27, 28 and Host.remove_file 11, 14, 15: the error is the
+    host path and the system's reason, never the real path under the root."""
+    host = Host(str(root))
+    (root / "etc/hostdev").write_text("a file where a directory should be\n")
+    with pytest.raises(ConfigWriteError) as info:
+        host.symlink("/x", "/etc/hostdev/link")
+    assert info.value.message in ("cannot write /etc/hostdev/link: File exists",
+                                  "cannot write /etc/hostdev/link: Not a directory")
+    with pytest.raises(ConfigWriteError) as info:
+        host.remove_file("/lib/systemd/system")
+    assert info.value.message == "cannot write /lib/systemd/system: Is a directory"
+    assert (root / "lib/systemd/system/old.service").exists()
+
+
+def test_remove_file_removes_a_link_itself_and_says_whether_it_was_there(root):
+    """Kills Host.remove_file mutant 9 (False for a missing file) and guards follow=False."""
+    host = Host(str(root))
+    os.symlink("/lib/systemd/system/old.service", root / WANTS.lstrip("/"))
+    assert host.remove_file(WANTS) is True
+    assert not os.path.lexists(root / WANTS.lstrip("/"))
+    assert (root / "lib/systemd/system/old.service").read_text() == "[Unit]\n"
+    assert host.remove_file(WANTS) is False
+
+
+def test_a_recording_refuses_links_and_removals_naming_them(root):
+    """Kills Host.symlink mutant 4 and Host.remove_file mutant 1 (the refused action's name)."""
+    host = Host(str(root))
+    host.recording = "/srv/host.tar.gz"
+    with pytest.raises(UsageError) as info:
+        host.symlink("/x", WANTS)
+    assert info.value.message == f"linking {WANTS}: --root /srv/host.tar.gz is a recording, which hostdev only reads"
+    with pytest.raises(UsageError) as info:
+        host.remove_file("/lib/systemd/system/old.service")
+    assert info.value.message.startswith("removing /lib/systemd/system/old.service: --root /srv/host.tar.gz")
+    assert (root / "lib/systemd/system/old.service").exists() and not os.path.lexists(root / WANTS.lstrip("/"))
