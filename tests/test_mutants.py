@@ -104,28 +104,61 @@ def test_unbind_dry_run_lists_each_step_and_changes_nothing(sim):
         {"action": "unbind 0000:6b:00.0 from 4xxx", "device": sim.qat},
         {"action": "verify 0000:6b:00.0 has no driver", "device": sim.qat},
     ]
+    # and the one file it would write (x_plan_unbind__mutmut_49)
+    assert json.loads(out)["files_changed"] == [{"path": "/var/lib/hostdev/bindings.json", "change": "write"}]
     assert sim.kernel.writes == [] and driver_of(sim, sim.qat) == "4xxx"
     assert not os.path.exists(os.path.join(sim.root, "var/lib/hostdev/bindings.json"))
+
+
+def _refuse_unbind(sim, monkeypatch, address):
+    """The kernel refuses to unbind ``address`` (EIO), as a driver's remove can fail."""
+    write = sim.kernel.write
+
+    def refuse_unbind(path, value):
+        if path.endswith("/unbind") and value == address:
+            sim.kernel.writes.append((path, value))
+            raise OSError(errno.EIO, os.strerror(errno.EIO), path)
+        return write(path, value)
+
+    monkeypatch.setattr(sim.kernel, "write", refuse_unbind)
 
 
 def test_a_failed_unbind_leaves_no_journal_entry(sim, monkeypatch):
     """Kills x_plan_unbind__mutmut_42, _47 (the journal record's undo dropped or replaced by the
     address): the kernel refuses the unbind (EIO), the plan rolls back, and the journal must not
     keep an entry for a device hostdev never moved."""
-    write = sim.kernel.write
-
-    def refuse_unbind(path, value):
-        if path.endswith("/unbind"):
-            sim.kernel.writes.append((path, value))
-            raise OSError(errno.EIO, os.strerror(errno.EIO), path)
-        return write(path, value)
-
-    monkeypatch.setattr(sim.kernel, "write", refuse_unbind)
+    _refuse_unbind(sim, monkeypatch, sim.qat)
     code, _, err = sim.invoke("unbind", sim.qat)
     assert code != 0 and "Input/output error" in err
     assert driver_of(sim, sim.qat) == "4xxx"
     text = Host(sim.root).read_text("/var/lib/hostdev/bindings.json")
     assert text is None or json.loads(text)["devices"] == {}
+
+
+def test_a_failed_unbind_gives_the_devices_unbound_before_it_back(sim, monkeypatch):
+    """Kills x_plan_unbind__mutmut_54 (the unbind's undo dropped): the T4 is unbound, the QAT's
+    unbind fails, and the rollback must give the T4 back to nvidia."""
+    _refuse_unbind(sim, monkeypatch, sim.qat)
+    code, _, err = sim.invoke("unbind", sim.t4, sim.qat)
+    assert code != 0, err
+    assert driver_of(sim, sim.t4) == "nvidia" and driver_of(sim, sim.qat) == "4xxx"
+
+
+# ---------------------------------------------------------------- host.Host.write_attr (a real root)
+def test_write_attr_writes_the_value_into_the_attribute_of_a_real_root(tmp_path):
+    """Kills Host.write_attr mutants 13, 14 (the write of a root without the simulated kernel:
+    a plain file stands in for the sysfs attribute) and 1 (the refused action's name)."""
+    attr = tmp_path / "sys/bus/pci/devices/0000:65:00.0/driver_override"
+    attr.parent.mkdir(parents=True)
+    attr.write_text("")
+    host = Host(str(tmp_path))
+    host.write_attr("/sys/bus/pci/devices/0000:65:00.0/driver_override", "vfio-pci")
+    assert attr.read_text() == "vfio-pci"
+    host.recording = "/srv/host.tar.gz"
+    with pytest.raises(UsageError) as info:
+        host.write_attr("/sys/bus/pci/devices/0000:65:00.0/driver_override", "nvidia")
+    assert info.value.message.startswith("writing /sys/bus/pci/devices/0000:65:00.0/driver_override: --root")
+    assert attr.read_text() == "vfio-pci"
 
 
 # ---------------------------------------------------------------- host.Host.symlink, remove_file
