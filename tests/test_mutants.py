@@ -13,7 +13,7 @@ import os
 import pytest
 
 from hostdev import binding
-from hostdev.errors import ConfigWriteError, RefusedError, UsageError
+from hostdev.errors import ConfigWriteError, RefusedError, SysfsWriteError, UsageError
 from hostdev.host import Host
 
 PERSIST_DIR = "etc/hostdev/bindings.d"
@@ -136,24 +136,32 @@ def test_a_failed_unbind_leaves_no_journal_entry(sim, monkeypatch):
 
 
 def test_a_failed_unbind_gives_the_devices_unbound_before_it_back(sim, monkeypatch):
-    """Kills x_plan_unbind__mutmut_54 (the unbind's undo dropped): the T4 is unbound, the QAT's
-    unbind fails, and the rollback must give the T4 back to nvidia."""
+    """Kills x_plan_unbind__mutmut_54, _58 (the unbind's undo dropped), _64–66 (the undo given no
+    address, no driver, no override): the T4, with an administrator's driver_override, is
+    unbound, the QAT's unbind fails, and the rollback must give the T4 back to nvidia with its
+    override."""
+    Host(sim.root, kernel=sim.kernel).write_attr(f"/sys/bus/pci/devices/{sim.t4}/driver_override", "nvidia")
     _refuse_unbind(sim, monkeypatch, sim.qat)
     code, _, err = sim.invoke("unbind", sim.t4, sim.qat)
     assert code != 0, err
     assert driver_of(sim, sim.t4) == "nvidia" and driver_of(sim, sim.qat) == "4xxx"
+    assert Host(sim.root).read_attr(f"/sys/bus/pci/devices/{sim.t4}/driver_override") == "nvidia"
 
 
 # ---------------------------------------------------------------- host.Host.write_attr (a real root)
 def test_write_attr_writes_the_value_into_the_attribute_of_a_real_root(tmp_path):
-    """Kills Host.write_attr mutants 13, 14 (the write of a root without the simulated kernel:
-    a plain file stands in for the sysfs attribute) and 1 (the refused action's name)."""
+    """Kills Host.write_attr mutants 13–17 (the write of a root without the simulated kernel:
+    a plain file stands in for the sysfs attribute), 21 (the hint of a failed write dropped)
+    and 1 (the refused action's name)."""
     attr = tmp_path / "sys/bus/pci/devices/0000:65:00.0/driver_override"
     attr.parent.mkdir(parents=True)
     attr.write_text("")
     host = Host(str(tmp_path))
     host.write_attr("/sys/bus/pci/devices/0000:65:00.0/driver_override", "vfio-pci")
     assert attr.read_text() == "vfio-pci"
+    with pytest.raises(SysfsWriteError) as failed:
+        host.write_attr("/sys/bus/pci/devices/0000:65:00.0/reset", "1", hint="the device has no reset")
+    assert failed.value.errno == errno.ENOENT and failed.value.fix == "the device has no reset"
     host.recording = "/srv/host.tar.gz"
     with pytest.raises(UsageError) as info:
         host.write_attr("/sys/bus/pci/devices/0000:65:00.0/driver_override", "nvidia")
