@@ -148,10 +148,38 @@ def test_a_failed_unbind_gives_the_devices_unbound_before_it_back(sim, monkeypat
     assert Host(sim.root).read_attr(f"/sys/bus/pci/devices/{sim.t4}/driver_override") == "nvidia"
 
 
+def test_an_unbind_the_kernel_ignores_is_an_error_and_rolled_back(sim, monkeypatch):
+    """Kills x_plan_unbind__mutmut_77 (verify asking about no device, which has no driver, so it
+    always passes): the unbind write is accepted but the QAT stays on 4xxx (ANCHORS.md: silent
+    success); unbind must fail and leave no journal entry."""
+    write = sim.kernel.write
+
+    def ignore_unbind(path, value):
+        if path.endswith("/unbind") and value == sim.qat:
+            sim.kernel.writes.append((path, value))
+            return None
+        return write(path, value)
+
+    monkeypatch.setattr(sim.kernel, "write", ignore_unbind)
+    code, _, err = sim.invoke("unbind", sim.qat)
+    assert code != 0 and "is on 4xxx after the writes" in err
+    text = Host(sim.root).read_text("/var/lib/hostdev/bindings.json")
+    assert text is None or json.loads(text)["devices"] == {}
+
+
+# ---------------------------------------------------------------- host.Host.write_file
+def test_a_new_file_is_written_with_mode_0644(tmp_path):
+    """Kills Host.write_file mutant 2 (the default mode 0o644 → 421 = 0o645: the udev rule and the
+    unit world-executable). Modes are compared as written, umask aside: the file is chmod'ed."""
+    host = Host(str(tmp_path))
+    assert host.write_file("/etc/udev/rules.d/60-hostdev.rules", "# rule\n") is True
+    assert os.stat(tmp_path / "etc/udev/rules.d/60-hostdev.rules").st_mode & 0o7777 == 0o644
+
+
 # ---------------------------------------------------------------- host.Host.write_attr (a real root)
 def test_write_attr_writes_the_value_into_the_attribute_of_a_real_root(tmp_path):
     """Kills Host.write_attr mutants 13–17 (the write of a root without the simulated kernel:
-    a plain file stands in for the sysfs attribute), 21 (the hint of a failed write dropped)
+    a plain file stands in for the sysfs attribute), 21, 25 (the hint of a failed write dropped)
     and 1 (the refused action's name)."""
     attr = tmp_path / "sys/bus/pci/devices/0000:65:00.0/driver_override"
     attr.parent.mkdir(parents=True)
