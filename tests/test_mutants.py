@@ -176,6 +176,23 @@ def test_a_new_file_is_written_with_mode_0644(tmp_path):
     assert os.stat(tmp_path / "etc/udev/rules.d/60-hostdev.rules").st_mode & 0o7777 == 0o644
 
 
+def test_write_file_errors_and_refusals_name_the_path(tmp_path):
+    """Kills Host.write_file mutants 39, 42 (the reason of a failed write) and 7 (the refused
+    action's name)."""
+    host = Host(str(tmp_path))
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc/hostdev").write_text("a file where a directory should be\n")
+    with pytest.raises(ConfigWriteError) as info:
+        host.write_file("/etc/hostdev/bindings.d/pci-0000:65:00.0", "vfio-pci\n")
+    assert info.value.message in ("cannot write /etc/hostdev/bindings.d/pci-0000:65:00.0: File exists",
+                                  "cannot write /etc/hostdev/bindings.d/pci-0000:65:00.0: Not a directory")
+    host.recording = "/srv/host.tar.gz"
+    with pytest.raises(UsageError) as refused:
+        host.write_file("/etc/modprobe.d/hostdev.conf", "options vfio-pci ids=10de:1eb8\n")
+    assert refused.value.message.startswith("writing /etc/modprobe.d/hostdev.conf: --root /srv/host.tar.gz")
+    assert not (tmp_path / "etc/modprobe.d").exists()
+
+
 # ---------------------------------------------------------------- host.Host.write_attr (a real root)
 def test_write_attr_writes_the_value_into_the_attribute_of_a_real_root(tmp_path):
     """Kills Host.write_attr mutants 13–17 (the write of a root without the simulated kernel:
