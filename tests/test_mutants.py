@@ -1,8 +1,9 @@
 """Tests for mutants that survived bench/mutation.py (issue 19; docs/testing.md, "Mutation
-testing"). Each drives hostdev on a fake root with the simulated kernel (tests/fakesys, the
-Intel T4 host) and asserts what the kernel, the files on disk or the JSON contract show
-afterwards. The mutants each test kills are named in its docstring; each was applied by hand to
-a scratch copy and the test seen failing."""
+testing"). The binding tests drive hostdev on a fake root with the simulated kernel
+(tests/fakesys, the Intel T4 host); the Host tests use a plain temporary root. Each asserts what
+the kernel, the files on disk or the JSON contract show afterwards. The mutants each test kills
+are named in its docstring; each was switched on in mutmut's scratch copy of the project
+(``MUTANT_UNDER_TEST``) and the test seen failing, then passing on the real code."""
 
 from __future__ import annotations
 
