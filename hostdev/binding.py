@@ -200,13 +200,14 @@ def _with_group(host: Host, devices: List[PciDevice], force: bool, plan: Plan) -
     return [chosen[a] for a in sorted(chosen, key=PciAddress.parse)]
 
 
-def refuse_unbindable(host: Host, devices: Sequence[PciDevice]) -> None:
+def refuse_unbindable(host: Host, devices: Sequence[PciDevice], bridges_only: bool = False) -> None:
     """Raise for a function hostdev never takes from its driver (rules.unbindable): a bridge is a
-    UsageError, a function the IOMMU does not cover a HostEnvironmentError."""
+    UsageError, a function the IOMMU does not cover a HostEnvironmentError. ``bridges_only`` (unbind,
+    which hands nothing to vfio, so IOMMU coverage does not matter) refuses the bridges alone."""
     active = pci.iommu_active(host)
     for dev in devices:
         why = rules.unbindable(dev, active)
-        if why is None:
+        if why is None or (bridges_only and why.kind != "bridge"):
             continue
         if why.kind == "bridge":
             raise UsageError(why.message, fix="name the device behind it (hostdev devices)")
@@ -302,6 +303,7 @@ def _refuse_if_held(host: Host, dev: PciDevice, force: bool, use: hostuse.HostUs
 def plan_unbind(host: Host, devices: List[PciDevice], force: bool = False) -> BindingPlan:
     """Leave each device without a driver (recording the one it had)."""
     journal.Journal.load(host)  # a corrupt journal stops the plan before any change
+    refuse_unbindable(host, devices, bridges_only=True)
     plan = Plan()
     changes = []
     use = hostuse.host_use(host)

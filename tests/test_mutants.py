@@ -277,3 +277,21 @@ def test_a_recording_refuses_links_and_removals_naming_them(root):
         host.remove_file("/lib/systemd/system/old.service")
     assert info.value.message.startswith("removing /lib/systemd/system/old.service: --root /srv/host.tar.gz")
     assert (root / "lib/systemd/system/old.service").exists() and not os.path.lexists(root / WANTS.lstrip("/"))
+
+
+# ---------------------------------------------------------------- unbind and bridges
+def test_unbind_refuses_a_root_port_as_bind_does_and_changes_nothing(sim):
+    """bind refuses a bridge (rules.unbindable); unbind took the T4's root port 0000:64:02.0 off
+    pcieport, which drops the port's hotplug, AER and PME services for everything behind it.
+    Found from the open mutant x__refuse_if_held__mutmut_1 (docs/testing.md)."""
+    port = "0000:64:02.0"
+    assert driver_of(sim, port) == "pcieport"
+    writes = len(sim.kernel.writes)
+    code, _, err = sim.invoke("unbind", port)
+    assert code == 2 and err.count("\n") == 1 and "is a PCI bridge" in err, err
+    code, _, err = sim.invoke("unbind", sim.t4, port, "--force")
+    assert code == 2 and "is a PCI bridge" in err, err
+    assert driver_of(sim, port) == "pcieport" and driver_of(sim, sim.t4) == "nvidia"
+    assert len(sim.kernel.writes) == writes
+    # the card itself behind the port still unbinds
+    assert sim.invoke("unbind", sim.t4)[0] == 0 and driver_of(sim, sim.t4) is None
