@@ -82,6 +82,7 @@ class Host:
         if not root:
             raise HostEnvironmentError("the host root is empty", fix="pass --root PATH or unset HOSTDEV_ROOT")
         self.root = os.path.abspath(root)
+        self._root_prefix = self.root.rstrip("/")  # joined before a normalised host path
         self.kernel = kernel
         self.is_live = kernel is None and os.path.realpath(self.root) == "/"
         # the process environment describes the live machine only (SSH_CONNECTION …); tests set it
@@ -107,7 +108,7 @@ class Host:
         rel = path.lstrip("/")
         if rel == "":
             return self.root
-        if ".." in rel.split("/"):
+        if ".." in rel and ".." in rel.split("/"):
             raise OutsideRootError(path, self.root)
         if self.root == "/":
             return "/" + rel  # the kernel resolves as a chroot to / would
@@ -117,8 +118,11 @@ class Host:
         return os.path.join(self._under_root(self.resolve("/" + head)), name)
 
     def _under_root(self, resolved: str) -> str:
-        rel = resolved.lstrip("/")
-        return os.path.join(self.root, rel) if rel else self.root
+        # ``resolved`` is a normalised host path ("/" or "/a/b"); the root has no trailing "/"
+        # (abspath) except when it is "/" itself
+        if resolved == "/":
+            return self.root
+        return resolved if self.root == "/" else self.root + resolved
 
     def resolve(self, path: str) -> str:
         """Follow every symlink in ``path`` inside the root; returns the host path.
@@ -127,7 +131,9 @@ class Host:
         chroot. Raises OutsideRootError on a link loop.
         """
         if self._links is not None:
-            resolved = self._resolve_remembered("/" + "/".join(p for p in path.split("/") if p not in ("", ".")), 0)
+            if "//" in path or "/." in path or path.endswith("/") or not path.startswith("/"):
+                path = "/" + "/".join([p for p in path.split("/") if p not in ("", ".")])
+            resolved = self._resolve_remembered(path, 0)
             if resolved is not None:
                 return resolved
         parts = [p for p in path.split("/") if p not in ("", ".")]
@@ -177,13 +183,12 @@ class Host:
         parent = self._resolve_remembered(head or "/", depth)
         if parent is None:
             return None
-        candidate = self.root.rstrip("/") + parent.rstrip("/") + "/" + name
+        resolved = (parent if parent != "/" else "") + "/" + name  # unless it is a link
+        candidate = self._root_prefix + resolved
         target = self._links.get(candidate, _UNKNOWN)
         if target is _UNKNOWN:
             target = self._links[candidate] = _readlink(candidate)
-        if target is None:
-            resolved = parent.rstrip("/") + "/" + name
-        else:
+        if target is not None:
             parts = [p for p in target.split("/") if p not in ("", ".")]
             stack = [] if target.startswith("/") else [p for p in parent.split("/") if p]
             while parts and parts[0] == "..":  # leading ..: the parent's own parents, never above /

@@ -119,6 +119,10 @@ def _hex4(text: Optional[str]) -> Optional[str]:
     """``0x10de`` → ``10de``; None for missing or malformed values."""
     if not text:
         return None
+    if len(text) == 4:  # the common case (uevent's 10DE): no int round trip
+        lower = text.lower()
+        if not lower.strip("0123456789abcdef"):
+            return lower
     try:
         return f"{int(text, 16):04x}"
     except ValueError:
@@ -137,7 +141,7 @@ def _ids_from_uevent(text: Optional[str]) -> Optional[dict]:
     """vendor/device/subsystem/class from a PCI uevent (``PCI_ID=10DE:1EB8`` …), or None."""
     if not text:
         return None
-    fields = dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+    fields = dict([line.split("=", 1) for line in text.splitlines() if "=" in line])
     try:
         vendor, device = fields["PCI_ID"].split(":")
         class_id = f"{int(fields['PCI_CLASS'], 16):06x}"
@@ -154,18 +158,20 @@ def read_device(host: Host, address: str, names: Optional[PciIds] = None) -> Opt
     base = f"{PCI_DEVICES}/{address}"
     values, links, entries = host.scan_attrs(base, _ATTRS, _LINKS, _ENTRIES)
     ids = _ids_from_uevent(values["uevent"])
-    if ids is None:
+    if ids is not None:
+        class_id = ids["class"]  # already 6 hex digits
+    else:
         ids, _, _ = host.scan_attrs(base, _ID_ATTRS)
         ids["driver"] = host.link_name(f"{base}/driver")
+        class_text = ids["class"]
+        try:
+            class_id = f"{int(class_text, 16):06x}" if class_text else "000000"
+        except ValueError:
+            class_id = "000000"
     vendor = _hex4(ids["vendor"])
     if vendor is None:
         return None
     device_id = _hex4(ids["device"]) or "0000"
-    class_text = ids["class"]
-    try:
-        class_id = f"{int(class_text, 16):06x}" if class_text else "000000"
-    except ValueError:
-        class_id = "000000"
     override = values["driver_override"]
     numa = int_or_none(values["numa_node"])
     group = int_or_none(links["iommu_group"])

@@ -7,51 +7,12 @@ driver the same way) and an OperationFailedError (exit 5) says what failed and w
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple
 
 from .errors import EXIT_INTERRUPTED, HostdevError, Interrupted
 from .host import Host
-
-
-class _Signals:
-    """What the SIGINT/SIGTERM handler of ``signals_roll_back`` does: raise Interrupted where
-    the program is (armed), or only remember the signal while a rollback runs (disarmed), so
-    that a second Ctrl-C cannot stop a rollback half-way."""
-
-    armed = False
-    caught: Optional[str] = None
-
-
-@contextlib.contextmanager
-def signals_roll_back() -> Iterator[None]:
-    """While inside, SIGINT and SIGTERM raise Interrupted (a HostdevError), so a plan being
-    applied rolls back as after any failure; outside the main thread (no handlers there)
-    nothing changes."""
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, frame):
-        name = signal.Signals(signum).name
-        if _Signals.armed and _Signals.caught is None:
-            _Signals.caught = name
-            raise Interrupted(name)
-        _Signals.caught = _Signals.caught or name
-
-    wanted = (signal.SIGINT, signal.SIGTERM)
-    previous = {sig: signal.signal(sig, handler) for sig in wanted}
-    _Signals.armed, _Signals.caught = True, None
-    try:
-        yield
-    finally:
-        _Signals.armed = False
-        for sig, old in previous.items():
-            signal.signal(sig, old)
+from .signals import _Signals, signals_roll_back  # noqa: F401 - plan.signals_roll_back, as before
 
 
 @dataclass

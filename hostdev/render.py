@@ -151,6 +151,14 @@ def emit(data: Any, fmt: Format, out: Optional[IO[str]] = None) -> bool:
     return False
 
 
+def error(exc: Any, fmt: Format) -> None:
+    """An error (a HostdevError) as hostdev renders every error: one line on stderr; with json
+    also the error object (``exc.to_dict()``) on stdout, which Ansible reads."""
+    if fmt == Format.json:
+        sys.stdout.write(dump_json(exc.to_dict()))
+    message("hostdev: error: " + " ".join(str(exc).splitlines()), "error")  # one line, always
+
+
 def message(text: str, style: Optional[str] = None) -> None:
     """A message for people, on stderr (never stdout: stdout carries data)."""
     stream = sys.stderr

@@ -14,7 +14,7 @@ from typer.core import TyperGroup
 
 from ..errors import EXIT_BUG, EXIT_USAGE, BugError, HostdevError, UsageError
 from ..host import Host, host_from_env
-from ..render import Format, dump_json, message
+from ..render import Format, error, message
 
 # Tests replace this to hand the CLI a Host with a simulated kernel.
 host_factory: Callable[[Optional[str]], Host] = host_from_env
@@ -258,9 +258,7 @@ def carry_out(h: Host, result, dry_run: bool, output: Format, verb: str, describ
 def render_error(exc: HostdevError, output: Optional[Format] = None) -> None:
     """One line on stderr; with -o json (``output``, else the session's) also the error object
     on stdout (Ansible reads it)."""
-    if (output or session().output) == Format.json:
-        sys.stdout.write(dump_json(exc.to_dict()))
-    message("hostdev: error: " + " ".join(str(exc).splitlines()), "error")  # one line, always
+    error(exc, output or session().output)
 
 
 def command(fn: Callable[..., Optional[int]]) -> Callable[..., None]:
@@ -272,7 +270,7 @@ def command(fn: Callable[..., Optional[int]]) -> Callable[..., None]:
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        from ..plan import signals_roll_back
+        from ..signals import signals_roll_back
 
         try:
             with signals_roll_back():

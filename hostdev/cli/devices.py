@@ -5,6 +5,7 @@ from typing import Optional
 import typer
 
 from ..render import Format
+from . import listing
 from .context import OutputOption, command, complete_address, host, note_names, pci_names, set_output
 
 app = typer.Typer(help="List PCI functions (like lspci -Dnnk, with IOMMU groups and SR-IOV).",
@@ -12,21 +13,6 @@ app = typer.Typer(help="List PCI functions (like lspci -Dnnk, with IOMMU groups 
 
 PciIdsOption = typer.Option(None, "--pci-ids", metavar="FILE",
                             help="Use this pci.ids instead of the host's (hwdata).")
-
-
-def _label(dev) -> str:
-    from ..pciids import short_vendor
-
-    vendor = short_vendor(dev.vendor_name) if dev.vendor_name else dev.vendor_id
-    return f"{vendor} {dev.device_name or dev.device_id}"
-
-
-def _sriov(dev) -> str:
-    if not dev.sriov:
-        return "-"
-    if dev.sriov.role == "pf":
-        return f"PF {dev.sriov.num_vfs}/{dev.sriov.total_vfs}"
-    return f"VF of {dev.sriov.physfn}"
 
 
 @app.callback()
@@ -47,18 +33,10 @@ def devices(
     """List every PCI function with IDs, names, driver, IOMMU group and SR-IOV role."""
     if ctx.invoked_subcommand is not None:
         return 0
-    from .. import pci
-    from ..render import emit, table
-
+    # the same code as the fast path in front of typer (cli/listing.py, tried by cli/main.py)
     set_output(output)
     names = pci_names(pci_ids, note=False)
-    wanted = pci.DeviceFilter.parse(vendor, device, class_, driver, iommu_group, names)
-    note_names(names)  # after the options are accepted: an error comes alone
-    found = [d for d in pci.list_devices(host(), names) if wanted.matches(d)]
-    if not emit({"devices": [d.to_dict() for d in found]}, output):
-        table(["address", "id", "class", "name", "driver", "group", "sr-iov"],
-              [[d.address, d.pci_id, d.class_name or d.class_id, _label(d), d.driver, d.iommu_group, _sriov(d)]
-               for d in found])
+    listing.show(listing.select(host(), names, vendor, device, class_, driver, iommu_group, note=note_names), output)
     return 0
 
 
@@ -96,7 +74,7 @@ def show(
             "readiness": ready.to_dict()}
     if not emit(data, output):
         rows = [[k, v] for k, v in dev.to_dict().items() if k != "sriov"]
-        rows.append(["sriov", _sriov(dev)])
+        rows.append(["sriov", listing.sriov_cell(dev)])
         rows.extend([k, v] for k, v in extra.items())
         table(["field", "value"], rows)
         if siblings:

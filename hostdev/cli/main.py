@@ -1,5 +1,7 @@
 """The console script: a TAB (``_HOSTDEV_COMPLETE`` set by the completion scripts) is answered by
-cli/complete.py without importing typer or any command; everything else runs the typer app."""
+cli/complete.py without importing typer or any command, a plain ``devices`` listing by
+cli/listing.py (the command's own code, without typer's start-up); everything else runs the typer
+app."""
 
 import os
 import sys
@@ -14,6 +16,13 @@ def main() -> None:
         if complete(instruction) == 0:
             sys.exit(0)
         # not ours (typer's complete_powershell …): the app's own completion handles it
+    elif "devices" in sys.argv[1:]:
+        from .listing import fast_main
+
+        code = fast_main(sys.argv[1:])
+        if code is not None:
+            sys.exit(code)
+        # any other devices line (help, a bad option, a recording …): the typer app
     from .app import main as run
 
     run()
