@@ -97,12 +97,14 @@ IOMMU_GROUPS = "/sys/kernel/iommu_groups"
 # The listing reads ``uevent`` for the IDs and class (one read instead of five: the kernel
 # prints PCI_CLASS, PCI_ID and PCI_SUBSYS_ID from its cached copy, drivers/pci/pci-driver.c
 # pci_uevent), falling back to the single attributes for trees that lack it.
-_ATTRS = ("uevent", "driver_override", "numa_node", "sriov_totalvfs")
+_ATTRS = ("uevent", "driver_override", "numa_node")
 _ID_ATTRS = ("vendor", "device", "subsystem_vendor", "subsystem_device", "class")
 # The driver is uevent's DRIVER= line (the driver core prints dev->driver->name, the same name
 # the ``driver`` link has: drivers/base/core.c dev_uevent); the link is read only without uevent.
 _LINKS = ("iommu_group", "physfn")
-_ENTRIES = ("mdev_supported_types",)
+# sriov_totalvfs is read only where it is there (a PF): a probe that finds nothing costs a third
+# of a failed open (docs/benchmarks.md)
+_ENTRIES = ("mdev_supported_types", "sriov_totalvfs")
 _SYSFS_NAME = re.compile(r"[0-9a-f]{4,8}:[0-9a-f]{2}:[01][0-9a-f]\.[0-7]\Z")
 
 # --class names → class-code prefixes (PCI Code and Assignment Specification).
@@ -141,7 +143,11 @@ def _ids_from_uevent(text: Optional[str]) -> Optional[dict]:
     """vendor/device/subsystem/class from a PCI uevent (``PCI_ID=10DE:1EB8`` …), or None."""
     if not text:
         return None
-    fields = dict([line.split("=", 1) for line in text.splitlines() if "=" in line])
+    fields = {}
+    for line in text.splitlines():
+        key, equals, value = line.partition("=")
+        if equals:
+            fields[key] = value
     try:
         vendor, device = fields["PCI_ID"].split(":")
         class_id = f"{int(fields['PCI_CLASS'], 16):06x}"
@@ -178,9 +184,11 @@ def read_device(host: Host, address: str, names: Optional[PciIds] = None) -> Opt
     sriov = None
     if links["physfn"]:
         sriov = Sriov("vf", physfn=links["physfn"])
-    elif values["sriov_totalvfs"] is not None:
-        sriov = Sriov("pf", total_vfs=int_or_none(values["sriov_totalvfs"]),
-                      num_vfs=int_or_none(host.read_attr(f"{base}/sriov_numvfs")))
+    elif entries["sriov_totalvfs"]:
+        total, _, _ = host.scan_attrs(base, ("sriov_totalvfs",))
+        if total["sriov_totalvfs"] is not None:
+            sriov = Sriov("pf", total_vfs=int_or_none(total["sriov_totalvfs"]),
+                          num_vfs=int_or_none(host.read_attr(f"{base}/sriov_numvfs")))
     # boot_vga exists only for VGA-class devices (drivers/pci/pci-sysfs.c pci_dev_attrs_are_visible)
     boot_vga = host.read_attr(f"{base}/boot_vga") if class_id.startswith("0300") else None
     return PciDevice(
