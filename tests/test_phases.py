@@ -40,3 +40,33 @@ def test_no_section_outside_test_sh(tmp_path):
                            str(tmp_path / "test_one.py")], cwd=tmp_path, env=env, capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 0 and "phase times" not in proc.stdout
+
+
+def test_the_whole_run_table_shows_the_side_by_side_sessions_as_parts_of_the_last_phase():
+    # scripts/test.sh's last word: the sessions overlap, so they are shown under their phase and
+    # the total is the phases' sum (wall clock), not the sessions'
+    env = dict(os.environ, HOSTDEV_PHASE_TIMES="apt packages=95;lint=4;tests side by side=1200;",
+               PYTHONPATH=str(REPO))
+    proc = subprocess.run([sys.executable, "-m", "tests.phases", "--part", "pytest -m 'not fullsystem'=700",
+                           "--part", "pytest -m fullsystem=1150"], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    rows = [line.rsplit(None, 2) for line in proc.stdout.splitlines()[1:]]
+    assert [(name, int(seconds)) for name, seconds, _ in rows] == [
+        ("apt packages", 95), ("lint", 4), ("tests side by side", 1200),
+        ("  pytest -m 'not fullsystem'", 700), ("  pytest -m fullsystem", 1150), ("total", 1299)]
+    bad = subprocess.run([sys.executable, "-m", "tests.phases", "--part", "no seconds"], cwd=REPO, env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "NAME=SECONDS" in bad.stderr
+
+
+def test_a_session_names_itself_in_its_table(tmp_path):
+    (tmp_path / "test_one.py").write_text("def test_ok():\n    pass\n")
+    env = dict(os.environ, HOSTDEV_PHASE_TIMES="lint=4;", HOSTDEV_PYTEST_PHASE="pytest -m fullsystem",
+               PYTHONPATH=str(REPO))
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "tests.phases", "-p", "no:cacheprovider",
+                           str(tmp_path / "test_one.py")], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    section = proc.stdout.split("phase times", 1)[1].splitlines()
+    assert any(line.startswith("pytest -m fullsystem ") for line in section), section

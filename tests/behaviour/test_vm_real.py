@@ -136,23 +136,3 @@ def test_group_not_viable_is_explained_and_the_device_given_back(libvirtd, clean
     assert edu2["returned"] is True and driver(EDU_BEHIND_BRIDGE) is None
     assert driver("0000:01:03.0") == "e1000"
     assert domains(libvirtd) == []
-
-
-def test_booted_guest_kernel_reports_the_device(libvirtd, clean_guest):
-    # the host's own kernel with hostdev's initramfs, nested under TCG: the guest kernel itself
-    # enumerates edu (1234:11e8) on its PCI bus, prints it on the serial console and powers off
-    # 64 MiB is too little for a distribution kernel to unpack its initramfs: the default 256
-    result, report = vm_test(EDU, "--connect", libvirtd, "--boot", options=("--virt-type", "qemu", "-o", "json"),
-                             boot_units=NESTED_BOOT_UNITS)
-    logs = []
-    for path in ((report.get("guest") or {}).get("console"), "/var/log/libvirt/qemu/hostdev-test-0000-00-10-0.log"):
-        if path and os.path.exists(path):
-            with open(path, errors="replace") as handle:
-                logs.append(f"--- {path}:\n{handle.read()[-3000:]}")
-    assert result.returncode == 0, result.stderr + "\n".join(logs)
-    assert report["ok"] is True and report["guest"]["complete"] is True
-    assert report["guest"]["direct_boot"] is True  # Debian's XZ bzImage, booted as its uncompressed PVH kernel
-    assert "1234:11e8" in report["guest"]["pci"].values()
-    [edu] = report["devices"]
-    assert edu["returned"] is True and driver(EDU) is None
-    assert domains(libvirtd) == []

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
 import gzip
 import lzma
 import os
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -609,6 +611,27 @@ def test_initramfs_is_built_once_and_keyed_by_the_init_script(tmp_path, monkeypa
     monkeypatch.setattr(vm, "INIT_SCRIPT", vm.INIT_SCRIPT + "# changed\n")
     second = vm.build_initramfs(kernel, cache)
     assert second != first and second.is_file() and not first.exists()
+
+
+def test_a_cache_build_waits_while_another_session_holds_the_build_lock(tmp_path):
+    # scripts/test.sh runs sessions side by side: the full-system image build takes the mdev samples
+    # the real-kernel guest loads; neither may look at (or replace) a build the other is writing
+    kernel = vm.Kernel("9.9.9-test", tmp_path / "vmlinuz", tmp_path / "lib")
+    cache = tmp_path / "cache"
+    dest = vm.mdev_dir(kernel.version, cache)
+    dest.mkdir(parents=True)
+    for module in vm.MDEV_SAMPLES:
+        (dest / f"{module}.ko").write_bytes(b"\0vermagic=9.9.9-test SMP mod_unload modversions \0")
+    done, result = threading.Event(), []
+    with open(cache / ".build.lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        thread = threading.Thread(target=lambda: (result.append(vm.build_mdev_samples(kernel, cache)), done.set()))
+        thread.start()
+        assert not done.wait(0.5), "build_mdev_samples did not wait for the lock"
+        assert not result
+    assert done.wait(30)
+    thread.join()
+    assert result[0].ok and result[0].detail == "cached"
 
 
 def test_a_harness_bug_fails_the_realkernel_tests_instead_of_crashing_the_session(tmp_path):

@@ -13,7 +13,9 @@ host command runs with an argv list (no shell); the guest side is a busybox/dash
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import gzip
 import hashlib
 import lzma
@@ -441,8 +443,23 @@ class CpioWriter:
         return b"".join(self._parts + trailer._parts)
 
 
+@contextlib.contextmanager
+def cache_lock(cache_dir: Path = CACHE_DIR):
+    """Hold the cache's build lock: scripts/test.sh runs test sessions side by side (the full-system
+    image takes the mdev samples too), and one must not replace a build another is reading."""
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with open(cache_dir / ".build.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
 def build_initramfs(kernel: Kernel, cache_dir: Path = CACHE_DIR) -> Path:
     """The gzip'ed initramfs for ``kernel``, built once and cached (key: kernel, /init, modules, busybox)."""
+    with cache_lock(cache_dir):
+        return _build_initramfs(kernel, cache_dir)
+
+
+def _build_initramfs(kernel: Kernel, cache_dir: Path) -> Path:
     busybox = find_busybox()
     if busybox is None:
         raise HarnessError("no statically linked busybox", "sudo apt-get install busybox-static")
@@ -523,6 +540,11 @@ def build_mdev_samples(kernel: Kernel, cache_dir: Path = CACHE_DIR) -> MdevBuild
     The sources come from Debian's linux-source-<series> tarball, the build from the kernel's
     headers (/lib/modules/<ver>/build). Rebuilt when a module's vermagic is not ``kernel``'s.
     """
+    with cache_lock(cache_dir):
+        return _build_mdev_samples(kernel, cache_dir)
+
+
+def _build_mdev_samples(kernel: Kernel, cache_dir: Path) -> MdevBuild:
     dest = mdev_dir(kernel.version, cache_dir)
     kos = [dest / f"{m}.ko" for m in MDEV_SAMPLES]
     if all((module_vermagic(k) or "").split(" ")[0] == kernel.version for k in kos):
