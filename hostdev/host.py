@@ -30,7 +30,8 @@ from .errors import (
 
 _MAX_LINKS = 40  # the kernel's own limit on symlinks followed in one lookup (MAXSYMLINKS)
 _READ_CHUNK = 65536
-_READ_NOFOLLOW = os.O_RDONLY | os.O_NOFOLLOW
+_READ_NOFOLLOW = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+_OPEN_DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 
 # Set in the environment of every process the test suite starts (tests/conftest.py): a
 # hostdev started by a test refuses to change the live host, whatever uid it has.
@@ -277,37 +278,47 @@ class Host:
                    ) -> Tuple[Dict[str, Optional[str]], Dict[str, Optional[str]], Dict[str, bool]]:
         """Read many small attributes of one directory quickly (the listing hot path).
 
-        The directory is resolved once; each attribute is then one ``open``/``read``/``close``
-        under it, each link one ``readlink`` (its target's basename), each entry one ``faccessat``:
-        about 14 system calls per PCI function, never ``config``. Returns (attribute → stripped
-        text or None, link → target basename or None, entry → exists).
+        The directory is resolved once (``path``: every link in it inside the root) and opened;
+        each attribute is then one ``openat``/``read``/``close`` relative to it, each link one
+        ``readlinkat`` (its target's basename), each entry one ``faccessat``: about 16 system
+        calls per PCI function, never ``config``, and the kernel walks one name per call instead
+        of the whole path again (on a tree under a deep --root, a fifth of the listing's time).
+        Returns (attribute → stripped text or None, link → target basename or None, entry →
+        exists); all None/False when the directory is not there.
         """
         values: Dict[str, Optional[str]] = {}
         targets: Dict[str, Optional[str]] = {}
         present: Dict[str, bool] = {}
-        real = self.path(directory) + "/"
         open_, read, close = os.open, os.read, os.close
-        for name in names:
-            try:
-                # attributes are never links; a link planted in a tree must not lead out
-                fd = open_(real + name, _READ_NOFOLLOW)
-            except OSError:
-                values[name] = None
-                continue
-            try:
-                values[name] = read(fd, _READ_CHUNK).decode("utf-8", "replace").strip()
-            except OSError:
-                values[name] = None
-            finally:
-                close(fd)
-        for name in links:
-            try:
-                targets[name] = os.readlink(real + name).rstrip("/").rpartition("/")[2]  # the basename
-            except OSError:
-                targets[name] = None
-        for name in entries:
-            # faccessat: no stat result and no exception for the usual answer, "not there"
-            present[name] = os.access(real + name, os.F_OK, follow_symlinks=False)
+        try:
+            # every link up to and including the directory was resolved inside the root by path()
+            at = open_(self.path(directory), _OPEN_DIRECTORY)
+        except OSError:
+            return dict.fromkeys(names), dict.fromkeys(links), dict.fromkeys(entries, False)
+        try:
+            for name in names:
+                try:
+                    # attributes are never links; a link planted in a tree must not lead out
+                    fd = open_(name, _READ_NOFOLLOW, dir_fd=at)
+                except OSError:
+                    values[name] = None
+                    continue
+                try:
+                    values[name] = read(fd, _READ_CHUNK).decode("utf-8", "replace").strip()
+                except OSError:
+                    values[name] = None
+                finally:
+                    close(fd)
+            for name in links:
+                try:
+                    targets[name] = os.readlink(name, dir_fd=at).rstrip("/").rpartition("/")[2]  # the basename
+                except OSError:
+                    targets[name] = None
+            for name in entries:
+                # faccessat: no stat result and no exception for the usual answer, "not there"
+                present[name] = os.access(name, os.F_OK, dir_fd=at, follow_symlinks=False)
+        finally:
+            close(at)
         return values, targets, present
 
     # ---------------------------------------------------------------- writes
