@@ -98,9 +98,10 @@ def _run_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def fullsystem_vm(request, fullsystem_image, hostdev_wheel):
+def fullsystem_vm(request, fullsystem_image):
     """The VM booted from a fresh overlay, with this checkout's hostdev installed over the image's
-    (/opt/hostdev, as scripts/install.sh made it). The image has the mtty driver (image.py).
+    (/opt/hostdev, as scripts/install.sh made it) unless the image was built from this very code
+    (image.code_key: on CI the image is built in the same run). The image has the mtty driver.
 
     One VM for the session: a boot under TCG costs minutes, and the reboot scenario (run first)
     leaves the VM as it found it; the Ansible test goes on from there."""
@@ -110,9 +111,15 @@ def fullsystem_vm(request, fullsystem_image, hostdev_wheel):
     started = time.monotonic()
     with vm_:
         _say(request, f"SSH answered {vm_.boot_times[-1]:.0f} s after power-on")
-        vm_.copy_in(hostdev_wheel, f"/root/{hostdev_wheel.name}")
-        vm_.ssh(f"/opt/hostdev/bin/pip install -q --no-index --no-deps --force-reinstall /root/{hostdev_wheel.name}"
-                " && hostdev --version")
+        code = image.code_key()
+        if vm_.ssh(f"cat {image.CODE_FILE} 2>/dev/null || true").stdout.strip() == code:
+            _say(request, f"the image's hostdev is this checkout's code ({code[:12]}): not reinstalled")
+        else:
+            wheel = request.getfixturevalue("hostdev_wheel")
+            vm_.copy_in(wheel, f"/root/{wheel.name}")
+            vm_.ssh(f"/opt/hostdev/bin/pip install -q --no-index --no-deps --force-reinstall /root/{wheel.name}"
+                    f" && echo {code} > {image.CODE_FILE}")
+        vm_.ssh("hostdev --version")
         _say(request, f"VM prepared in {time.monotonic() - started:.0f} s")
         yield vm_
         (run_dir / "boot-times.txt").write_text("\n".join(f"{t:.1f}" for t in vm_.boot_times) + "\n")

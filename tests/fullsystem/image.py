@@ -150,6 +150,25 @@ def source_tarball(dest: Path) -> None:
                 tar.add(str(path), arcname=name, recursive=False)
 
 
+CODE_FILE = "/opt/hostdev/.hostdev-code"  # in the image: the code key of the hostdev installed there
+
+
+def code_key(repo: Path = None) -> str:
+    """A hash of what a wheel of the checkout holds (hostdev/ and pyproject.toml, tracked and
+    untracked, not ignored). Not part of the image's key: a code change does not rebuild the image,
+    the run installs the checkout's wheel over it, unless the image was built from this very code
+    (CODE_FILE; the usual case on CI, where the image is built in the same run)."""
+    repo = REPO_ROOT if repo is None else repo
+    listed = subprocess.run(["git", "-C", str(repo), "ls-files", "-z", "-co", "--exclude-standard",
+                             "--", "hostdev", "pyproject.toml"], capture_output=True, check=True).stdout
+    digest = hashlib.sha256()
+    for name in sorted(n.decode() for n in listed.split(b"\0") if n):
+        path = repo / name
+        if path.is_file() and not path.is_symlink():
+            digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:32]
+
+
 def wheelhouse(dest: Path, log_file) -> None:
     """Wheels of the project's dependencies and of the build backend, for install.sh in the VM."""
     _run([sys.executable, "-m", "pip", "wheel", "-q", "-w", str(dest), str(REPO_ROOT), "setuptools>=77"],
@@ -224,7 +243,7 @@ def build(kernel_version: str, dest: Path, log: Log, log_file) -> None:
         # the hook runs inside mmdebstrap's namespace; "$1" is the tree (mmdebstrap's argument)
         hook = (f'{shlex.quote(str(RECIPE / "customize.sh"))} "$1" {shlex.quote(str(RECIPE))} '
                 f"{shlex.quote(str(source))} {shlex.quote(str(wheels))} {FS_UUID} "
-                f"{shlex.quote(str(mdev.directory / 'mtty.ko'))} {kernel_version}")
+                f"{shlex.quote(str(mdev.directory / 'mtty.ko'))} {kernel_version} {code_key()}")
         _run(["mmdebstrap", "--mode=unshare", "--variant=apt", "--format=directory",
               "--include=" + ",".join(packages(kernel_version)), f"--customize-hook={hook}",
               SUITE, str(tree), *apt_sources()],

@@ -112,3 +112,30 @@ def test_the_vm_boots_from_its_disk_with_the_real_kernel_guests_iommu_and_ssh_on
     assert netdev.count("hostfwd") == 1
     assert "edu,addr=0x10" in argv and "e1000e,addr=0x11,romfile=" in argv   # no netdev: no route
     assert f"name=opt/hostdev/authorized_keys,file={tmp_path / 'id_ed25519'}.pub" in argv
+
+
+def test_the_code_key_follows_what_a_wheel_of_the_checkout_holds(tmp_path):
+    # the image records the code it was built from; a run from other code must reinstall it
+    import subprocess
+
+    repo = tmp_path / "repo"
+    (repo / "hostdev").mkdir(parents=True)
+    (repo / "tests").mkdir()
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    (repo / ".gitignore").write_text("*.pyc\n")
+    (repo / "pyproject.toml").write_text(PYPROJECT)
+    (repo / "hostdev" / "cli.py").write_text("print('a')\n")
+    (repo / "tests" / "test_x.py").write_text("def test(): pass\n")
+    first = image.code_key(repo)
+    assert image.code_key(repo) == first
+    (repo / "tests" / "test_x.py").write_text("def test(): assert 1\n")
+    (repo / "hostdev" / "cli.cpython-311.pyc").write_bytes(b"ignored")
+    assert image.code_key(repo) == first  # tests and ignored files are not in the wheel
+    (repo / "hostdev" / "cli.py").write_text("print('b')\n")
+    second = image.code_key(repo)
+    assert second != first
+    (repo / "hostdev" / "new.py").write_text("")  # untracked, not ignored: in the wheel
+    assert image.code_key(repo) not in (first, second)
+    (repo / "hostdev" / "new.py").unlink()
+    (repo / "pyproject.toml").write_text(PYPROJECT + "\n# changed\n")
+    assert image.code_key(repo) not in (first, second)

@@ -1,9 +1,9 @@
 #!/bin/sh
 # mmdebstrap --customize-hook of the full-system test VM (tests/fullsystem/image.py). Runs inside
 # mmdebstrap's own mount namespace; every change is made under ROOT, the tree that becomes the
-# VM's disk. Usage: customize.sh ROOT RECIPE_DIR SOURCE_TAR WHEELHOUSE FS_UUID MTTY_KO KERNEL_VERSION
+# VM's disk. Usage: customize.sh ROOT RECIPE_DIR SOURCE_TAR WHEELHOUSE FS_UUID MTTY_KO KERNEL_VERSION CODE_KEY
 set -eu
-root=$1 recipe=$2 source_tar=$3 wheelhouse=$4 fs_uuid=$5 mtty_ko=$6 kver=$7
+root=$1 recipe=$2 source_tar=$3 wheelhouse=$4 fs_uuid=$5 mtty_ko=$6 kver=$7 code=$8
 
 cp -a "$recipe/files/." "$root/"
 echo "UUID=$fs_uuid / ext4 errors=remount-ro 0 1" > "$root/etc/fstab"
@@ -30,3 +30,5 @@ cp "$wheelhouse"/* "$root/tmp/wheelhouse/"
 chroot "$root" env HOSTDEV_SKIP_APT=1 PIP_NO_INDEX=1 PIP_FIND_LINKS=/tmp/wheelhouse \
   PIP_DISABLE_PIP_VERSION_CHECK=1 /bin/bash /tmp/hostdev-src/scripts/install.sh
 rm -rf "$root/tmp/hostdev-src" "$root/tmp/wheelhouse"
+# which code that is (image.code_key): a run from the same code need not reinstall it
+echo "$code" > "$root/opt/hostdev/.hostdev-code"
