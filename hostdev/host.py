@@ -32,6 +32,7 @@ _MAX_LINKS = 40  # the kernel's own limit on symlinks followed in one lookup (MA
 _READ_CHUNK = 65536
 _READ_NOFOLLOW = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
 _OPEN_DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+_OPEN_DIRECTORY_NOFOLLOW = _OPEN_DIRECTORY | os.O_NOFOLLOW
 
 # Set in the environment of every process the test suite starts (tests/conftest.py): a
 # hostdev started by a test refuses to change the live host, whatever uid it has.
@@ -45,6 +46,24 @@ PROGRAM_DIRS = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/
 
 
 _UNKNOWN = object()
+
+
+def _link_target(parent: str, target: str) -> Optional[str]:
+    """The normalised host path a link in directory ``parent`` (a resolved, normalised host path:
+    "/" or "/a/b") with ``target`` leads to, as a chroot resolves it: an absolute target starts at
+    the root, leading ``..`` climb the parent's own parents and never above "/". None for a ``..``
+    after a name (only a step-by-step walk answers that)."""
+    parts = [p for p in target.split("/") if p not in ("", ".")]
+    stack = [] if target.startswith("/") or parent == "/" else parent.split("/")[1:]
+    up = 0
+    while up < len(parts) and parts[up] == "..":
+        up += 1
+    if up:
+        del parts[:up]
+        del stack[max(0, len(stack) - up):]
+    if ".." in parts:
+        return None
+    return "/" + "/".join(stack + parts)
 
 
 def _readlink(real: str) -> Optional[str]:
@@ -193,22 +212,50 @@ class Host:
         if target is _UNKNOWN:
             target = self._links[candidate] = _readlink(candidate)
         if target is not None:
-            parts = [p for p in target.split("/") if p not in ("", ".")]
-            # the parent is normalised: "/" or "/a/b"
-            stack = [] if target.startswith("/") or parent == "/" else parent.split("/")[1:]
-            up = 0
-            while up < len(parts) and parts[up] == "..":  # leading ..: the parent's own parents, never above /
-                up += 1
-            if up:
-                del parts[:up]
-                del stack[max(0, len(stack) - up):]
-            if ".." in parts:
+            followed = _link_target(parent, target)
+            if followed is None:
                 return None
-            resolved = self._resolve_remembered("/" + "/".join(stack + parts), depth + 1)
+            resolved = self._resolve_remembered(followed, depth + 1)
             if resolved is None:
                 return None
         self._resolved[path] = resolved
         return resolved
+
+    def _dir_path_unchecked(self, path: str) -> Tuple[str, bool]:
+        """(real path of directory ``path``, checked): as ``path()`` resolves it, except that inside
+        links_unchanged the last component of the link's target at ``path`` (a listing's
+        ``/sys/bus/pci/devices/ADDR`` → ``…/ADDR``) is not checked for being a link itself
+        (checked False): the caller opens it with O_NOFOLLOW, so the kernel refuses a link there
+        instead of following it, and then resolves with ``path()``. Saves a readlink that fails for
+        every function."""
+        rel = path.lstrip("/")
+        if (self._links is None or self.root == "/" or rel == "" or "//" in rel or "/." in rel
+                or rel.startswith(".") or rel.endswith("/")):
+            return self.path(path), True
+        path = "/" + rel
+        known = self._resolved.get(path)
+        if known is not None:
+            return self._under_root(known), True
+        head, _, name = path.rpartition("/")
+        parent = self._resolve_remembered(head or "/", 0)
+        if parent is None:
+            return self.path(path), True
+        resolved = (parent if parent != "/" else "") + "/" + name
+        candidate = self._root_prefix + resolved
+        target = self._links.get(candidate, _UNKNOWN)
+        if target is _UNKNOWN:
+            target = self._links[candidate] = _readlink(candidate)
+        if target is None:  # not a link: checked
+            self._resolved[path] = resolved
+            return self._under_root(resolved), True
+        followed = _link_target(parent, target)
+        if followed is None or followed == "/":
+            return self.path(path), True
+        followed_head, _, followed_name = followed.rpartition("/")
+        followed_parent = self._resolve_remembered(followed_head or "/", 1)
+        if followed_parent is None:
+            return self.path(path), True
+        return self._under_root((followed_parent if followed_parent != "/" else "") + "/" + followed_name), False
 
     @contextlib.contextmanager
     def links_unchanged(self) -> Iterator[None]:
@@ -290,10 +337,19 @@ class Host:
         targets: Dict[str, Optional[str]] = {}
         present: Dict[str, bool] = {}
         open_, read, close = os.open, os.read, os.close
+        # every link up to the directory is resolved inside the root; the directory itself, when
+        # not checked, is opened with O_NOFOLLOW: a link there is refused, then resolved by path()
+        real, checked = self._dir_path_unchecked(directory)
         try:
-            # every link up to and including the directory was resolved inside the root by path()
-            at = open_(self.path(directory), _OPEN_DIRECTORY)
+            at = open_(real, _OPEN_DIRECTORY if checked else _OPEN_DIRECTORY_NOFOLLOW)
         except OSError:
+            at = -1
+        if at < 0 and not checked:
+            try:
+                at = open_(self.path(directory), _OPEN_DIRECTORY)
+            except OSError:
+                pass
+        if at < 0:
             return dict.fromkeys(names), dict.fromkeys(links), dict.fromkeys(entries, False)
         try:
             for name in names:

@@ -47,6 +47,38 @@ def test_a_link_climbing_out_of_the_root_is_clamped_at_the_root(tmp_path):
     assert (root / "escaped/hostdev.conf").read_text() == "vfio-pci\n"
 
 
+def _function(directory, pci_id):
+    directory.mkdir(parents=True)
+    (directory / "uevent").write_text(f"PCI_CLASS=20000\nPCI_ID={pci_id}\nPCI_SUBSYS_ID=8086:0000\n")
+    (directory / "numa_node").write_text("-1\n")
+
+
+@pytest.mark.parametrize("how", ["climbing", "absolute"])
+def test_the_listing_reads_a_function_whose_directory_is_a_link_inside_the_root(tmp_path, how):
+    # sysfs never has it, a planted tree may: bus/pci/devices/ADDR -> ../../../devices/pci0000:00/ADDR,
+    # and that directory a link again, out of the tree (climbing) or to an absolute path. The
+    # listing resolves it as a chroot would: the function inside the root, never the one outside
+    from hostdev import pci
+
+    root = tmp_path / "a" / "root"
+    address = "0000:00:03.0"
+    _function(root / "elsewhere" / address, "8086:1111")                  # inside: the right one
+    _function(root.parent / "elsewhere" / address, "dead:beef")           # outside: never read
+    (root / "sys/devices/pci0000:00").mkdir(parents=True)
+    (root / "sys/bus/pci/devices").mkdir(parents=True)
+    os.symlink(f"../../../devices/pci0000:00/{address}", root / "sys/bus/pci/devices" / address)
+    target = f"../../../../elsewhere/{address}" if how == "climbing" else f"/elsewhere/{address}"
+    if how == "absolute":  # the machine's own <tmp>/elsewhere would be read by a plain open
+        _function(tmp_path / "elsewhere" / address, "dead:beef")
+        _function(root / str(tmp_path / "elsewhere").lstrip("/") / address, "8086:2222")
+        target = f"{tmp_path}/elsewhere/{address}"
+    os.symlink(target, root / "sys/devices/pci0000:00" / address)
+    host = Host(str(root))
+    for scan in (lambda: [pci.read_device(host, address)], lambda: pci.list_devices(host)):
+        [device] = scan()
+        assert device.pci_id == ("8086:1111" if how == "climbing" else "8086:2222")
+
+
 def test_a_symlinked_grub_file_is_edited_at_its_target_and_stays_a_link(tmp_path):
     root = tmp_path / "root"
     (root / "etc/default").mkdir(parents=True)
