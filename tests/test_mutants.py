@@ -295,3 +295,262 @@ def test_unbind_refuses_a_root_port_as_bind_does_and_changes_nothing(sim):
     assert len(sim.kernel.writes) == writes
     # the card itself behind the port still unbinds
     assert sim.invoke("unbind", sim.t4)[0] == 0 and driver_of(sim, sim.t4) is None
+
+
+# ---------------------------------------------------------------- binding: the errors as JSON
+def _error(out: str) -> dict:
+    """The error object ``-o json`` prints on stdout (docs/json.md; Ansible reads it)."""
+    data = json.loads(out)
+    return {key: data[key] for key in ("error", "message", "fix", "exit_code")}
+
+
+def test_a_bind_the_driver_does_not_take_names_where_the_device_is(sim):
+    """Kills x__verify__mutmut_5, _7, _9, _10, _14, _15: the T4's probe by vfio-pci fails (EIO),
+    so after the writes it is on no driver; the error says so and what to read next."""
+    sim.kernel.fail_probe(sim.t4, "vfio-pci", errno.EIO)
+    code, out, err = sim.invoke("bind", sim.t4, "-o", "json")
+    assert code == 5, err
+    error = _error(out)
+    assert f"failed: {sim.t4} is on no driver after the writes, not vfio-pci; rolled back" in error["message"]
+    assert error["fix"] == "see dmesg for the driver's probe error"
+    assert driver_of(sim, sim.t4) == "nvidia"
+
+
+def test_an_ignored_unbind_names_the_driver_the_device_is_still_on(sim, monkeypatch):
+    """Kills x__verify__mutmut_8 (``now and 'no driver'``), _11–13 (the driver it should be on,
+    none, misnamed)."""
+    write = sim.kernel.write
+
+    def ignore_unbind(path, value):
+        if path.endswith("/unbind") and value == sim.qat:
+            sim.kernel.writes.append((path, value))
+            return None
+        return write(path, value)
+
+    monkeypatch.setattr(sim.kernel, "write", ignore_unbind)
+    code, out, err = sim.invoke("unbind", sim.qat, "-o", "json")
+    assert code == 5, err
+    error = _error(out)
+    assert f"failed: {sim.qat} is on 4xxx after the writes, not no driver; rolled back" in error["message"]
+    assert error["fix"] == "see dmesg for the driver's probe error"
+
+
+def test_a_missing_vfio_group_node_is_named_with_the_check_to_run(sim):
+    """Kills x__verify__mutmut_22–28: the error of a bind whose /dev/vfio/N never appears."""
+    sim.kernel.create_dev_nodes = False
+    group = sim.groups["t4"]
+    code, out, err = sim.invoke("bind", sim.t4, "-o", "json")
+    assert code == 5, err
+    error = _error(out)
+    assert f"failed: {sim.t4} is on vfio-pci but /dev/vfio/{group} did not appear; rolled back" in error["message"]
+    assert error["fix"] == "is the IOMMU on? run 'hostdev check'"
+
+
+def test_a_target_driver_that_cannot_be_loaded_is_named_with_the_fix(sim):
+    """Kills x__load_driver__mutmut_5–8 (a module modprobe does not find) and _11–16 (a module
+    that loads but registers no PCI driver of that name: kvm): nothing was changed (exit 4)."""
+    code, out, err = sim.invoke("bind", sim.t4, "--driver", "hostdev-no-such-driver", "-o", "json")
+    assert code == 4, err
+    error = _error(out)
+    assert ("failed: driver hostdev-no-such-driver is not available: 'modprobe hostdev-no-such-driver' exited 1: "
+            "modprobe: FATAL: Module hostdev-no-such-driver not found") in error["message"]
+    assert error["fix"] == "install the module that provides hostdev-no-such-driver for this kernel"
+    code, out, err = sim.invoke("bind", sim.t4, "--driver", "kvm", "-o", "json")
+    assert code == 4, err
+    error = _error(out)
+    assert ("failed: modprobe kvm succeeded but /sys/bus/pci/drivers/kvm did not appear; nothing to roll back"
+            in error["message"])
+    assert error["fix"] == "check the driver name: 'ls /sys/bus/pci/drivers'"
+    assert driver_of(sim, sim.t4) == "nvidia" and sim.kernel.writes == []
+
+
+def test_a_bad_driver_name_is_refused_with_the_fix(sim):
+    """Kills x_check_driver_name__mutmut_6–10 (the fix of a driver name that is a path)."""
+    code, out, err = sim.invoke("bind", sim.t4, "--driver", "../x", "-o", "json")
+    assert code == 2, err
+    assert _error(out) == {"error": "UsageError", "message": "invalid driver name '../x'",
+                           "fix": "a name as 'ls /sys/bus/pci/drivers' shows it, e.g. vfio-pci", "exit_code": 2}
+
+
+def test_a_bridge_is_refused_naming_what_to_bind_instead(sim):
+    """Kills x_refuse_unbindable__mutmut_19–24 (the bridge refusal's message and fix)."""
+    code, out, err = sim.invoke("bind", "0000:64:02.0", "-o", "json")
+    assert code == 2, err
+    assert _error(out) == {
+        "error": "UsageError",
+        "message": "0000:64:02.0 is a PCI bridge or PCIe port (class 060400): bridges carry the host's own buses "
+                   "and are never assigned to VMs",
+        "fix": "name the device behind it (hostdev devices)", "exit_code": 2}
+    assert driver_of(sim, "0000:64:02.0") == "pcieport"
+
+
+def test_a_function_the_iommu_does_not_cover_is_refused_by_bind_but_unbinds(sim):
+    """Kills x_refuse_unbindable__mutmut_2, _6 (the IOMMU taken as off: the function is not
+    refused), _11 (refused by unbind only), _25–31 (the refusal's message and fix); and unbind,
+    which hands nothing to vfio, still takes it from its driver (``bridges_only``).
+
+    The T4 without an IOMMU group on this intel_iommu=on host (a device the DMAR tables leave out)."""
+    from tests.fakesys.builder import FakeRoot
+
+    fr = FakeRoot.attach(sim.root)
+    fr.leave_group(sim.t4, fr.device_path(sim.t4))
+    code, out, err = sim.invoke("bind", sim.t4, "-o", "json")
+    assert code == 4, err
+    assert _error(out) == {
+        "error": "HostEnvironmentError",
+        "message": f"{sim.t4} has no IOMMU group although the IOMMU is on: the IOMMU does not translate it, "
+                   "so vfio cannot take it",
+        "fix": "see dmesg for the IOMMU driver's messages about this device", "exit_code": 4}
+    assert driver_of(sim, sim.t4) == "nvidia" and sim.kernel.writes == []
+    code, _, err = sim.invoke("unbind", sim.t4)
+    assert code == 0, err
+    assert driver_of(sim, sim.t4) is None
+
+
+def test_selection_errors_name_what_was_asked_for(sim):
+    """Kills x_resolve_addresses__mutmut_26–42 (the message and fix when nothing matches: the
+    IDs, the vendor, the class, each only when given) and _45–53 (no device at all)."""
+    code, out, err = sim.invoke("bind", "--device", "1234:5678", "-o", "json")
+    assert code == 2, err
+    assert _error(out) == {"error": "UsageError",
+                           "message": "no device matches 1234:5678 on this host (bridges are never selected)",
+                           "fix": "run 'hostdev devices' to see the IDs", "exit_code": 2}
+    code, out, err = sim.invoke("bind", "--device", "1234:5678", "--device", "1234:5679", "--vendor", "1234",
+                                "--class", "net", "-o", "json")
+    assert code == 2, err
+    assert _error(out)["message"] == ("no device matches 1234:5678, 1234:5679, vendor 1234, class net on this host "
+                                      "(bridges are never selected)")
+    code, out, err = sim.invoke("bind", "--class", "0b40", "--vendor", "10de", "-o", "json")
+    assert code == 2, err
+    assert _error(out)["message"] == ("no device matches vendor 10de, class 0b40 on this host "
+                                      "(bridges are never selected)")
+    code, out, err = sim.invoke("bind", "-o", "json")
+    assert code == 2, err
+    assert _error(out) == {
+        "error": "UsageError", "message": "no device given",
+        "fix": "name devices by address (0000:65:00.0), --device VVVV:DDDD, --vendor or --class", "exit_code": 2}
+    assert sim.kernel.writes == []
+
+
+@pytest.mark.parametrize("selection, expected", [
+    (["--device", "10de:1eb8"], ["0000:65:00.0"]),
+    (["--vendor", "10de"], ["0000:17:00.0", "0000:17:00.1", "0000:65:00.0"]),
+    (["--class", "0b40"], ["0000:6b:00.0"]),
+    (["--vendor", "10de", "--class", "0302"], ["0000:65:00.0"]),
+    (["0000:6b:00.0", "--device", "10de:1eb8"], ["0000:65:00.0", "0000:6b:00.0"]),
+])
+def test_each_selector_alone_or_together_binds_what_it_selects(sim, selection, expected):
+    """Kills x_resolve_addresses__mutmut_8, _9 (``--vendor`` or ``--device`` alone ignored),
+    _7, _43 (a device kept as None): what a bind by selector takes from the kernel's drivers."""
+    code, _, err = sim.invoke("bind", *selection)
+    assert code == 0, err
+    on_vfio = sorted(a for a in os.listdir(os.path.join(sim.root, "sys/bus/pci/devices"))
+                     if driver_of(sim, a) == "vfio-pci")
+    assert on_vfio == expected
+
+
+def test_binding_one_function_of_a_card_says_it_takes_the_other(sim):
+    """Kills x__with_group__mutmut_23–26: the note about the A10's audio function, bound with
+    the VGA function, naming the driver it is taken from — or that it has none."""
+    a10, audio = sim.addresses["a10"], sim.addresses["a10_audio"]
+    group = sim.groups["a10"]
+    code, out, err = sim.invoke("bind", a10, "-o", "json")
+    assert code == 0, err
+    assert json.loads(out)["notes"] == [f"also binding {audio} (10de:1aef, on snd_hda_intel): another function of "
+                                        f"the same card in IOMMU group {group}"]
+    assert driver_of(sim, a10) == driver_of(sim, audio) == "vfio-pci"
+    assert sim.invoke("restore", "--all")[0] == 0
+    assert sim.invoke("unbind", audio)[0] == 0
+    code, out, err = sim.invoke("bind", a10, "-o", "json")
+    assert code == 0, err
+    assert json.loads(out)["notes"] == [f"also binding {audio} (10de:1aef, on no driver): another function of "
+                                        f"the same card in IOMMU group {group}"]
+
+
+def _qat_into_the_t4_group(sim) -> None:
+    """The QAT joins the T4's IOMMU group (no ACS between them): another card, on 4xxx."""
+    from tests.fakesys.builder import FakeRoot
+
+    fr = FakeRoot.attach(sim.root)
+    fr.leave_group(sim.qat, fr.device_path(sim.qat))
+    fr.join_group(sim.qat, sim.groups["t4"], path=fr.device_path(sim.qat))
+
+
+def test_a_partial_group_is_refused_naming_the_blocker_and_the_fix(sim):
+    """Kills x__with_group__mutmut_36–45 (the refusal's message and fix) and _46–49 (the note
+    of ``--force``): the QAT, on 4xxx, in the T4's group."""
+    _qat_into_the_t4_group(sim)
+    group = sim.groups["t4"]
+    code, out, err = sim.invoke("bind", sim.t4, "-o", "json")
+    assert code == 3, err
+    assert _error(out) == {
+        "error": "RefusedError",
+        "message": f"{sim.qat} (8086:4940, on 4xxx) shares IOMMU group {group} with {sim.t4}: the group would not "
+                   "be viable",
+        "fix": f"bind it too (hostdev bind {sim.t4} {sim.qat}) or pass --force", "exit_code": 3}
+    assert driver_of(sim, sim.t4) == "nvidia" and sim.kernel.writes == []
+    code, out, err = sim.invoke("bind", sim.t4, "--force", "-o", "json")
+    assert code == 0, err
+    assert json.loads(out)["notes"] == [f"--force: {sim.qat} stays on 4xxx; IOMMU group {group} will not be viable "
+                                        "for VFIO"]
+    assert driver_of(sim, sim.t4) == "vfio-pci" and driver_of(sim, sim.qat) == "4xxx"
+
+
+def test_a_bridge_on_a_host_driver_in_the_group_cannot_be_bound_around(sim):
+    """Kills x__with_group__mutmut_37–41 (the fix for a blocking bridge: binding it too is no
+    way out, hostdev never takes a bridge): the T4's root port in its group, on shpchp (a
+    driver that owns its DMA, unlike pcieport)."""
+    from tests.fakesys.builder import FakeRoot
+
+    fr = FakeRoot.attach(sim.root)
+    port = sim.addresses["t4_root_port"]
+    fr.leave_group(port, fr.device_path(port))
+    fr.join_group(port, sim.groups["t4"], path=fr.device_path(port))
+    fr.unlink(f"{fr.device_path(port)}/driver")
+    fr.bind(port, "shpchp")
+    code, out, err = sim.invoke("bind", sim.t4, "-o", "json")
+    assert code == 3, err
+    error = _error(out)
+    assert error["message"].startswith(f"{port} (8086:347a, on shpchp) shares IOMMU group {sim.groups['t4']}")
+    assert error["fix"] == "nothing can make this group viable without taking a bridge from its driver"
+
+
+def test_a_held_group_refuses_restore_naming_every_holder(sim):
+    """Kills x__refuse_if_held__mutmut_11–19: the refusal of a restore while two VMs hold the
+    A10's group (one each function), its message naming both and its fix."""
+    a10, audio = sim.addresses["a10"], sim.addresses["a10_audio"]
+    assert sim.invoke("bind", a10)[0] == 0
+    sim.kernel.hold(a10, pid=4242)
+    sim.kernel.hold(audio, pid=4243, comm="qemu-kvm")
+    code, out, err = sim.invoke("restore", a10, "-o", "json")
+    assert code == 3, err
+    assert _error(out) == {
+        "error": "RefusedError",
+        "message": f"{a10} is in use: /dev/vfio/{sim.groups['a10']} is held by qemu-system-x86 (pid 4242), "
+                   "qemu-kvm (pid 4243)",
+        "fix": "stop the VM or process first (virsh destroy …)", "exit_code": 3}
+    assert driver_of(sim, a10) == "vfio-pci"
+
+
+def test_an_interlock_refusal_says_what_it_would_take_and_how_to_insist(sim):
+    """Kills x__refuse_if_held__mutmut_31–37 (unbind's refusal of the NIC with the route)."""
+    nic = sim.addresses["nic_pf"]
+    code, out, err = sim.invoke("unbind", nic, "-o", "json")
+    assert code == 3, err
+    assert _error(out) == {
+        "error": "RefusedError",
+        "message": f"refusing to take {nic} is network interface eth0, which carries a route (default via 10.0.0.1 "
+                   "dev eth0)",
+        "fix": "pass --force if you are sure", "exit_code": 3}
+
+
+def test_restore_gives_a_forced_boot_vga_back_without_force(sim):
+    """Kills x__refuse_if_held__mutmut_21 (the interlocks asked for a device on vfio-pci too):
+    the boot VGA, taken with --force, goes back to its console driver with a plain restore —
+    giving the console back must not need --force."""
+    vga = sim.addresses["boot_vga"]
+    assert sim.invoke("bind", vga)[0] == 3
+    assert sim.invoke("bind", vga, "--force")[0] == 0 and driver_of(sim, vga) == "vfio-pci"
+    code, _, err = sim.invoke("restore", vga)
+    assert code == 0, err
+    assert driver_of(sim, vga) == "mgag200"
