@@ -78,6 +78,27 @@ def _rebind(address: str, driver: Optional[str], override: Optional[str]):
     return run
 
 
+def _give_back(address: str, driver: Optional[str], override: Optional[str], now: Optional[str],
+               now_override: Optional[str]):
+    """``_rebind`` to ``driver`` as one step that is never left half done: it writes up to three
+    times (unbind, driver_override, bind), and a plan rolls back only the steps that completed, so
+    when a later write fails (the driver's probe fails) the step itself first puts the device back
+    on ``now`` with ``now_override``, then the error goes on."""
+    give = _rebind(address, driver, override)
+    take_back = _rebind(address, now, now_override)
+
+    def run(host: Host) -> None:
+        try:
+            give(host)
+        except HostdevError as exc:
+            try:
+                take_back(host)
+            except HostdevError as undo_exc:
+                exc.message += f"; {address} could not be put back on {now or 'no driver'}: {undo_exc.message}"
+            raise
+    return run
+
+
 def _verify(address: str, driver: Optional[str], group: Optional[int]):
     def run(host: Host) -> None:
         now = host.link_name(f"{pci.PCI_DEVICES}/{address}/driver")
@@ -359,7 +380,8 @@ def plan_restore(host: Host, addresses: Sequence[str], every: bool = False, forc
         _refuse_if_held(host, dev, force, use)
         if original and not host.exists(f"{DRIVERS}/{original}"):
             plan.add(f"load driver {original}", _load_driver(original))
-        plan.add(f"give {addr} back to {original or 'no driver'}", _rebind(addr, original, override),
+        plan.add(f"give {addr} back to {original or 'no driver'}",
+                 _give_back(addr, original, override, dev.driver, dev.driver_override),
                  _rebind(addr, dev.driver, dev.driver_override), addr)
         plan.add(f"verify {addr} is on {original or 'no driver'}", _verify(addr, original, None), None, addr)
         forgets.append(addr)

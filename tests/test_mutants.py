@@ -554,3 +554,19 @@ def test_restore_gives_a_forced_boot_vga_back_without_force(sim):
     code, _, err = sim.invoke("restore", vga)
     assert code == 0, err
     assert driver_of(sim, vga) == "mgag200"
+
+
+# ---------------------------------------------------------------- binding.plan_restore: a failed give-back
+def test_a_restore_whose_probe_fails_leaves_the_device_on_vfio_pci(sim):
+    """A bug (found writing the test below): giving the T4 back is one step of three writes
+    (unbind from vfio-pci, clear driver_override, bind to nvidia); when nvidia's probe failed, the
+    plan rolled back only the steps before it and said so, while the T4 was left on no driver
+    with its override cleared. The step now puts it back itself."""
+    assert sim.invoke("bind", sim.t4)[0] == 0
+    sim.kernel.fail_probe(sim.t4, "nvidia", errno.EIO)
+    code, _, err = sim.invoke("restore", sim.t4)
+    assert code == 5 and "EIO" in err, err
+    assert driver_of(sim, sim.t4) == "vfio-pci"
+    assert Host(sim.root).read_attr(f"/sys/bus/pci/devices/{sim.t4}/driver_override") == "vfio-pci"
+    assert sim.groups["t4"] is not None and os.path.exists(os.path.join(sim.root, f"dev/vfio/{sim.groups['t4']}"))
+    assert sim.t4 in json.loads(Host(sim.root).read_text("/var/lib/hostdev/bindings.json"))["devices"]
