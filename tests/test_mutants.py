@@ -16,6 +16,7 @@ import pytest
 from hostdev import binding
 from hostdev.errors import ConfigWriteError, RefusedError, SysfsWriteError, UsageError
 from hostdev.host import Host
+from tests.fakesys.builder import FakeRoot
 
 PERSIST_DIR = "etc/hostdev/bindings.d"
 
@@ -556,7 +557,174 @@ def test_restore_gives_a_forced_boot_vga_back_without_force(sim):
     assert driver_of(sim, vga) == "mgag200"
 
 
-# ---------------------------------------------------------------- binding.plan_restore: a failed give-back
+# ---------------------------------------------------------------- binding.plan_bind: what bind shows and does
+JOURNAL_WRITE = {"path": "/var/lib/hostdev/bindings.json", "change": "write"}
+
+
+def test_bind_dry_run_and_bind_report_each_step_device_and_file(sim):
+    """Kills the plan_bind mutants of the step descriptions, the device entries and
+    BindingPlan.to_dict's envelope (``dry_run``, ``changed``, ``reboot_required``): ``bind
+    --dry-run -o json`` of the QAT (on 4xxx, vfio-pci not loaded yet) is all an administrator
+    sees before saying yes (docs/json.md); the real run reports the same and changes the kernel."""
+    group = sim.groups["qat"]
+    device = {"address": sim.qat, "from_driver": "4xxx", "to_driver": "vfio-pci", "action": "bind", "group": group,
+              "changed": True, "note": None}
+    actions = [
+        {"action": "load driver vfio-pci (modprobe vfio-pci) unless it is loaded", "device": None},
+        {"action": f"record {sim.qat}'s driver (4xxx) in /var/lib/hostdev/bindings.json", "device": sim.qat},
+        {"action": f"write vfio-pci to /sys/bus/pci/devices/{sim.qat}/driver_override", "device": sim.qat},
+        {"action": f"unbind {sim.qat} from 4xxx", "device": sim.qat},
+        {"action": f"probe {sim.qat} (drivers_probe)", "device": sim.qat},
+        {"action": f"verify {sim.qat} is on vfio-pci and /dev/vfio/{group} exists", "device": sim.qat},
+    ]
+    code, out, err = sim.invoke("bind", sim.qat, "--dry-run", "-o", "json")
+    assert code == 0, err
+    assert json.loads(out) == {"changed": True, "dry_run": True, "reboot_required": False, "devices": [device],
+                               "actions": actions, "files_changed": [JOURNAL_WRITE], "notes": []}
+    assert sim.kernel.writes == [] and driver_of(sim, sim.qat) == "4xxx"
+    code, out, err = sim.invoke("bind", sim.qat, "-o", "json")
+    assert code == 0, err
+    assert json.loads(out) == {"changed": True, "dry_run": False, "reboot_required": False, "devices": [device],
+                               "actions": actions, "files_changed": [JOURNAL_WRITE], "notes": []}
+    assert driver_of(sim, sim.qat) == "vfio-pci"
+    # the second bind: nothing to do, and the entry says why
+    code, out, err = sim.invoke("bind", sim.qat, "-o", "json")
+    assert code == 0, err
+    assert json.loads(out) == {
+        "changed": False, "dry_run": False, "reboot_required": False,
+        "devices": [{"address": sim.qat, "from_driver": "vfio-pci", "to_driver": "vfio-pci", "action": "none",
+                     "group": group, "changed": False, "note": "already on vfio-pci"}],
+        "actions": [], "files_changed": [], "notes": []}
+
+
+def test_binding_a_device_without_a_driver_has_no_unbind_step(sim):
+    """Kills the plan_bind mutants of a driverless device's steps (its record naming no driver,
+    no unbind) and of the non-vfio target's verify (no /dev/vfio node: pci-stub has none)."""
+    assert sim.invoke("unbind", sim.qat)[0] == 0
+    FakeRoot.attach(sim.root).add_driver("pci-stub")
+    sim.kernel.register_driver("pci-stub")
+    code, out, err = sim.invoke("bind", sim.qat, "--driver", "pci-stub", "--dry-run", "-o", "json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert [a["action"] for a in data["actions"]] == [
+        "load driver pci-stub (modprobe pci-stub) unless it is loaded",
+        f"record {sim.qat}'s driver (none) in /var/lib/hostdev/bindings.json",
+        f"write pci-stub to /sys/bus/pci/devices/{sim.qat}/driver_override",
+        f"probe {sim.qat} (drivers_probe)",
+        f"verify {sim.qat} is on pci-stub",
+    ]
+    assert data["devices"] == [{"address": sim.qat, "from_driver": None, "to_driver": "pci-stub", "action": "bind",
+                                "group": sim.groups["qat"], "changed": True, "note": None}]
+    code, _, err = sim.invoke("bind", sim.qat, "--driver", "pci-stub")
+    assert code == 0, err
+    assert driver_of(sim, sim.qat) == "pci-stub"
+    assert not os.path.exists(os.path.join(sim.root, f"dev/vfio/{sim.groups['qat']}"))
+
+
+@pytest.mark.parametrize("lost", ["/etc/udev/rules.d/60-hostdev.rules", "/etc/systemd/system/hostdev-bindings.service",
+                                  "/etc/systemd/system/multi-user.target.wants/hostdev-bindings.service"])
+def test_bind_persist_again_puts_back_a_boot_file_that_was_removed(sim, lost):
+    """Kills x_plan_bind__mutmut_179–186: a device already persistent, but the udev rule, the
+    unit or its enabling link gone (removed by hand, a package purge): ``bind --persist`` again
+    must write it back, or the binding is not re-applied at the next boot."""
+    assert sim.invoke("bind", sim.t4, "--persist")[0] == 0
+    os.unlink(os.path.join(sim.root, lost.lstrip("/")))
+    code, out, err = sim.invoke("bind", sim.t4, "--persist", "-o", "json")
+    assert code == 0, err
+    assert json.loads(out)["changed"] is True
+    assert os.path.lexists(os.path.join(sim.root, lost.lstrip("/")))
+    host = Host(sim.root)
+    assert host.readlink("/etc/systemd/system/multi-user.target.wants/hostdev-bindings.service") == \
+        "/etc/systemd/system/hostdev-bindings.service"
+    assert host.read_text("/etc/hostdev/bindings.d/pci-0000:65:00.0") == "vfio-pci\n"
+
+
+# ---------------------------------------------------------------- binding.plan_restore
+def test_restore_dry_run_and_restore_report_each_step_device_and_file(sim):
+    """Kills the plan_restore mutants of the step descriptions, the device entry and the files
+    changed: the QAT had no driver before hostdev (unbound by hand), was bound with --persist,
+    and goes back to no driver; the last persistent binding going takes the boot files with it."""
+    Host(sim.root, kernel=sim.kernel).write_attr("/sys/bus/pci/drivers/4xxx/unbind", sim.qat)
+    assert sim.invoke("bind", sim.qat, "--persist")[0] == 0
+    persist_file = f"/etc/hostdev/bindings.d/pci-{sim.qat}"
+    boot_files = ["/etc/udev/rules.d/60-hostdev.rules", "/etc/systemd/system/hostdev-bindings.service",
+                  "/etc/systemd/system/multi-user.target.wants/hostdev-bindings.service"]
+    expected = {
+        "changed": True, "reboot_required": False,
+        "devices": [{"address": sim.qat, "from_driver": "vfio-pci", "to_driver": None, "action": "restore",
+                     "group": sim.groups["qat"], "changed": True, "note": None}],
+        "actions": [
+            {"action": f"persist: remove {persist_file}", "device": sim.qat},
+            {"action": f"give {sim.qat} back to no driver", "device": sim.qat},
+            {"action": f"verify {sim.qat} is on no driver", "device": sim.qat},
+            {"action": f"forget {sim.qat} in /var/lib/hostdev/bindings.json", "device": sim.qat},
+            {"action": "persist: remove /etc/udev/rules.d/60-hostdev.rules (no persistent binding left)",
+             "device": None},
+            {"action": "persist: remove /etc/systemd/system/hostdev-bindings.service (no persistent binding left)",
+             "device": None},
+            {"action": "persist: disable hostdev-bindings.service "
+                       "(/etc/systemd/system/multi-user.target.wants/hostdev-bindings.service)", "device": None}],
+        "files_changed": [{"path": persist_file, "change": "remove"}, JOURNAL_WRITE]
+        + [{"path": path, "change": "remove"} for path in boot_files],
+        "notes": []}
+    code, out, err = sim.invoke("restore", sim.qat, "--dry-run", "-o", "json")
+    assert code == 0, err
+    assert json.loads(out) == dict(expected, dry_run=True)
+    assert os.path.exists(os.path.join(sim.root, persist_file.lstrip("/"))) and driver_of(sim, sim.qat) == "vfio-pci"
+    code, out, err = sim.invoke("restore", sim.qat, "-o", "json")
+    assert code == 0, err
+    assert json.loads(out) == dict(expected, dry_run=False)
+    assert driver_of(sim, sim.qat) is None
+    for path in [persist_file] + boot_files:
+        assert not os.path.lexists(os.path.join(sim.root, path.lstrip("/"))), path
+
+
+def test_restore_without_devices_names_the_ways_to_give_them(sim):
+    """Kills x_plan_restore__mutmut_13–21."""
+    code, out, err = sim.invoke("restore", "-o", "json")
+    assert code == 2, err
+    assert _error(out) == {"error": "UsageError", "message": "no device given",
+                           "fix": "name devices by address, or --all", "exit_code": 2}
+
+
+def test_restore_goes_past_devices_it_has_nothing_to_do_for(sim):
+    """Kills x_plan_restore__mutmut_62–112: the entries of a device hostdev never changed (the
+    NVMe spare) and of one already back on its driver (the QAT, rebound by hand after an
+    unbind), each followed by a device still to restore (``continue`` → ``break``); the one
+    already back is forgotten, the journal ends empty."""
+    spare = sim.addresses["nvme_spare"]
+    assert sim.invoke("unbind", sim.qat)[0] == 0
+    assert sim.invoke("bind", sim.t4)[0] == 0
+    Host(sim.root, kernel=sim.kernel).write_attr("/sys/bus/pci/drivers/4xxx/bind", sim.qat)
+    code, out, err = sim.invoke("restore", spare, sim.qat, sim.t4, "-o", "json")
+    assert code == 0, err
+    assert json.loads(out)["devices"] == [
+        {"address": spare, "from_driver": "nvme", "to_driver": "nvme", "action": "none",
+         "group": sim.groups["nvme_spare"], "changed": False, "note": "hostdev has no record of changing it"},
+        {"address": sim.qat, "from_driver": "4xxx", "to_driver": "4xxx", "action": "none",
+         "group": sim.groups["qat"], "changed": False, "note": "already on 4xxx"},
+        {"address": sim.t4, "from_driver": "vfio-pci", "to_driver": "nvidia", "action": "restore",
+         "group": sim.groups["t4"], "changed": True, "note": None},
+    ]
+    assert driver_of(sim, sim.t4) == "nvidia"
+    assert json.loads(Host(sim.root).read_text("/var/lib/hostdev/bindings.json"))["devices"] == {}
+
+
+def test_restore_loads_the_original_driver_when_its_module_is_gone(sim):
+    """Kills x_plan_restore__mutmut_121–128: nvidia was unloaded while the T4 and the A10 were on
+    vfio-pci; restore loads it again and both cards are back on it."""
+    a10, audio = sim.addresses["a10"], sim.addresses["a10_audio"]
+    assert sim.invoke("bind", sim.t4, a10)[0] == 0
+    assert sim.kernel.run(["modprobe", "-r", "nvidia"]).rc == 0
+    assert not os.path.exists(os.path.join(sim.root, "sys/bus/pci/drivers/nvidia"))
+    code, out, err = sim.invoke("restore", a10, "--dry-run", "-o", "json")
+    assert code == 0, err
+    assert [a["action"] for a in json.loads(out)["actions"]][:2] == ["load driver nvidia", f"give {a10} back to nvidia"]
+    code, _, err = sim.invoke("restore", "--all")
+    assert code == 0, err
+    assert driver_of(sim, sim.t4) == driver_of(sim, a10) == "nvidia" and driver_of(sim, audio) == "snd_hda_intel"
+
+
 def test_a_restore_whose_probe_fails_leaves_the_device_on_vfio_pci(sim):
     """A bug (found writing the test below): giving the T4 back is one step of three writes
     (unbind from vfio-pci, clear driver_override, bind to nvidia); when nvidia's probe failed, the
@@ -570,3 +738,17 @@ def test_a_restore_whose_probe_fails_leaves_the_device_on_vfio_pci(sim):
     assert Host(sim.root).read_attr(f"/sys/bus/pci/devices/{sim.t4}/driver_override") == "vfio-pci"
     assert sim.groups["t4"] is not None and os.path.exists(os.path.join(sim.root, f"dev/vfio/{sim.groups['t4']}"))
     assert sim.t4 in json.loads(Host(sim.root).read_text("/var/lib/hostdev/bindings.json"))["devices"]
+
+
+def test_a_failed_restore_puts_the_persistent_binding_back(sim):
+    """Kills x_plan_restore__mutmut_31–54 (the undo of removing the persistence file): nvidia's
+    probe of the T4 fails, the restore is rolled back, and the T4 must still be bound at boot —
+    its file back with the driver's name and no backup beside it (a backup would read as a
+    binding too)."""
+    assert sim.invoke("bind", sim.t4, "--persist")[0] == 0
+    sim.kernel.fail_probe(sim.t4, "nvidia", errno.EIO)
+    code, _, err = sim.invoke("restore", sim.t4)
+    assert code == 5, err
+    assert driver_of(sim, sim.t4) == "vfio-pci"
+    assert os.listdir(os.path.join(sim.root, PERSIST_DIR)) == [f"pci-{sim.t4}"]
+    assert Host(sim.root).read_text(f"/{PERSIST_DIR}/pci-{sim.t4}") == "vfio-pci\n"
