@@ -557,6 +557,29 @@ def test_restore_gives_a_forced_boot_vga_back_without_force(sim):
     assert driver_of(sim, vga) == "mgag200"
 
 
+# ---------------------------------------------------------------- binding._rebind
+def test_a_rollback_to_a_driver_unloaded_meanwhile_asks_the_kernel_to_probe(sim, monkeypatch):
+    """Kills x__rebind__mutmut_23–26: the QAT's bind fails at vfio-pci's probe, and qat_4xxx was
+    unloaded once the QAT had left it (an rmmod of a module with no device left); the rollback
+    cannot bind to 4xxx, whose directory is gone, so it asks the kernel to probe the device
+    (drivers_probe) and the rollback completes."""
+    sim.kernel.fail_probe(sim.qat, "vfio-pci", errno.EIO)
+    write = sim.kernel.write
+
+    def unload_after_unbind(path, value):
+        write(path, value)
+        if path == "/sys/bus/pci/drivers/4xxx/unbind":
+            assert sim.kernel.run(["modprobe", "-r", "qat_4xxx"]).rc == 0
+
+    monkeypatch.setattr(sim.kernel, "write", unload_after_unbind)
+    code, _, err = sim.invoke("bind", sim.qat)
+    assert code == 5 and "rolled back" in err and "ROLLBACK INCOMPLETE" not in err, err
+    assert sim.kernel.writes[-3:] == [("/sys/bus/pci/devices/0000:6b:00.0/driver_override", "\n"),
+                                      ("/sys/bus/pci/drivers_probe", sim.qat),
+                                      ("/sys/bus/pci/devices/0000:6b:00.0/driver_override", "\n")]
+    assert driver_of(sim, sim.qat) is None
+
+
 # ---------------------------------------------------------------- binding.plan_bind: what bind shows and does
 JOURNAL_WRITE = {"path": "/var/lib/hostdev/bindings.json", "change": "write"}
 
