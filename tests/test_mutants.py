@@ -385,6 +385,18 @@ def test_a_bridge_is_refused_naming_what_to_bind_instead(sim):
     assert driver_of(sim, "0000:64:02.0") == "pcieport"
 
 
+def test_a_bridge_named_after_a_device_is_refused_too(sim):
+    """Kills x_refuse_unbindable__mutmut_15 (``continue`` → ``break``: only the devices up to the
+    first one that may be taken are looked at). The A10 (0000:17:00.0) sorts before the T4's
+    root port (0000:64:02.0); neither bind nor unbind may touch either."""
+    port, a10 = sim.addresses["t4_root_port"], sim.addresses["a10"]
+    for command in ("bind", "unbind"):
+        code, _, err = sim.invoke(command, a10, port)
+        assert code == 2 and f"{port} is a PCI bridge" in err, err
+    assert driver_of(sim, port) == "pcieport" and driver_of(sim, a10) == "nvidia"
+    assert sim.kernel.writes == []
+
+
 def test_a_function_the_iommu_does_not_cover_is_refused_by_bind_but_unbinds(sim):
     """Kills x_refuse_unbindable__mutmut_2, _6 (the IOMMU taken as off: the function is not
     refused), _11 (refused by unbind only), _25–31 (the refusal's message and fix); and unbind,
