@@ -445,6 +445,17 @@ def test_selection_errors_name_what_was_asked_for(sim):
     assert sim.kernel.writes == []
 
 
+def test_a_vendor_named_as_pci_ids_names_it_selects_its_devices(sim):
+    """Kills x_resolve_addresses__mutmut_14, _18, _19 (the host's pci.ids not handed on: a vendor
+    name then cannot be looked up). The host's pci.ids names vendor 10de."""
+    os.makedirs(os.path.join(sim.root, "usr/share/misc"), exist_ok=True)
+    with open(os.path.join(sim.root, "usr/share/misc/pci.ids"), "w") as handle:
+        handle.write("# pci.ids\n10de  NVIDIA Corporation\n\t1eb8  TU104GL [Tesla T4]\n8086  Intel Corporation\n")
+    code, out, err = sim.invoke("bind", "--vendor", "nvidia", "--class", "0302", "--dry-run", "-o", "json")
+    assert code == 0, err
+    assert [d["address"] for d in json.loads(out)["devices"]] == [sim.t4]
+
+
 @pytest.mark.parametrize("selection, expected", [
     (["--device", "10de:1eb8"], ["0000:65:00.0"]),
     (["--vendor", "10de"], ["0000:17:00.0", "0000:17:00.1", "0000:65:00.0"]),
@@ -545,16 +556,19 @@ def test_a_held_group_refuses_restore_naming_every_holder(sim):
     assert driver_of(sim, a10) == "vfio-pci"
 
 
-def test_an_interlock_refusal_says_what_it_would_take_and_how_to_insist(sim):
-    """Kills x__refuse_if_held__mutmut_31–37 (unbind's refusal of the NIC with the route)."""
+@pytest.mark.parametrize("command", ["unbind", "bind"])
+def test_an_interlock_refusal_says_what_it_would_take_and_how_to_insist(sim, command):
+    """Kills x__refuse_if_held__mutmut_31–37 (unbind's refusal of the NIC with the route) and
+    x_plan_bind__mutmut_51–57 (bind's)."""
     nic = sim.addresses["nic_pf"]
-    code, out, err = sim.invoke("unbind", nic, "-o", "json")
+    code, out, err = sim.invoke(command, nic, "-o", "json")
     assert code == 3, err
     assert _error(out) == {
         "error": "RefusedError",
         "message": f"refusing to take {nic} is network interface eth0, which carries a route (default via 10.0.0.1 "
                    "dev eth0)",
         "fix": "pass --force if you are sure", "exit_code": 3}
+    assert driver_of(sim, nic) == "ice" and sim.kernel.writes == []
 
 
 def test_restore_gives_a_forced_boot_vga_back_without_force(sim):
