@@ -646,6 +646,17 @@ def test_bind_dry_run_and_bind_report_each_step_device_and_file(sim):
         "actions": [], "files_changed": [], "notes": []}
 
 
+def test_bindings_lists_the_driver_each_device_was_bound_to(sim):
+    """Kills x_plan_bind__mutmut_69 (the journal entry without the driver hostdev bound the
+    device to): ``hostdev bindings`` shows the original driver and the one it was bound to."""
+    assert sim.invoke("bind", sim.qat)[0] == 0
+    code, out, err = sim.invoke("bindings", "-o", "json")
+    assert code == 0, err
+    (row,) = json.loads(out)["bindings"]
+    assert (row["address"], row["original_driver"], row["bound_to"], row["driver"]) == \
+        (sim.qat, "4xxx", "vfio-pci", "vfio-pci")
+
+
 def test_binding_a_device_without_a_driver_has_no_unbind_step(sim):
     """Kills the plan_bind mutants of a driverless device's steps (its record naming no driver,
     no unbind) and of the non-vfio target's verify (no /dev/vfio node: pci-stub has none)."""
