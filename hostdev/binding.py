@@ -69,12 +69,18 @@ def _rebind(address: str, driver: Optional[str], override: Optional[str]):
         current = host.link_name(f"{pci.PCI_DEVICES}/{address}/driver")
         if current and current != driver:
             host.write_attr(f"{DRIVERS}/{current}/unbind", address)
-        host.write_attr(f"{pci.PCI_DEVICES}/{address}/driver_override", override or "\n")
+        # An override naming another driver (written while the device was bound: it only counts
+        # at the next probe) makes the kernel refuse the bind to ``driver`` (pci_match_device
+        # matches only the override's driver: ENODEV), so it goes back after the bind.
+        in_the_way = bool(override and driver and override != driver)
+        host.write_attr(f"{pci.PCI_DEVICES}/{address}/driver_override", "\n" if in_the_way else override or "\n")
         if driver and host.link_name(f"{pci.PCI_DEVICES}/{address}/driver") != driver:
             if host.exists(f"{DRIVERS}/{driver}"):
                 host.write_attr(f"{DRIVERS}/{driver}/bind", address)
             else:
                 host.write_attr(DRIVERS_PROBE, address)
+        if in_the_way:
+            host.write_attr(f"{pci.PCI_DEVICES}/{address}/driver_override", override)
     return run
 
 

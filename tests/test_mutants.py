@@ -606,6 +606,20 @@ def test_a_rollback_to_a_driver_unloaded_meanwhile_asks_the_kernel_to_probe(sim,
     assert driver_of(sim, sim.qat) is None
 
 
+def test_a_rollback_gives_the_device_back_under_an_override_naming_another_driver(sim):
+    """A bug (found from x_plan_bind__mutmut_119): the T4 is on nvidia, and its driver_override
+    names pci-stub (written after the T4 was bound: it only counts at the next probe). vfio-pci's
+    probe fails; the rollback wrote the old override back before binding to nvidia, which the
+    kernel then refused (ENODEV): ROLLBACK INCOMPLETE, the T4 left on no driver. The override
+    now goes back after the bind."""
+    Host(sim.root, kernel=sim.kernel).write_attr(f"/sys/bus/pci/devices/{sim.t4}/driver_override", "pci-stub")
+    sim.kernel.fail_probe(sim.t4, "vfio-pci", errno.EIO)
+    code, _, err = sim.invoke("bind", sim.t4)
+    assert code == 5 and "ROLLBACK INCOMPLETE" not in err, err
+    assert driver_of(sim, sim.t4) == "nvidia"
+    assert Host(sim.root).read_attr(f"/sys/bus/pci/devices/{sim.t4}/driver_override") == "pci-stub"
+
+
 # ---------------------------------------------------------------- binding.plan_bind: what bind shows and does
 JOURNAL_WRITE = {"path": "/var/lib/hostdev/bindings.json", "change": "write"}
 
