@@ -695,6 +695,19 @@ def test_binding_a_device_without_a_driver_has_no_unbind_step(sim):
     assert not os.path.exists(os.path.join(sim.root, f"dev/vfio/{sim.groups['qat']}"))
 
 
+def test_a_failed_bind_of_a_device_without_a_driver_takes_it_off_vfio_pci(sim):
+    """Kills x_plan_bind__mutmut_125, _132, _133 (the probe's undo dropped or asking about no
+    device or driver): the QAT has no driver (unbound by hostdev), the probe puts it on
+    vfio-pci but /dev/vfio/N never appears; with no unbind step to undo, only the probe's undo
+    takes it off vfio-pci again."""
+    assert sim.invoke("unbind", sim.qat)[0] == 0
+    sim.kernel.create_dev_nodes = False
+    code, _, err = sim.invoke("bind", sim.qat)
+    assert code == 5 and "did not appear" in err, err
+    assert driver_of(sim, sim.qat) is None
+    assert Host(sim.root).read_attr(f"/sys/bus/pci/devices/{sim.qat}/driver_override") == "(null)"
+
+
 @pytest.mark.parametrize("lost", ["/etc/udev/rules.d/60-hostdev.rules", "/etc/systemd/system/hostdev-bindings.service",
                                   "/etc/systemd/system/multi-user.target.wants/hostdev-bindings.service"])
 def test_bind_persist_again_puts_back_a_boot_file_that_was_removed(sim, lost):
