@@ -711,7 +711,7 @@ def test_a_failed_bind_of_a_device_without_a_driver_takes_it_off_vfio_pci(sim):
 @pytest.mark.parametrize("lost", ["/etc/udev/rules.d/60-hostdev.rules", "/etc/systemd/system/hostdev-bindings.service",
                                   "/etc/systemd/system/multi-user.target.wants/hostdev-bindings.service"])
 def test_bind_persist_again_puts_back_a_boot_file_that_was_removed(sim, lost):
-    """Kills x_plan_bind__mutmut_179–186: a device already persistent, but the udev rule, the
+    """Kills x_plan_bind__mutmut_178–185: a device already persistent, but the udev rule, the
     unit or its enabling link gone (removed by hand, a package purge): ``bind --persist`` again
     must write it back, or the binding is not re-applied at the next boot."""
     assert sim.invoke("bind", sim.t4, "--persist")[0] == 0
