@@ -774,6 +774,14 @@ def test_restore_without_devices_names_the_ways_to_give_them(sim):
                            "fix": "name devices by address, or --all", "exit_code": 2}
 
 
+def test_restore_of_a_device_that_is_not_there_names_it(sim):
+    """Kills x_plan_restore__mutmut_63 (the error without the address)."""
+    code, out, err = sim.invoke("restore", "0000:99:00.0", "-o", "json")
+    assert code == 2, err
+    assert _error(out) == {"error": "DeviceNotFoundError", "message": "no PCI device 0000:99:00.0 on this host",
+                           "fix": "run 'hostdev devices' to list the addresses", "exit_code": 2}
+
+
 def test_restore_goes_past_devices_it_has_nothing_to_do_for(sim):
     """Kills x_plan_restore__mutmut_62–112: the entries of a device hostdev never changed (the
     NVMe spare) and of one already back on its driver (the QAT, rebound by hand after an
@@ -828,7 +836,8 @@ def test_a_restore_whose_probe_fails_leaves_the_device_on_vfio_pci(sim):
 
 
 def test_a_failed_restore_puts_the_persistent_binding_back(sim):
-    """Kills x_plan_restore__mutmut_31–54 (the undo of removing the persistence file): nvidia's
+    """Kills x_plan_restore__mutmut_31–54 (the undo of removing the persistence file; _33, _43–_45,
+    _47, _48, _50, _51 seen failing): nvidia's
     probe of the T4 fails, the restore is rolled back, and the T4 must still be bound at boot —
     its file back with the driver's name and no backup beside it (a backup would read as a
     binding too)."""
@@ -836,6 +845,5 @@ def test_a_failed_restore_puts_the_persistent_binding_back(sim):
     sim.kernel.fail_probe(sim.t4, "nvidia", errno.EIO)
     code, _, err = sim.invoke("restore", sim.t4)
     assert code == 5, err
-    assert driver_of(sim, sim.t4) == "vfio-pci"
     assert os.listdir(os.path.join(sim.root, PERSIST_DIR)) == [f"pci-{sim.t4}"]
     assert Host(sim.root).read_text(f"/{PERSIST_DIR}/pci-{sim.t4}") == "vfio-pci\n"
