@@ -199,3 +199,85 @@ def test_property_only_the_assignment_changes_and_bash_agrees(case, args, tmp_pa
     assert sourced(edited, tmp_path).split() == sourced(text, tmp_path).split() + args
     # idempotent through hostdev's own reading: every argument is now configured once more
     assert bootloader.parse_shell_assignments(edited).get(VAR, "").split()[-len(args):] == args
+
+
+# ---------------------------------------------------------------- shapes written for the mutation run's survivors
+# (docs/testing.md, "bootloader.py and bootargs.py"); each expected text is worked out by hand.
+@pytest.mark.parametrize("line, expected", [
+    # an unquoted expansion: the new words go in a quoted word glued to it, with a blank, since
+    # the expansion's value is unknown here
+    ("GRUB_CMDLINE_LINUX=$GRUB_CMDLINE_LINUX\n", 'GRUB_CMDLINE_LINUX=$GRUB_CMDLINE_LINUX" intel_iommu=on"\n'),
+    # a variable set elsewhere (empty here): a blank still separates it from the new word
+    ('GRUB_CMDLINE_LINUX="$FROM_ELSEWHERE"\n', 'GRUB_CMDLINE_LINUX="$FROM_ELSEWHERE intel_iommu=on"\n'),
+    # a value that already ends with a blank gets no second one
+    ('GRUB_CMDLINE_LINUX="quiet "\n', 'GRUB_CMDLINE_LINUX="quiet intel_iommu=on"\n'),
+])
+def test_append_to_an_expansion_or_a_trailing_blank(line, expected, tmp_path):
+    edited = bootloader.append_args(line, VAR, ["intel_iommu=on"])
+    assert edited == expected
+    assert sourced(edited, tmp_path) == " ".join((sourced(line, tmp_path) + " intel_iommu=on").split())
+
+
+def test_a_refused_argument_is_named_in_the_error():
+    with pytest.raises(BootConfigError) as caught:
+        bootloader.append_args('GRUB_CMDLINE_LINUX=""\n', VAR, ["x;reboot"])
+    assert caught.value.message == "kernel argument 'x;reboot' has characters the shell or GRUB would interpret"
+
+
+@pytest.mark.parametrize("text, expected, removed", [
+    # the argument is the whole unquoted word
+    ("GRUB_CMDLINE_LINUX=intel_iommu=off\n", "GRUB_CMDLINE_LINUX=\n", 1),
+    # the blank before it goes with it, even when nothing precedes that blank
+    ('GRUB_CMDLINE_LINUX=" intel_iommu=off"\n', 'GRUB_CMDLINE_LINUX=""\n', 1),
+    ('GRUB_CMDLINE_LINUX="intel_iommu=off "\n', 'GRUB_CMDLINE_LINUX=""\n', 1),
+    # on a continuation line: the blank before it is on the line above, beyond the backslash-newline;
+    # only the argument goes (taking the newline instead would let the backslash escape the quote)
+    ('GRUB_CMDLINE_LINUX="quiet \\\nintel_iommu=off"\n', 'GRUB_CMDLINE_LINUX="quiet \\\n"\n', 1),
+    # an occurrence that is not ours to change comes first (written in X; escaped): the literal one
+    # after it is still found
+    ('X="intel_iommu=off"\nGRUB_CMDLINE_LINUX="$X quiet intel_iommu=off"\n',
+     'X="intel_iommu=off"\nGRUB_CMDLINE_LINUX="$X quiet"\n', 1),
+    ('GRUB_CMDLINE_LINUX=intel_iommu\\=off\nGRUB_CMDLINE_LINUX="$GRUB_CMDLINE_LINUX quiet intel_iommu=off"\n',
+     'GRUB_CMDLINE_LINUX=intel_iommu\\=off\nGRUB_CMDLINE_LINUX="$GRUB_CMDLINE_LINUX quiet"\n', 1),
+    # every occurrence, by default
+    ('GRUB_CMDLINE_LINUX="intel_iommu=off quiet intel_iommu=off"\n', 'GRUB_CMDLINE_LINUX="quiet"\n', 2),
+    # the edited last line gets the line end it lacked; a line that ends in a continuation keeps it alone
+    ('GRUB_CMDLINE_LINUX="quiet intel_iommu=off"', 'GRUB_CMDLINE_LINUX="quiet"\n', 1),
+    ("GRUB_CMDLINE_LINUX=\\\nintel_iommu=off", "GRUB_CMDLINE_LINUX=\\\n", 1),
+])
+def test_remove_where_the_argument_is_written(text, expected, removed, tmp_path):
+    assert bootloader.remove_args(text, VAR, ["intel_iommu=off"]) == (expected, ["intel_iommu=off"] * removed)
+    # bash still sources the edited file (no quote left open) to what hostdev reads in it
+    assert sourced(expected, tmp_path) == " ".join(bootloader.parse_shell_assignments(expected)[VAR].split())
+
+
+def test_remove_last_only_takes_the_last_occurrence():
+    # what hostdev appended is the last one; the administrator's own copy before it stays
+    text = 'GRUB_CMDLINE_LINUX="iommu=pt quiet iommu=pt"\n'
+    assert bootloader.remove_args(text, VAR, ["iommu=pt"], last_only=True) == \
+        ('GRUB_CMDLINE_LINUX="iommu=pt quiet"\n', ["iommu=pt"])
+
+
+@pytest.mark.parametrize("text", [
+    # the main file set "quiet": the drop-in's value is "quietintel_iommu=off", which has no such word
+    'GRUB_CMDLINE_LINUX="${GRUB_CMDLINE_LINUX}intel_iommu=off"\n',
+    # the word is there, but partly written through a variable (its first and last letters are
+    # where a literal word would put them): not written literally, so not removed
+    'IOMMU_MID=tel_iommu=of\nGRUB_CMDLINE_LINUX="quiet in${IOMMU_MID}f"\n',
+])
+def test_an_argument_not_written_as_one_literal_word_is_left_alone(text):
+    assert bootloader.remove_args(text, VAR, ["intel_iommu=off"], {VAR: "quiet"}) == (text, [])
+
+
+@pytest.mark.parametrize("text, expected", [
+    # a CRLF file without the variable: the new line ends as the file's lines do
+    ("GRUB_TIMEOUT=5\r\n", 'GRUB_TIMEOUT=5\r\nGRUB_CMDLINE_LINUX="intel_iommu=on"\r\n'),
+    ("GRUB_TIMEOUT=5", 'GRUB_TIMEOUT=5\nGRUB_CMDLINE_LINUX="intel_iommu=on"\n'),
+    ("GRUB_TIMEOUT=5\r\nGRUB_DEFAULT=0", 'GRUB_TIMEOUT=5\r\nGRUB_DEFAULT=0\r\nGRUB_CMDLINE_LINUX="intel_iommu=on"\r\n'),
+    # the first line decides: a CRLF file that starts with an empty line, an LF file that ends in a stray CR
+    ("\r\nGRUB_TIMEOUT=5\r\n", '\r\nGRUB_TIMEOUT=5\r\nGRUB_CMDLINE_LINUX="intel_iommu=on"\r\n'),
+    ("GRUB_TIMEOUT=5\r\n# edited elsewhere\n", 'GRUB_TIMEOUT=5\r\n# edited elsewhere\nGRUB_CMDLINE_LINUX="intel_iommu=on"\r\n'),
+    ("\nGRUB_TIMEOUT=5\r", '\nGRUB_TIMEOUT=5\r\nGRUB_CMDLINE_LINUX="intel_iommu=on"\n'),
+])
+def test_an_added_assignment_ends_as_the_files_first_line(text, expected):
+    assert bootloader.append_args(text, VAR, ["intel_iommu=on"]) == expected
