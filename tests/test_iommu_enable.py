@@ -354,3 +354,69 @@ def test_an_amd_host_with_its_ivrs_table_gets_no_argument_whatever_the_cpu_strin
     out = m.json("iommu", "enable")
     assert out["added"] == [] and out["changed"] is False
     assert any(n.startswith("AMD-Vi needs no argument") for n in out["notes"])
+
+
+# ---------------------------------------------------------------- written for the mutation run's survivors
+# (docs/testing.md, "bootloader.py and bootargs.py")
+def test_an_empty_etc_default_grub_gets_just_the_assignment(machine):
+    m = machine(grub="", dropin_dir=False)
+    m.json("iommu", "enable")
+    assert m.read("/etc/default/grub") == 'GRUB_CMDLINE_LINUX="intel_iommu=on"\n'
+
+
+def test_replace_removes_the_value_from_each_variable_and_file_that_writes_it_and_nothing_else(machine):
+    m = machine(grub='GRUB_CMDLINE_LINUX_DEFAULT="quiet intel_iommu=off"\n'
+                     'GRUB_CMDLINE_LINUX="intel_iommu=off console=ttyS0 intel_iommu=off"\n')
+    m.fr.write("/etc/default/grub.d/00-empty.cfg", "")  # someone's empty drop-in: left as it is
+    out = m.json("iommu", "enable", "--replace")
+    assert m.read("/etc/default/grub") == 'GRUB_CMDLINE_LINUX_DEFAULT="quiet"\nGRUB_CMDLINE_LINUX="console=ttyS0"\n'
+    assert m.read("/etc/default/grub.d/00-empty.cfg") == ""
+    assert "intel_iommu=on" in m.read("/etc/default/grub.d/hostdev.cfg")
+    assert "intel_iommu=off" in out["removed"] and out["added"] == ["intel_iommu=on"]
+    linux = [line for line in m.read("/boot/grub/grub.cfg").splitlines() if "\tlinux\t" in line][0]
+    assert "intel_iommu=off" not in linux and "intel_iommu=on" in linux
+
+
+def test_replace_leaves_a_value_glued_to_an_earlier_files_expansion(machine):
+    # after /etc/default/grub (and a drop-in between that sets something else), the drop-in's value is
+    # "quietintel_iommu=off intel_iommu=off": only its second word is the argument; the first stays
+    m = machine(grub='GRUB_CMDLINE_LINUX="quiet"\n')
+    m.fr.write("/etc/default/grub.d/10-timeout.cfg", "GRUB_TIMEOUT=1\n")
+    m.fr.write("/etc/default/grub.d/50-local.cfg",
+               'GRUB_CMDLINE_LINUX="${GRUB_CMDLINE_LINUX}intel_iommu=off intel_iommu=off"\n')
+    m.json("iommu", "enable", "--replace")
+    assert m.read("/etc/default/grub.d/50-local.cfg") == 'GRUB_CMDLINE_LINUX="${GRUB_CMDLINE_LINUX}intel_iommu=off"\n'
+    assert m.read("/etc/default/grub") == 'GRUB_CMDLINE_LINUX="quiet"\n'
+
+
+def test_replacing_an_argument_of_hostdevs_own_dropin_reports_it_once(machine):
+    m = machine()
+    m.json("iommu", "enable", "--passthrough")
+    out = m.json("iommu", "enable", "--arg", "iommu=nopt", "--replace")
+    assert out["removed"] == ["iommu=pt"] and out["added"] == ["iommu=nopt"]
+    assert m.read("/etc/default/grub.d/hostdev.cfg").endswith(
+        'GRUB_CMDLINE_LINUX="$GRUB_CMDLINE_LINUX intel_iommu=on iommu=nopt"\n')
+
+
+def test_disable_removes_only_the_copy_hostdev_appended(machine):
+    # the administrator wrote iommu=pt twice more after hostdev's enable: at the front of
+    # GRUB_CMDLINE_LINUX and in GRUB_CMDLINE_LINUX_DEFAULT; disable takes back hostdev's (the last) only
+    m = machine(grub='GRUB_CMDLINE_LINUX_DEFAULT="quiet"\nGRUB_CMDLINE_LINUX="console=ttyS0"\n', dropin_dir=False)
+    m.json("iommu", "enable", "--passthrough")
+    assert m.read("/etc/default/grub").endswith('GRUB_CMDLINE_LINUX="console=ttyS0 intel_iommu=on iommu=pt"\n')
+    m.fr.write("/etc/default/grub", 'GRUB_CMDLINE_LINUX_DEFAULT="quiet iommu=pt"\n'
+                                    'GRUB_CMDLINE_LINUX="iommu=pt console=ttyS0 intel_iommu=on iommu=pt"\n')
+    out = m.json("iommu", "disable")
+    assert out["removed"] == ["intel_iommu=on", "iommu=pt"]
+    assert m.read("/etc/default/grub") == ('GRUB_CMDLINE_LINUX_DEFAULT="quiet iommu=pt"\n'
+                                          'GRUB_CMDLINE_LINUX="iommu=pt console=ttyS0"\n')
+
+
+def test_disable_refuses_a_grub_file_that_no_longer_parses_naming_it(machine):
+    m = machine(dropin_dir=False)
+    m.json("iommu", "enable")
+    broken = 'GRUB_TIMEOUT=5\nGRUB_CMDLINE_LINUX="console=ttyS0 intel_iommu=on\n'
+    m.fr.write("/etc/default/grub", broken)
+    rc, _, err = m.invoke("iommu", "disable")
+    assert rc == 4 and "/etc/default/grub: unterminated \" quote (line 2)" in err
+    assert m.read("/etc/default/grub") == broken
