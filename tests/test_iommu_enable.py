@@ -420,3 +420,69 @@ def test_disable_refuses_a_grub_file_that_no_longer_parses_naming_it(machine):
     rc, _, err = m.invoke("iommu", "disable")
     assert rc == 4 and "/etc/default/grub: unterminated \" quote (line 2)" in err
     assert m.read("/etc/default/grub") == broken
+
+
+@pytest.mark.parametrize("vendor_line, vendor", [("vendor_id\t: CentaurHauls\n", "CentaurHauls"), ("", "unknown")])
+def test_a_cpu_of_another_or_no_vendor_gets_no_argument_and_the_reason(machine, vendor_line, vendor):
+    m = machine()
+    m.fr.write("/proc/cpuinfo", f"processor\t: 0\n{vendor_line}flags\t\t: fpu vme\n")
+    out = m.json("iommu", "enable")
+    assert out["added"] == [] and out["changed"] is False
+    assert out["notes"] == [f"CPU vendor {vendor} and no DMAR or IVRS table: no IOMMU argument is known to be needed"]
+
+
+@pytest.mark.parametrize("vendor, notes", [
+    ("intel", ["iommu=pt: the host's own devices skip DMA translation (VMs keep full isolation)"]),
+    ("amd", ["AMD-Vi needs no argument: the kernel turns it on when the firmware enables it (amd_iommu=on is not "
+             "a valid value and is ignored)",
+             "iommu=pt: the host's own devices skip DMA translation (VMs keep full isolation); it is incompatible "
+             "with AMD SEV-SNP hosts"]),
+])
+def test_the_notes_of_passthrough(machine, vendor, notes):
+    assert machine(vendor=vendor).json("iommu", "enable", "--passthrough", "--dry-run")["notes"] == notes
+
+
+def test_the_refusals_of_bad_arguments_name_the_fix(machine):
+    m = machine(vendor="amd")
+    assert m.invoke("iommu", "enable", "--arg", "a b") == (
+        2, "", "hostdev: error: invalid kernel argument 'a b' (one word, KEY or KEY=VALUE, without blanks, quotes, "
+               "$ or shell characters)\n")
+    assert m.invoke("iommu", "enable", "--arg", "amd_iommu=on") == (
+        2, "", "hostdev: error: amd_iommu=on is not a valid value (the kernel ignores it; AMD-Vi is on by default) "
+               "(leave it out; valid values are off, force_isolation, fullflush, pgtbl_v1/v2 …)\n")
+
+
+def test_amd_iommu_with_another_value_and_other_on_arguments_are_accepted(machine):
+    m = machine(vendor="amd")
+    # only amd_iommu=on is refused: a flag, another value (everything after the first "="), another key's "on"
+    out = m.json("iommu", "enable", "--dry-run", "--arg", "amd_iommu", "--arg", "amd_iommu=fullflush",
+                 "--arg", "amd_iommu=off=on", "--arg", "intel_iommu=on")
+    assert out["added"] == ["amd_iommu", "amd_iommu=fullflush", "amd_iommu=off=on", "intel_iommu=on"]
+
+
+def test_disable_with_nothing_recorded_changes_nothing_and_says_so(machine):
+    m = machine()
+    digest = m.tree_digest()
+    out = m.json("iommu", "disable")
+    assert {k: out[k] for k in ("changed", "reboot_required", "stack", "added", "removed", "present", "commands",
+                                "notes")} == {
+        "changed": False, "reboot_required": False, "stack": "none", "added": [], "removed": [], "present": [],
+        "commands": [],
+        "notes": ["hostdev has added no kernel arguments here (nothing recorded in /var/lib/hostdev/boot-args.json)"]}
+    assert m.tree_digest() == digest
+    # a record of replaced arguments only (none of hostdev's own left): the stack it names is reported
+    m.fr.write("/var/lib/hostdev/boot-args.json", json.dumps(
+        {"version": 1, "args": [], "replaced": ["intel_iommu=off"], "stack": "grub", "file": "/etc/default/grub"}))
+    out = m.json("iommu", "disable")
+    assert out["changed"] is False and out["stack"] == "grub"
+
+
+def test_disable_of_a_dropin_leaves_the_same_argument_in_the_administrators_file(machine):
+    m = machine()
+    m.json("iommu", "enable")
+    # the administrator also writes it in /etc/default/grub afterwards: it is theirs, it stays
+    m.fr.write("/etc/default/grub", DEBIAN_GRUB.replace('"console=ttyS0"', '"console=ttyS0 intel_iommu=on"'))
+    out = m.json("iommu", "disable")
+    assert out["removed"] == ["intel_iommu=on"]
+    assert m.read("/etc/default/grub.d/hostdev.cfg") is None
+    assert m.read("/etc/default/grub") == DEBIAN_GRUB.replace('"console=ttyS0"', '"console=ttyS0 intel_iommu=on"')
