@@ -486,3 +486,25 @@ def test_disable_of_a_dropin_leaves_the_same_argument_in_the_administrators_file
     assert out["removed"] == ["intel_iommu=on"]
     assert m.read("/etc/default/grub.d/hostdev.cfg") is None
     assert m.read("/etc/default/grub") == DEBIAN_GRUB.replace('"console=ttyS0"', '"console=ttyS0 intel_iommu=on"')
+
+
+@pytest.mark.parametrize("running, reboot", [("ro quiet intel_iommu=on", True), ("ro quiet", False)])
+def test_disable_reports_what_it_removed_and_whether_a_reboot_is_needed(machine, running, reboot):
+    # a reboot is needed when an argument it removed is on the running kernel's command line
+    m = machine(cmdline=running, dropin_dir=False)
+    m.json("iommu", "enable")
+    out = m.json("iommu", "disable")
+    assert {k: out[k] for k in ("changed", "reboot_required", "stack", "added", "removed", "present", "commands",
+                                "notes")} == {
+        "changed": True, "reboot_required": reboot, "stack": "grub", "added": [], "removed": ["intel_iommu=on"],
+        "present": [], "commands": [["update-grub"]], "notes": []}
+
+
+def test_disable_names_recorded_arguments_the_administrator_already_removed(machine):
+    m = machine(dropin_dir=False)
+    m.json("iommu", "enable", "--passthrough")
+    m.fr.write("/etc/default/grub", DEBIAN_GRUB)  # taken out by hand
+    out = m.json("iommu", "disable")
+    assert out["removed"] == [] and out["reboot_required"] is False
+    assert out["notes"] == ["intel_iommu=on, iommu=pt recorded as hostdev's but no longer in the boot configuration"]
+    assert m.read("/var/lib/hostdev/boot-args.json") is None
