@@ -201,6 +201,53 @@ def test_property_only_the_assignment_changes_and_bash_agrees(case, args, tmp_pa
     assert bootloader.parse_shell_assignments(edited).get(VAR, "").split()[-len(args):] == args
 
 
+# The shell reading itself (bootloader._lex_word, _skip_substitution, _skip_command), value by value:
+# each expected value is worked out by hand, and bash must agree with it.
+SHELL_CASES = [
+    # backslashes: inside double quotes only \$ \` \" \\ (and newline) are escapes; unquoted every one is
+    ('GRUB_CMDLINE_LINUX="a\\"b \\$c \\\\ \\x \\`"\n', {"GRUB_CMDLINE_LINUX": 'a"b $c \\ \\x `'}),
+    ('GRUB_CMDLINE_LINUX=a\\ b\\"c\\\\d\n', {"GRUB_CMDLINE_LINUX": 'a b"c\\d'}),
+    ("GRUB_CMDLINE_LINUX='a\\b \"c\" $d'\n", {"GRUB_CMDLINE_LINUX": 'a\\b "c" $d'}),
+    ('GRUB_CMDLINE_LINUX=a\\\n', {"GRUB_CMDLINE_LINUX": "a"}),
+    # expansions: $NAME ends at the first character that cannot be in a name; ${NAME}; unset is empty
+    ('X=1\nGRUB_CMDLINE_LINUX="$X ${X}x $Xy ${X}_ $"\n', {"X": "1", "GRUB_CMDLINE_LINUX": "1 1x  1_ $"}),
+    ('X=1;GRUB_CMDLINE_LINUX=$X-$X\n', {"X": "1", "GRUB_CMDLINE_LINUX": "1-1"}),
+    # words end at blanks and operators; quotes glue
+    ('GRUB_CMDLINE_LINUX=a"b c"\'d\'e;GRUB_TIMEOUT=5</dev/null\n',
+     {"GRUB_CMDLINE_LINUX": "ab cde", "GRUB_TIMEOUT": "5"}),
+    # command substitutions are skipped to their end (quotes and nested ones inside), whatever they print
+    ('GRUB_DISTRIBUTOR=`lsb_release -i -s 2> /dev/null || echo Debian`\nGRUB_CMDLINE_LINUX="x"\n',
+     {"GRUB_CMDLINE_LINUX": "x"}),
+    ('GRUB_DISTRIBUTOR="$(sed \'s, release .*$,,g\' /etc/system-release)"\nGRUB_CMDLINE_LINUX="y"\n',
+     {"GRUB_CMDLINE_LINUX": "y"}),
+    ('D=$(echo "a)" \')\' $(echo \\) b)) c\nGRUB_CMDLINE_LINUX=z\n', {"GRUB_CMDLINE_LINUX": "z"}),
+    ('D=`echo \\` a`\nGRUB_CMDLINE_LINUX=z\n', {"GRUB_CMDLINE_LINUX": "z"}),
+    # other commands are skipped to their end: quoted ";", a "#" inside a word, comments with quotes
+    ('echo "x;y" \'#\' a#b; GRUB_CMDLINE_LINUX=z # it\'s "open\nGRUB_TIMEOUT=1\n',
+     {"GRUB_CMDLINE_LINUX": "z", "GRUB_TIMEOUT": "1"}),
+    ('[ -e /x ] && echo |cat >/dev/null;GRUB_CMDLINE_LINUX=w\n', {"GRUB_CMDLINE_LINUX": "w"}),
+    ('export GRUB_CMDLINE_LINUX="e"\nreadonly\tGRUB_TIMEOUT=3\nexported=1\n',
+     {"GRUB_CMDLINE_LINUX": "e", "GRUB_TIMEOUT": "3", "exported": "1"}),
+]
+
+
+def bash_value(text: str, var: str, tmp_path) -> str:
+    """``var`` after bash sources ``text``, exactly (blanks kept)."""
+    path = tmp_path / "grub"
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        handle.write(text)
+    assert subprocess.run(["bash", "-n", str(path)], capture_output=True).returncode == 0
+    return subprocess.run(["bash", "-c", f'. "$1" >/dev/null 2>&1; printf %s "${var}"', "_", str(path)],
+                          capture_output=True, text=True, env={"PATH": os.environ["PATH"]}).stdout
+
+
+@pytest.mark.parametrize("text, expected", SHELL_CASES)
+def test_the_shell_reading_of_quotes_escapes_expansions_and_commands(text, expected, tmp_path):
+    values = bootloader.parse_shell_assignments(text)
+    assert {var: values.get(var) for var in expected} == expected
+    assert {var: bash_value(text, var, tmp_path) for var in expected} == expected
+
+
 # ---------------------------------------------------------------- shapes written for the mutation run's survivors
 # (docs/testing.md, "bootloader.py and bootargs.py"); each expected text is worked out by hand.
 @pytest.mark.parametrize("line, expected", [
@@ -276,7 +323,8 @@ def test_an_argument_not_written_as_one_literal_word_is_left_alone(text):
     ("GRUB_TIMEOUT=5\r\nGRUB_DEFAULT=0", 'GRUB_TIMEOUT=5\r\nGRUB_DEFAULT=0\r\nGRUB_CMDLINE_LINUX="intel_iommu=on"\r\n'),
     # the first line decides: a CRLF file that starts with an empty line, an LF file that ends in a stray CR
     ("\r\nGRUB_TIMEOUT=5\r\n", '\r\nGRUB_TIMEOUT=5\r\nGRUB_CMDLINE_LINUX="intel_iommu=on"\r\n'),
-    ("GRUB_TIMEOUT=5\r\n# edited elsewhere\n", 'GRUB_TIMEOUT=5\r\n# edited elsewhere\nGRUB_CMDLINE_LINUX="intel_iommu=on"\r\n'),
+    ("GRUB_TIMEOUT=5\r\n# edited elsewhere\n",
+     'GRUB_TIMEOUT=5\r\n# edited elsewhere\nGRUB_CMDLINE_LINUX="intel_iommu=on"\r\n'),
     ("\nGRUB_TIMEOUT=5\r", '\nGRUB_TIMEOUT=5\r\nGRUB_CMDLINE_LINUX="intel_iommu=on"\n'),
 ])
 def test_an_added_assignment_ends_as_the_files_first_line(text, expected):
