@@ -329,3 +329,16 @@ def test_an_argument_not_written_as_one_literal_word_is_left_alone(text):
 ])
 def test_an_added_assignment_ends_as_the_files_first_line(text, expected):
     assert bootloader.append_args(text, VAR, ["intel_iommu=on"]) == expected
+
+
+@pytest.mark.parametrize("text, expected", [
+    # the blank before the argument is escaped: taking it would leave its backslash before the newline,
+    # a continuation that swallows the next line into GRUB_CMDLINE_LINUX
+    ("GRUB_CMDLINE_LINUX=quiet\\ intel_iommu=off\nGRUB_TIMEOUT=5\n", "GRUB_CMDLINE_LINUX=quiet\\ \nGRUB_TIMEOUT=5\n"),
+    # the argument's first character is escaped: it is not written literally, and is left alone
+    ("GRUB_CMDLINE_LINUX=quiet\\ \\intel_iommu=off\nGRUB_TIMEOUT=5\n", None),
+])
+def test_removal_next_to_a_backslash_escape_never_leaves_the_backslash_alone(text, expected, tmp_path):
+    undone, removed = bootloader.remove_args(text, VAR, ["intel_iommu=off"])
+    assert (undone, removed) == ((expected, ["intel_iommu=off"]) if expected else (text, []))
+    assert bash_value(undone, "GRUB_TIMEOUT", tmp_path) == "5"
