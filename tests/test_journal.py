@@ -122,6 +122,8 @@ def test_forget_of_a_device_without_an_entry_writes_nothing(host):
     ('{"version": 1}', None),  # no devices: an empty journal
     ('{"devices": {"0000:00:10.0": {"driver": "e1000e", "driver_override": 7}}}',
      "devices.0000:00:10.0: expected an object with driver and driver_override (strings or null)"),
+    ('{"devices": {"0000:00:10.0": {"driver": ["e1000e"], "driver_override": null}}}',
+     "devices.0000:00:10.0: expected an object with driver and driver_override (strings or null)"),
     ('{"devices": {"0000:00:10.0": "e1000e"}}',
      "devices.0000:00:10.0: expected an object with driver and driver_override (strings or null)"),
     ('{"devices": {"00:10.0x": {"driver": "e1000e"}}}', "devices: '00:10.0x' is not a PCI address"),
