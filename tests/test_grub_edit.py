@@ -265,6 +265,8 @@ def test_the_shell_reading_of_quotes_escapes_expansions_and_commands(text, expec
     ("GRUB_CMDLINE_LINUX=$GRUB_CMDLINE_LINUX\n", 'GRUB_CMDLINE_LINUX=$GRUB_CMDLINE_LINUX" intel_iommu=on"\n'),
     # a variable set elsewhere (empty here): a blank still separates it from the new word
     ('GRUB_CMDLINE_LINUX="$FROM_ELSEWHERE"\n', 'GRUB_CMDLINE_LINUX="$FROM_ELSEWHERE intel_iommu=on"\n'),
+    # a quoted part followed by more of the word: the new words go after the whole word
+    ('GRUB_CMDLINE_LINUX="quiet"$EXTRA\n', 'GRUB_CMDLINE_LINUX="quiet"$EXTRA" intel_iommu=on"\n'),
     # a value that already ends with a blank gets no second one
     ('GRUB_CMDLINE_LINUX="quiet "\n', 'GRUB_CMDLINE_LINUX="quiet intel_iommu=on"\n'),
 ])
