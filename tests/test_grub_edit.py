@@ -229,6 +229,8 @@ SHELL_CASES = [
     ('echo "x;y" \'#\' a#b; GRUB_CMDLINE_LINUX=z # it\'s "open\nGRUB_TIMEOUT=1\n',
      {"GRUB_CMDLINE_LINUX": "z", "GRUB_TIMEOUT": "1"}),
     ('[ -e /x ] && echo |cat >/dev/null;GRUB_CMDLINE_LINUX=w\n', {"GRUB_CMDLINE_LINUX": "w"}),
+    # a continuation between two assignments of one command line
+    ("GRUB_TIMEOUT=5 \\\nGRUB_CMDLINE_LINUX=z\n", {"GRUB_TIMEOUT": "5", "GRUB_CMDLINE_LINUX": "z"}),
     ('export GRUB_CMDLINE_LINUX="e"\nreadonly\tGRUB_TIMEOUT=3\nexported=1\n',
      {"GRUB_CMDLINE_LINUX": "e", "GRUB_TIMEOUT": "3", "exported": "1"}),
 ]
