@@ -12,8 +12,8 @@ mutmut generate the mutants (bench/mutation.py's copy of the project and its con
 coverage pass that maps each test to the trampolined functions it calls (mutmut's "stats" mode)
 and checks that every test passes unmutated; then, per mutant, a forked child that switches the
 mutant on (MUTANT_UNDER_TEST) and runs the tests covering its function, cheapest first, stopping
-at the first failure. Verdicts: killed (a test failed), survived, timeout (the child went over
-3x the covering tests' CPU time plus 5 s: RLIMIT_CPU), no tests. Results go to a JSON file
+at the first failure. Verdicts: killed (a test failed), survived, timeout (a test went over 3x
+its unmutated CPU time plus 3 s: RLIMIT_CPU), no tests. Results go to a JSON file
 (``<workdir>/<suite>.json``; a rerun with --resume skips the mutants already there), the
 survivors' diffs are printed at the end. Everything runs at ``nice -n 10``.
 """
@@ -94,8 +94,10 @@ def show(workdir: Path, name: str) -> str:
     found = {node.name: lines[node.lineno - 1:node.end_lineno] for node in ast.walk(ast.parse(source))
              if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))}
     original = found.get(function.rpartition("__mutmut_")[0] + "__mutmut_orig", [])
-    return "\n".join("  " + line for line in difflib.unified_diff(original, found.get(function, []), lineterm="", n=0)
-                     if line[:1] in "+-" and line[:3] not in ("+++", "---") and " def " not in line[:8])
+    changed = difflib.unified_diff(original, found.get(function, []), lineterm="", n=0)
+    return "\n".join("  " + line for line in changed
+                     if line[:1] in "+-" and line[:3] not in ("+++", "---")
+                     and not line[1:].lstrip().startswith("def "))
 
 
 def child(argv) -> int:
@@ -128,17 +130,22 @@ def child(argv) -> int:
             return first, name.partition("__mutmut_")[0], int(name.rpartition("_")[2])
         return sorted((n for n in names if any(fnmatch.fnmatch(n, g) for g in globs)), key=rank)
 
-    def run_one(items, mutant, tests, budget) -> str:
+    def run_one(items, mutant, tests, cost) -> str:
         pid = os.fork()
         if pid == 0:
             try:
-                limit = int(3 * budget + 5)
-                resource.setrlimit(resource.RLIMIT_CPU, (limit, limit + 1))
                 devnull = os.open(os.devnull, os.O_WRONLY)
                 os.dup2(devnull, 1)
                 os.dup2(devnull, 2)
                 trampoline.set_mutant_under_test(mutant)
-                os._exit(0 if all(passed(runtestprotocol(items[i], log=False, nextitem=None)) for i in tests) else 1)
+                for index in tests:
+                    # each test may take 3x its unmutated CPU time + 3 s: a hang costs seconds
+                    usage = resource.getrusage(resource.RUSAGE_SELF)
+                    limit = int(usage.ru_utime + usage.ru_stime + 3 * cost[index] + 3)
+                    resource.setrlimit(resource.RLIMIT_CPU, (limit, resource.RLIM_INFINITY))
+                    if not passed(runtestprotocol(items[index], log=False, nextitem=None)):
+                        os._exit(1)
+                os._exit(0)
             except BaseException:
                 os._exit(1)
         _, status = os.waitpid(pid, 0)
@@ -169,8 +176,7 @@ def child(argv) -> int:
             started = time.time()
             for count, mutant in enumerate(todo, 1):
                 tests = sorted(cover.get(mutant.partition("__mutmut_")[0], []), key=lambda i: cost[i])
-                results[mutant] = (run_one(items, mutant, tests, sum(cost[i] for i in tests)) if tests
-                                   else "no tests")
+                results[mutant] = run_one(items, mutant, tests, cost) if tests else "no tests"
                 Path(out + ".tmp").write_text(json.dumps(results, indent=0, sort_keys=True))
                 os.replace(out + ".tmp", out)
                 if count % 20 == 0 or results[mutant] != "killed":
