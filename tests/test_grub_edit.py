@@ -213,6 +213,7 @@ SHELL_CASES = [
     ("GRUB_TIMEOUT=1\nGRUB_CMDLINE_LINUX=a\\b", {"GRUB_TIMEOUT": "1", "GRUB_CMDLINE_LINUX": "ab"}),
     ("GRUB_TIMEOUT=1\nGRUB_CMDLINE_LINUX=a\\", {"GRUB_TIMEOUT": "1", "GRUB_CMDLINE_LINUX": "a\\"}),
     ("GRUB_TIMEOUT=1\nGRUB_CMDLINE_LINUX=a$", {"GRUB_TIMEOUT": "1", "GRUB_CMDLINE_LINUX": "a$"}),
+    ("X=1\nGRUB_CMDLINE_LINUX=a$X", {"X": "1", "GRUB_CMDLINE_LINUX": "a1"}),
     # expansions: $NAME ends at the first character that cannot be in a name; ${NAME}; unset is empty
     ('X=1\nGRUB_CMDLINE_LINUX="$X ${X}x $Xy ${X}_ $"\n', {"X": "1", "GRUB_CMDLINE_LINUX": "1 1x  1_ $"}),
     ('X=1;GRUB_CMDLINE_LINUX=$X-$X\n', {"X": "1", "GRUB_CMDLINE_LINUX": "1-1"}),
