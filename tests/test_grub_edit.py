@@ -141,6 +141,19 @@ def test_a_file_with_an_open_quote_is_refused_not_edited():
         bootloader.check_parses('GRUB_TIMEOUT=5\nGRUB_CMDLINE_LINUX="quiet\n', "/etc/default/grub")
 
 
+@pytest.mark.parametrize("text, problem", [
+    ('GRUB_TIMEOUT=5\nGRUB_CMDLINE_LINUX="quiet\nGRUB_DEFAULT=0\n', 'unterminated " quote (line 2)'),
+    ('\nGRUB_CMDLINE_LINUX="quiet\n', 'unterminated " quote (line 2)'),
+    ("`echo\n", "unterminated command substitution (line 1)"),
+])
+def test_a_refused_file_names_the_line_and_the_way_out(text, problem):
+    with pytest.raises(BootConfigError) as caught:
+        bootloader.check_parses(text, "/etc/default/grub")
+    assert caught.value.message == f"/etc/default/grub: {problem}"
+    assert caught.value.fix == ("fix the file by hand (sh -n FILE must accept it), or use --dry-run to see the "
+                                "intended change")
+
+
 def test_arguments_the_shell_would_interpret_are_refused():
     for bad in ('a"b', "x;reboot", "$(id)", "a b", "`id`"):
         with pytest.raises(BootConfigError):
@@ -214,6 +227,11 @@ SHELL_CASES = [
     ("GRUB_TIMEOUT=1\nGRUB_CMDLINE_LINUX=a\\", {"GRUB_TIMEOUT": "1", "GRUB_CMDLINE_LINUX": "a\\"}),
     ("GRUB_TIMEOUT=1\nGRUB_CMDLINE_LINUX=a$", {"GRUB_TIMEOUT": "1", "GRUB_CMDLINE_LINUX": "a$"}),
     ("X=1\nGRUB_CMDLINE_LINUX=a$X", {"X": "1", "GRUB_CMDLINE_LINUX": "a1"}),
+    # another command: to its end, a quoted newline included, whatever it holds; at the end of the file too
+    ("GRUB_CMDLINE_LINUX=yes\necho X GRUB_CMDLINE_LINUX=no\n", {"GRUB_CMDLINE_LINUX": "yes"}),
+    ("GRUB_CMDLINE_LINUX=yes\necho 'a\nGRUB_CMDLINE_LINUX=no'\nGRUB_TIMEOUT=1\n",
+     {"GRUB_CMDLINE_LINUX": "yes", "GRUB_TIMEOUT": "1"}),
+    ("GRUB_CMDLINE_LINUX=z\necho done", {"GRUB_CMDLINE_LINUX": "z"}),
     # expansions: $NAME ends at the first character that cannot be in a name; ${NAME}; unset is empty
     ('X=1\nGRUB_CMDLINE_LINUX="$X ${X}x $Xy ${X}_ $"\n', {"X": "1", "GRUB_CMDLINE_LINUX": "1 1x  1_ $"}),
     ('X=1;GRUB_CMDLINE_LINUX=$X-$X\n', {"X": "1", "GRUB_CMDLINE_LINUX": "1-1"}),
