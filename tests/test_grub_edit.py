@@ -232,6 +232,12 @@ SHELL_CASES = [
     ("GRUB_CMDLINE_LINUX=yes\necho 'a\nGRUB_CMDLINE_LINUX=no'\nGRUB_TIMEOUT=1\n",
      {"GRUB_CMDLINE_LINUX": "yes", "GRUB_TIMEOUT": "1"}),
     ("GRUB_CMDLINE_LINUX=z\necho done", {"GRUB_CMDLINE_LINUX": "z"}),
+    # a comment after another command, quotes in it; an expansion in the command skipped
+    ('echo "$X" $Y # it\'s "open\nGRUB_TIMEOUT=1\necho #it\'s\nGRUB_CMDLINE_LINUX=c\n',
+     {"GRUB_TIMEOUT": "1", "GRUB_CMDLINE_LINUX": "c"}),
+    ("GRUB_CMDLINE_LINUX=z\necho a # c", {"GRUB_CMDLINE_LINUX": "z"}),
+    # substitutions: empty ones, an escaped closer, a letter that is not a quote
+    ("D=``\nE=$()\nF=$(echo \\))\nG=$(echo X)\nGRUB_CMDLINE_LINUX=z\n", {"GRUB_CMDLINE_LINUX": "z"}),
     # expansions: $NAME ends at the first character that cannot be in a name; ${NAME}; unset is empty
     ('X=1\nGRUB_CMDLINE_LINUX="$X ${X}x $Xy ${X}_ $"\n', {"X": "1", "GRUB_CMDLINE_LINUX": "1 1x  1_ $"}),
     ('X=1;GRUB_CMDLINE_LINUX=$X-$X\n', {"X": "1", "GRUB_CMDLINE_LINUX": "1-1"}),
@@ -270,6 +276,8 @@ def test_a_command_substitution_reads_as_nothing():
     # its output is not known without running it (bash would run cat here)
     text = 'GRUB_CMDLINE_LINUX="quiet $(cat /etc/extra) `cat /etc/more` splash"\n'
     assert bootloader.parse_shell_assignments(text) == {"GRUB_CMDLINE_LINUX": "quiet   splash"}
+    # one that never ends (the shell would refuse the file): what was read before it
+    assert bootloader.parse_shell_assignments("GRUB_CMDLINE_LINUX=z\nD=$(echo") == {"GRUB_CMDLINE_LINUX": "z"}
 
 
 @pytest.mark.parametrize("text, expected", SHELL_CASES)
