@@ -238,6 +238,11 @@ SHELL_CASES = [
     ("GRUB_CMDLINE_LINUX=z\necho a # c", {"GRUB_CMDLINE_LINUX": "z"}),
     # substitutions: empty ones, an escaped closer, a letter that is not a quote
     ("D=``\nE=$()\nF=$(echo \\))\nG=$(echo X)\nGRUB_CMDLINE_LINUX=z\n", {"GRUB_CMDLINE_LINUX": "z"}),
+    # ... nested ones, quotes in them (empty, holding the closer): X=N inside is no assignment
+    ('X=0\nD=$(echo $(echo a) X=1)\nE=$(echo "" ")" X=2)\nF=$(echo "a")\nG=$(echo $() X=3)\nGRUB_CMDLINE_LINUX=z\n',
+     {"X": "0", "GRUB_CMDLINE_LINUX": "z"}),
+    # a quote inside a substitution ends at its own closing quote, not at a later one
+    ('X=0\nE=$(echo "a") X=2\nGRUB_CMDLINE_LINUX="z"\n', {"X": "2", "GRUB_CMDLINE_LINUX": "z"}),
     # expansions: $NAME ends at the first character that cannot be in a name; ${NAME}; unset is empty
     ('X=1\nGRUB_CMDLINE_LINUX="$X ${X}x $Xy ${X}_ $"\n', {"X": "1", "GRUB_CMDLINE_LINUX": "1 1x  1_ $"}),
     ('X=1;GRUB_CMDLINE_LINUX=$X-$X\n', {"X": "1", "GRUB_CMDLINE_LINUX": "1-1"}),
@@ -278,6 +283,7 @@ def test_a_command_substitution_reads_as_nothing():
     assert bootloader.parse_shell_assignments(text) == {"GRUB_CMDLINE_LINUX": "quiet   splash"}
     # one that never ends (the shell would refuse the file): what was read before it
     assert bootloader.parse_shell_assignments("GRUB_CMDLINE_LINUX=z\nD=$(echo") == {"GRUB_CMDLINE_LINUX": "z"}
+    assert bootloader.parse_shell_assignments('GRUB_CMDLINE_LINUX=z\nD=$(echo "a)\n') == {"GRUB_CMDLINE_LINUX": "z"}
 
 
 @pytest.mark.parametrize("text, expected", SHELL_CASES)
