@@ -508,3 +508,46 @@ def test_disable_names_recorded_arguments_the_administrator_already_removed(mach
     assert out["removed"] == [] and out["reboot_required"] is False
     assert out["notes"] == ["intel_iommu=on, iommu=pt recorded as hostdev's but no longer in the boot configuration"]
     assert m.read("/var/lib/hostdev/boot-args.json") is None
+
+
+def _roll_back(plan, host):
+    """What Plan.apply does when a step after these fails (``hostdev apply`` plans more after them)."""
+    for action in reversed(plan.actions):
+        if action.undo is not None:
+            action.undo(host)
+
+
+def test_a_later_failure_undoes_the_grubby_edits_and_the_files(machine):
+    from hostdev import bootargs
+
+    grub = 'GRUB_CMDLINE_LINUX="rhgb quiet intel_iommu=off"\nGRUB_ENABLE_BLSCFG=true\n'
+    m = machine(grub=grub, dropin_dir=False, tools=("grubby", "grub2-mkconfig"))
+    entry = f"/boot/loader/entries/abc-{RELEASE}.conf"
+    m.fr.write(entry, f"title Fedora\nversion {RELEASE}\noptions root=/dev/sda1 ro rhgb quiet intel_iommu=off\n")
+    boot = bootargs.plan_enable(m.host, ["intel_iommu=on"], replace=True)
+    assert [a.description for a in boot.plan.actions][-2:] == [
+        "run /usr/sbin/grubby --update-kernel=ALL --remove-args=intel_iommu=off",
+        "run /usr/sbin/grubby --update-kernel=ALL --args=intel_iommu=on"]
+    boot.plan.apply(m.host)
+    assert "options root=/dev/sda1 ro rhgb quiet intel_iommu=on\n" in m.read(entry)
+    _roll_back(boot.plan, m.host)
+    assert [c[1:] for c in m.ran("grubby")] == [("--update-kernel=ALL", "--remove-args=intel_iommu=off"),
+                                                ("--update-kernel=ALL", "--args=intel_iommu=on"),
+                                                ("--update-kernel=ALL", "--remove-args=intel_iommu=on"),
+                                                ("--update-kernel=ALL", "--args=intel_iommu=off")]
+    assert "options root=/dev/sda1 ro rhgb quiet intel_iommu=off\n" in m.read(entry)
+    assert m.read("/etc/default/grub") == grub
+
+
+def test_a_later_failure_regenerates_grub_cfg_from_the_restored_files(machine):
+    from hostdev import bootargs
+
+    m = machine(dropin_dir=False)
+    boot = bootargs.plan_enable(m.host, ["intel_iommu=on"])
+    assert [a.description for a in boot.plan.actions][0] == "(on rollback: regenerate grub.cfg from the restored files)"
+    boot.plan.apply(m.host)
+    assert "intel_iommu=on" in m.read("/boot/grub/grub.cfg")
+    _roll_back(boot.plan, m.host)
+    assert m.ran("update-grub") == [("update-grub",), ("update-grub",)]
+    assert "intel_iommu=on" not in m.read("/boot/grub/grub.cfg")
+    assert m.read("/etc/default/grub") == DEBIAN_GRUB
