@@ -551,3 +551,44 @@ def test_a_later_failure_regenerates_grub_cfg_from_the_restored_files(machine):
     assert m.ran("update-grub") == [("update-grub",), ("update-grub",)]
     assert "intel_iommu=on" not in m.read("/boot/grub/grub.cfg")
     assert m.read("/etc/default/grub") == DEBIAN_GRUB
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("{not json", "is not valid JSON"),
+    ("[]", "expected an object"),
+    ('{"args": "intel_iommu=on"}', "args: expected a list of kernel arguments (strings)"),
+    ('{"args": ["intel_iommu=on"], "replaced": [""]}', "replaced: expected a list of kernel arguments (strings)"),
+    ('{"args": ["intel_iommu=on"], "stack": 1}', "stack: expected a string or null"),
+    ('{"args": ["intel_iommu=on"], "file": ["/etc/default/grub"]}', "file: expected a string or null"),
+])
+def test_a_broken_record_of_added_arguments_is_refused_naming_it_and_the_way_out(machine, text, problem):
+    m = machine()
+    m.fr.write("/var/lib/hostdev/boot-args.json", text)
+    digest = m.tree_digest()
+    for command in (("iommu", "disable"), ("iommu", "enable")):
+        rc, out, err = m.invoke(*command)
+        assert rc == 2 and out == ""
+        assert err.startswith(f"hostdev: error: /var/lib/hostdev/boot-args.json: {problem}")
+        assert err.endswith(" (inspect it, or move it aside (/var/lib/hostdev/boot-args.json.broken))\n")
+    assert m.tree_digest() == digest
+
+
+def test_a_record_without_replaced_or_stack_is_read(machine):
+    m = machine(dropin_dir=False)
+    m.json("iommu", "enable")
+    m.fr.write("/var/lib/hostdev/boot-args.json", '{"args": ["intel_iommu=on"]}')
+    assert m.json("iommu", "disable")["removed"] == ["intel_iommu=on"]
+    assert m.read("/etc/default/grub") == DEBIAN_GRUB
+
+
+def test_a_record_without_args_means_nothing_added_and_replaced_ones_are_kept_across_enables(machine):
+    m = machine(dropin_dir=False)
+    m.fr.write("/var/lib/hostdev/boot-args.json", '{"replaced": ["intel_iommu=off"]}')
+    assert m.json("iommu", "disable")["notes"] == [
+        "hostdev has added no kernel arguments here (nothing recorded in /var/lib/hostdev/boot-args.json)"]
+    os.unlink(m.fr.p("/var/lib/hostdev/boot-args.json"))
+    m.fr.write("/etc/default/grub", 'GRUB_CMDLINE_LINUX="intel_iommu=off quiet"\n')
+    m.json("iommu", "enable", "--replace")
+    m.json("iommu", "enable", "--passthrough")
+    record = json.loads(m.read("/var/lib/hostdev/boot-args.json"))
+    assert record["replaced"] == ["intel_iommu=off"] and record["args"] == ["intel_iommu=on", "iommu=pt"]
