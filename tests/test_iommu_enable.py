@@ -592,3 +592,35 @@ def test_a_record_without_args_means_nothing_added_and_replaced_ones_are_kept_ac
     m.json("iommu", "enable", "--passthrough")
     record = json.loads(m.read("/var/lib/hostdev/boot-args.json"))
     assert record["replaced"] == ["intel_iommu=off"] and record["args"] == ["intel_iommu=on", "iommu=pt"]
+
+
+def test_the_record_the_steps_and_the_commands_as_written(machine):
+    m = machine(dropin_dir=False)
+    out = m.json("iommu", "enable")
+    assert [a["action"] for a in out["actions"]] == [
+        "(on rollback: regenerate grub.cfg from the restored files)",
+        "write /etc/default/grub",
+        "record the arguments hostdev added in /var/lib/hostdev/boot-args.json",
+        "regenerate grub.cfg (update-grub)"]
+    assert m.read("/var/lib/hostdev/boot-args.json") == (
+        '{\n  "version": 1,\n  "stack": "grub",\n  "file": "/etc/default/grub",\n  "args": [\n'
+        '    "intel_iommu=on"\n  ],\n  "replaced": []\n}\n')
+    # nothing to do the second time: nothing is run, not even the regeneration
+    assert m.json("iommu", "enable")["commands"] == []
+    out = m.json("iommu", "disable", "--dry-run")
+    assert "forget the recorded arguments (/var/lib/hostdev/boot-args.json)" in [a["action"] for a in out["actions"]]
+
+
+def test_the_diff_of_a_file_without_a_final_newline(machine):
+    m = machine(grub='GRUB_CMDLINE_LINUX="quiet"', dropin_dir=False)
+    rc, out, _ = m.invoke("iommu", "enable", "--dry-run")
+    assert rc == 0 and out == ('--- a/etc/default/grub\n+++ b/etc/default/grub\n@@ -1 +1 @@\n'
+                               '-GRUB_CMDLINE_LINUX="quiet"\n\\ No newline at end of file\n'
+                               '+GRUB_CMDLINE_LINUX="quiet intel_iommu=on"\n')
+
+
+def test_the_regeneration_step_names_the_whole_command(machine):
+    m = machine(dropin_dir=False, tools=("grub2-mkconfig",))
+    m.fr.mkdir("/boot/grub2")
+    out = m.json("iommu", "enable", "--dry-run")
+    assert out["actions"][-1]["action"] == "regenerate grub.cfg (grub2-mkconfig -o /boot/grub2/grub.cfg)"
