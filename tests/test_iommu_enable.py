@@ -624,3 +624,24 @@ def test_the_regeneration_step_names_the_whole_command(machine):
     m.fr.mkdir("/boot/grub2")
     out = m.json("iommu", "enable", "--dry-run")
     assert out["actions"][-1]["action"] == "regenerate grub.cfg (grub2-mkconfig -o /boot/grub2/grub.cfg)"
+
+
+def test_the_stacks_hostdev_does_not_edit_get_the_exact_command_for_every_argument(machine):
+    m = machine(grub=None, dropin_dir=False, tools=())
+    m.fr.write("/run/ostree-booted", "")
+    assert m.invoke("iommu", "enable", "--passthrough") == (
+        4, "", "hostdev: error: rpm-ostree/bootc host: kernel arguments are managed by rpm-ostree, not edited in "
+               "place (run: rpm-ostree kargs --append-if-missing=intel_iommu=on --append-if-missing=iommu=pt && "
+               "systemctl reboot)\n")
+    os.unlink(m.fr.p("/run/ostree-booted"))
+    m.fr.write("/etc/kernel/cmdline", "root=/dev/sda1 ro\n")
+    rc, _, err = m.invoke("iommu", "enable", "--passthrough")
+    assert rc == 4 and "add 'intel_iommu=on iommu=pt' to /etc/kernel/cmdline" in err
+
+
+def test_bls_reads_the_running_kernels_entry_not_etc_default_grub(machine):
+    m = machine(grub='GRUB_CMDLINE_LINUX="rhgb quiet"\n', dropin_dir=False, tools=("grubby", "grub2-mkconfig"))
+    m.fr.write("/boot/loader/entries/abc-6.0.0-1-amd64.conf", "title old\noptions root=/dev/sda1 ro\n")
+    m.fr.write(f"/boot/loader/entries/abc-{RELEASE}.conf", "title now\noptions root=/dev/sda1 ro intel_iommu=on\n")
+    out = m.json("iommu", "enable", "--dry-run")
+    assert out["stack"] == "bls" and out["present"] == ["intel_iommu=on"] and out["added"] == []
