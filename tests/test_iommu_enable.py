@@ -645,3 +645,20 @@ def test_bls_reads_the_running_kernels_entry_not_etc_default_grub(machine):
     m.fr.write(f"/boot/loader/entries/abc-{RELEASE}.conf", "title now\noptions root=/dev/sda1 ro intel_iommu=on\n")
     out = m.json("iommu", "enable", "--dry-run")
     assert out["stack"] == "bls" and out["present"] == ["intel_iommu=on"] and out["added"] == []
+
+
+def test_grub_without_its_tools_is_refused_and_grub_mkconfig_alone_is_used(machine):
+    m = machine(dropin_dir=False, tools=())
+    assert m.invoke("iommu", "enable") == (
+        4, "", "hostdev: error: /etc/default/grub exists but neither update-grub, grub2-mkconfig nor grub-mkconfig is "
+               "installed (install GRUB's tools (Debian: grub2-common))\n")
+    m.fr.add_tools("grub-mkconfig")
+    assert m.json("iommu", "enable", "--dry-run")["commands"] == [["grub-mkconfig", "-o", "/boot/grub/grub.cfg"]]
+
+
+def test_bls_without_etc_default_grub_does_not_create_it(machine):
+    m = machine(grub=None, dropin_dir=False, tools=("grubby",))
+    m.fr.write(f"/boot/loader/entries/abc-{RELEASE}.conf", "title now\noptions root=/dev/sda1 ro\n")
+    out = m.json("iommu", "enable")
+    assert out["stack"] == "bls" and out["files"] == [] and out["added"] == ["intel_iommu=on"]
+    assert m.read("/etc/default/grub") is None
