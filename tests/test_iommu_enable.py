@@ -635,8 +635,14 @@ def test_the_stacks_hostdev_does_not_edit_get_the_exact_command_for_every_argume
                "systemctl reboot)\n")
     os.unlink(m.fr.p("/run/ostree-booted"))
     m.fr.write("/etc/kernel/cmdline", "root=/dev/sda1 ro\n")
-    rc, _, err = m.invoke("iommu", "enable", "--passthrough")
-    assert rc == 4 and "add 'intel_iommu=on iommu=pt' to /etc/kernel/cmdline" in err
+    assert m.invoke("iommu", "enable", "--passthrough") == (
+        4, "", "hostdev: error: systemd-boot/UKI host (/etc/kernel/cmdline): hostdev does not edit it (add "
+               "'intel_iommu=on iommu=pt' to /etc/kernel/cmdline, then run: kernel-install add \"$(uname -r)\" "
+               "\"/usr/lib/modules/$(uname -r)/vmlinuz\" (or your UKI builder), and reboot)\n")
+    os.unlink(m.fr.p("/etc/kernel/cmdline"))
+    assert m.invoke("iommu", "enable") == (
+        4, "", "hostdev: error: no boot configuration found (/etc/default/grub, BLS entries, /etc/kernel/cmdline) "
+               "(add 'intel_iommu=on' to your boot loader's kernel command line and reboot)\n")
 
 
 def test_bls_reads_the_running_kernels_entry_not_etc_default_grub(machine):
