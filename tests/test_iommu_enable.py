@@ -668,3 +668,13 @@ def test_bls_without_etc_default_grub_does_not_create_it(machine):
     out = m.json("iommu", "enable")
     assert out["stack"] == "bls" and out["files"] == [] and out["added"] == ["intel_iommu=on"]
     assert m.read("/etc/default/grub") is None
+
+
+def test_nothing_to_add_reports_empty_lists_and_two_conflicts_are_named_together(machine):
+    out = machine(vendor="amd").json("iommu", "enable")
+    assert {k: out[k] for k in ("stack", "added", "removed", "present", "commands", "files")} == {
+        "stack": "none", "added": [], "removed": [], "present": [], "commands": [], "files": []}
+    m = machine(grub='GRUB_CMDLINE_LINUX="intel_iommu=off iommu=nopt"\n', dropin_dir=False)
+    rc, _, err = m.invoke("iommu", "enable", "--passthrough")
+    assert rc == 3 and err.startswith("hostdev: error: the boot configuration already has intel_iommu=off (wanted "
+                                      "intel_iommu=on), iommu=nopt (wanted iommu=pt) (")
