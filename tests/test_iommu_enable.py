@@ -396,6 +396,8 @@ def test_replacing_an_argument_of_hostdevs_own_dropin_reports_it_once(machine):
     assert out["removed"] == ["iommu=pt"] and out["added"] == ["iommu=nopt"]
     assert m.read("/etc/default/grub.d/hostdev.cfg").endswith(
         'GRUB_CMDLINE_LINUX="$GRUB_CMDLINE_LINUX intel_iommu=on iommu=nopt"\n')
+    record = json.loads(m.read("/var/lib/hostdev/boot-args.json"))
+    assert record["args"] == ["intel_iommu=on", "iommu=nopt"] and record["replaced"] == []
 
 
 def test_disable_removes_only_the_copy_hostdev_appended(machine):
@@ -678,3 +680,4 @@ def test_nothing_to_add_reports_empty_lists_and_two_conflicts_are_named_together
     rc, _, err = m.invoke("iommu", "enable", "--passthrough")
     assert rc == 3 and err.startswith("hostdev: error: the boot configuration already has intel_iommu=off (wanted "
                                       "intel_iommu=on), iommu=nopt (wanted iommu=pt) (")
+    assert err.endswith(" (pass --replace to replace it, or leave that argument out)\n")
