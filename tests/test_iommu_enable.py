@@ -681,3 +681,21 @@ def test_nothing_to_add_reports_empty_lists_and_two_conflicts_are_named_together
     assert rc == 3 and err.startswith("hostdev: error: the boot configuration already has intel_iommu=off (wanted "
                                       "intel_iommu=on), iommu=nopt (wanted iommu=pt) (")
     assert err.endswith(" (pass --replace to replace it, or leave that argument out)\n")
+
+
+def test_an_argument_already_in_etc_default_grub_gets_no_dropin(machine):
+    grub = DEBIAN_GRUB.replace('"console=ttyS0"', '"console=ttyS0 intel_iommu=on"')
+    m = machine(grub=grub)
+    digest = m.tree_digest()
+    out = m.json("iommu", "enable")
+    assert out["changed"] is False and out["present"] == ["intel_iommu=on"]
+    assert m.read("/etc/default/grub.d/hostdev.cfg") is None and m.tree_digest() == digest
+
+
+def test_a_conflict_not_written_literally_is_refused_with_the_way_out(machine):
+    grub = 'X="intel_iommu=off"\nGRUB_CMDLINE_LINUX="$X quiet"\n'
+    m = machine(grub=grub, dropin_dir=False)
+    assert m.invoke("iommu", "enable", "--replace") == (
+        3, "", "hostdev: error: cannot remove intel_iommu=off: it is not written literally in a GRUB file (remove it "
+               "by hand from the file that sets it, then run again)\n")
+    assert m.read("/etc/default/grub") == grub
