@@ -693,9 +693,9 @@ def test_an_argument_already_in_etc_default_grub_gets_no_dropin(machine):
 
 
 def test_a_conflict_not_written_literally_is_refused_with_the_way_out(machine):
-    grub = 'X="intel_iommu=off"\nGRUB_CMDLINE_LINUX="$X quiet"\n'
+    grub = 'X="intel_iommu=off iommu=nopt"\nGRUB_CMDLINE_LINUX="$X quiet"\n'
     m = machine(grub=grub, dropin_dir=False)
-    assert m.invoke("iommu", "enable", "--replace") == (
-        3, "", "hostdev: error: cannot remove intel_iommu=off: it is not written literally in a GRUB file (remove it "
-               "by hand from the file that sets it, then run again)\n")
+    assert m.invoke("iommu", "enable", "--passthrough", "--replace") == (
+        3, "", "hostdev: error: cannot remove intel_iommu=off, iommu=nopt: it is not written literally in a GRUB "
+               "file (remove it by hand from the file that sets it, then run again)\n")
     assert m.read("/etc/default/grub") == grub
