@@ -699,3 +699,11 @@ def test_a_conflict_not_written_literally_is_refused_with_the_way_out(machine):
         3, "", "hostdev: error: cannot remove intel_iommu=off, iommu=nopt: it is not written literally in a GRUB "
                "file (remove it by hand from the file that sets it, then run again)\n")
     assert m.read("/etc/default/grub") == grub
+
+
+def test_bls_replace_reports_the_conflicts_in_the_order_the_entry_has_them(machine):
+    m = machine(grub=None, dropin_dir=False, tools=("grubby",))
+    m.fr.write(f"/boot/loader/entries/abc-{RELEASE}.conf",
+               "title now\noptions root=/dev/sda1 iommu=nopt intel_iommu=off\n")
+    out = m.json("iommu", "enable", "--passthrough", "--replace")
+    assert out["removed"] == ["iommu=nopt", "intel_iommu=off"] and out["added"] == ["intel_iommu=on", "iommu=pt"]
