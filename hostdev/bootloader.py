@@ -90,10 +90,16 @@ def _lex_word(text: str, i: int, variables: Dict[str, _Value]) -> _Word:
         if char == "\\" and i + 1 < n:
             nxt = text[i + 1]
             if quote == '"' and nxt not in '$`"\\':
-                chars.append(char)
+                chars.append(char)  # not an escape inside double quotes: both characters stay
                 origin.append(i)
+                written_at = i + 1
+            else:
+                # an escape: the character is written at its backslash, so that it is never part of a
+                # literal run (remove_args would cut the character and leave the backslash, which then
+                # escapes whatever follows: the next blank, the line's newline)
+                written_at = i
             chars.append(nxt)
-            origin.append(i + 1)
+            origin.append(written_at)
             i += 2
             continue
         if char == '"':

@@ -47,3 +47,12 @@ def test_bls_entry_of_the_running_kernel_wins(tmp_path):
 def test_no_boot_configuration(tmp_path):
     boot = bootloader.read_boot_config(Host(str(tmp_path)))
     assert not boot.known and boot.args == ()
+
+
+def test_a_backslash_crlf_continues_the_line_as_a_backslash_newline_does():
+    # a file saved with CRLF line ends: its continuations are backslash-CR-LF, three characters
+    text = ('GRUB_TIMEOUT=5\r\n'
+            'GRUB_CMDLINE_LINUX="quiet \\\r\n  splash"\r\n'
+            'GRUB_X=a\\\r\nb\r\n')
+    values = bootloader.parse_shell_assignments(text)
+    assert values == {"GRUB_TIMEOUT": "5", "GRUB_CMDLINE_LINUX": "quiet   splash", "GRUB_X": "ab"}

@@ -354,3 +354,356 @@ def test_an_amd_host_with_its_ivrs_table_gets_no_argument_whatever_the_cpu_strin
     out = m.json("iommu", "enable")
     assert out["added"] == [] and out["changed"] is False
     assert any(n.startswith("AMD-Vi needs no argument") for n in out["notes"])
+
+
+# ---------------------------------------------------------------- written for the mutation run's survivors
+# (docs/testing.md, "bootloader.py and bootargs.py")
+def test_an_empty_etc_default_grub_gets_just_the_assignment(machine):
+    m = machine(grub="", dropin_dir=False)
+    m.json("iommu", "enable")
+    assert m.read("/etc/default/grub") == 'GRUB_CMDLINE_LINUX="intel_iommu=on"\n'
+
+
+def test_replace_removes_the_value_from_each_variable_and_file_that_writes_it_and_nothing_else(machine):
+    m = machine(grub='GRUB_CMDLINE_LINUX_DEFAULT="quiet intel_iommu=off"\n'
+                     'GRUB_CMDLINE_LINUX="intel_iommu=off console=ttyS0 intel_iommu=off"\n')
+    m.fr.write("/etc/default/grub.d/00-empty.cfg", "")  # someone's empty drop-in: left as it is
+    out = m.json("iommu", "enable", "--replace")
+    assert m.read("/etc/default/grub") == 'GRUB_CMDLINE_LINUX_DEFAULT="quiet"\nGRUB_CMDLINE_LINUX="console=ttyS0"\n'
+    assert m.read("/etc/default/grub.d/00-empty.cfg") == ""
+    assert "intel_iommu=on" in m.read("/etc/default/grub.d/hostdev.cfg")
+    assert "intel_iommu=off" in out["removed"] and out["added"] == ["intel_iommu=on"]
+    linux = [line for line in m.read("/boot/grub/grub.cfg").splitlines() if "\tlinux\t" in line][0]
+    assert "intel_iommu=off" not in linux and "intel_iommu=on" in linux
+
+
+def test_replace_leaves_a_value_glued_to_an_earlier_files_expansion(machine):
+    # after /etc/default/grub (and a drop-in between that sets something else), the drop-in's value is
+    # "quietintel_iommu=off intel_iommu=off": only its second word is the argument; the first stays
+    m = machine(grub='GRUB_CMDLINE_LINUX="quiet"\n')
+    m.fr.write("/etc/default/grub.d/10-timeout.cfg", "GRUB_TIMEOUT=1\n")
+    m.fr.write("/etc/default/grub.d/50-local.cfg",
+               'GRUB_CMDLINE_LINUX="${GRUB_CMDLINE_LINUX}intel_iommu=off intel_iommu=off"\n')
+    m.json("iommu", "enable", "--replace")
+    assert m.read("/etc/default/grub.d/50-local.cfg") == 'GRUB_CMDLINE_LINUX="${GRUB_CMDLINE_LINUX}intel_iommu=off"\n'
+    assert m.read("/etc/default/grub") == 'GRUB_CMDLINE_LINUX="quiet"\n'
+
+
+def test_replacing_an_argument_of_hostdevs_own_dropin_reports_it_once(machine):
+    m = machine()
+    m.json("iommu", "enable", "--passthrough")
+    out = m.json("iommu", "enable", "--arg", "iommu=nopt", "--replace")
+    assert out["removed"] == ["iommu=pt"] and out["added"] == ["iommu=nopt"]
+    assert m.read("/etc/default/grub.d/hostdev.cfg").endswith(
+        'GRUB_CMDLINE_LINUX="$GRUB_CMDLINE_LINUX intel_iommu=on iommu=nopt"\n')
+    record = json.loads(m.read("/var/lib/hostdev/boot-args.json"))
+    assert record["args"] == ["intel_iommu=on", "iommu=nopt"] and record["replaced"] == []
+
+
+def test_disable_removes_only_the_copy_hostdev_appended(machine):
+    # the administrator wrote iommu=pt twice more after hostdev's enable: at the front of
+    # GRUB_CMDLINE_LINUX and in GRUB_CMDLINE_LINUX_DEFAULT; disable takes back hostdev's (the last) only
+    m = machine(grub='GRUB_CMDLINE_LINUX_DEFAULT="quiet"\nGRUB_CMDLINE_LINUX="console=ttyS0"\n', dropin_dir=False)
+    m.json("iommu", "enable", "--passthrough")
+    assert m.read("/etc/default/grub").endswith('GRUB_CMDLINE_LINUX="console=ttyS0 intel_iommu=on iommu=pt"\n')
+    m.fr.write("/etc/default/grub", 'GRUB_CMDLINE_LINUX_DEFAULT="quiet iommu=pt"\n'
+                                    'GRUB_CMDLINE_LINUX="iommu=pt console=ttyS0 intel_iommu=on iommu=pt"\n')
+    out = m.json("iommu", "disable")
+    assert out["removed"] == ["intel_iommu=on", "iommu=pt"]
+    assert m.read("/etc/default/grub") == ('GRUB_CMDLINE_LINUX_DEFAULT="quiet iommu=pt"\n'
+                                          'GRUB_CMDLINE_LINUX="iommu=pt console=ttyS0"\n')
+
+
+def test_disable_refuses_a_grub_file_that_no_longer_parses_naming_it(machine):
+    m = machine(dropin_dir=False)
+    m.json("iommu", "enable")
+    broken = 'GRUB_TIMEOUT=5\nGRUB_CMDLINE_LINUX="console=ttyS0 intel_iommu=on\n'
+    m.fr.write("/etc/default/grub", broken)
+    rc, _, err = m.invoke("iommu", "disable")
+    assert rc == 4 and "/etc/default/grub: unterminated \" quote (line 2)" in err
+    assert m.read("/etc/default/grub") == broken
+
+
+@pytest.mark.parametrize("vendor_line, vendor", [("vendor_id\t: CentaurHauls\n", "CentaurHauls"), ("", "unknown")])
+def test_a_cpu_of_another_or_no_vendor_gets_no_argument_and_the_reason(machine, vendor_line, vendor):
+    m = machine()
+    m.fr.write("/proc/cpuinfo", f"processor\t: 0\n{vendor_line}flags\t\t: fpu vme\n")
+    out = m.json("iommu", "enable")
+    assert out["added"] == [] and out["changed"] is False
+    assert out["notes"] == [f"CPU vendor {vendor} and no DMAR or IVRS table: no IOMMU argument is known to be needed"]
+
+
+@pytest.mark.parametrize("vendor, notes", [
+    ("intel", ["iommu=pt: the host's own devices skip DMA translation (VMs keep full isolation)"]),
+    ("amd", ["AMD-Vi needs no argument: the kernel turns it on when the firmware enables it (amd_iommu=on is not "
+             "a valid value and is ignored)",
+             "iommu=pt: the host's own devices skip DMA translation (VMs keep full isolation); it is incompatible "
+             "with AMD SEV-SNP hosts"]),
+])
+def test_the_notes_of_passthrough(machine, vendor, notes):
+    assert machine(vendor=vendor).json("iommu", "enable", "--passthrough", "--dry-run")["notes"] == notes
+
+
+def test_the_refusals_of_bad_arguments_name_the_fix(machine):
+    m = machine(vendor="amd")
+    assert m.invoke("iommu", "enable", "--arg", "a b") == (
+        2, "", "hostdev: error: invalid kernel argument 'a b' (one word, KEY or KEY=VALUE, without blanks, quotes, "
+               "$ or shell characters)\n")
+    assert m.invoke("iommu", "enable", "--arg", "amd_iommu=on") == (
+        2, "", "hostdev: error: amd_iommu=on is not a valid value (the kernel ignores it; AMD-Vi is on by default) "
+               "(leave it out; valid values are off, force_isolation, fullflush, pgtbl_v1/v2 …)\n")
+
+
+def test_amd_iommu_with_another_value_and_other_on_arguments_are_accepted(machine):
+    m = machine(vendor="amd")
+    # only amd_iommu=on is refused: a flag, another value (everything after the first "="), another key's "on"
+    out = m.json("iommu", "enable", "--dry-run", "--arg", "amd_iommu", "--arg", "amd_iommu=fullflush",
+                 "--arg", "amd_iommu=off=on", "--arg", "intel_iommu=on")
+    assert out["added"] == ["amd_iommu", "amd_iommu=fullflush", "amd_iommu=off=on", "intel_iommu=on"]
+
+
+def test_disable_with_nothing_recorded_changes_nothing_and_says_so(machine):
+    m = machine()
+    digest = m.tree_digest()
+    out = m.json("iommu", "disable")
+    assert {k: out[k] for k in ("changed", "reboot_required", "stack", "added", "removed", "present", "commands",
+                                "notes")} == {
+        "changed": False, "reboot_required": False, "stack": "none", "added": [], "removed": [], "present": [],
+        "commands": [],
+        "notes": ["hostdev has added no kernel arguments here (nothing recorded in /var/lib/hostdev/boot-args.json)"]}
+    assert m.tree_digest() == digest
+    # a record of replaced arguments only (none of hostdev's own left): the stack it names is reported
+    m.fr.write("/var/lib/hostdev/boot-args.json", json.dumps(
+        {"version": 1, "args": [], "replaced": ["intel_iommu=off"], "stack": "grub", "file": "/etc/default/grub"}))
+    out = m.json("iommu", "disable")
+    assert out["changed"] is False and out["stack"] == "grub"
+
+
+def test_disable_of_a_dropin_leaves_the_same_argument_in_the_administrators_file(machine):
+    m = machine()
+    m.json("iommu", "enable")
+    # the administrator also writes it in /etc/default/grub afterwards: it is theirs, it stays
+    m.fr.write("/etc/default/grub", DEBIAN_GRUB.replace('"console=ttyS0"', '"console=ttyS0 intel_iommu=on"'))
+    out = m.json("iommu", "disable")
+    assert out["removed"] == ["intel_iommu=on"]
+    assert m.read("/etc/default/grub.d/hostdev.cfg") is None
+    assert m.read("/etc/default/grub") == DEBIAN_GRUB.replace('"console=ttyS0"', '"console=ttyS0 intel_iommu=on"')
+
+
+@pytest.mark.parametrize("running, reboot", [("ro quiet intel_iommu=on", True), ("ro quiet", False)])
+def test_disable_reports_what_it_removed_and_whether_a_reboot_is_needed(machine, running, reboot):
+    # a reboot is needed when an argument it removed is on the running kernel's command line
+    m = machine(cmdline=running, dropin_dir=False)
+    m.json("iommu", "enable")
+    out = m.json("iommu", "disable")
+    assert {k: out[k] for k in ("changed", "reboot_required", "stack", "added", "removed", "present", "commands",
+                                "notes")} == {
+        "changed": True, "reboot_required": reboot, "stack": "grub", "added": [], "removed": ["intel_iommu=on"],
+        "present": [], "commands": [["update-grub"]], "notes": []}
+
+
+def test_disable_names_recorded_arguments_the_administrator_already_removed(machine):
+    m = machine(dropin_dir=False)
+    m.json("iommu", "enable", "--passthrough")
+    m.fr.write("/etc/default/grub", DEBIAN_GRUB)  # taken out by hand
+    out = m.json("iommu", "disable")
+    assert out["removed"] == [] and out["reboot_required"] is False
+    assert out["notes"] == ["intel_iommu=on, iommu=pt recorded as hostdev's but no longer in the boot configuration"]
+    assert m.read("/var/lib/hostdev/boot-args.json") is None
+
+
+def _roll_back(plan, host):
+    """What Plan.apply does when a step after these fails (``hostdev apply`` plans more after them)."""
+    for action in reversed(plan.actions):
+        if action.undo is not None:
+            action.undo(host)
+
+
+def test_a_later_failure_undoes_the_grubby_edits_and_the_files(machine):
+    from hostdev import bootargs
+
+    grub = 'GRUB_CMDLINE_LINUX="rhgb quiet intel_iommu=off"\nGRUB_ENABLE_BLSCFG=true\n'
+    m = machine(grub=grub, dropin_dir=False, tools=("grubby", "grub2-mkconfig"))
+    entry = f"/boot/loader/entries/abc-{RELEASE}.conf"
+    m.fr.write(entry, f"title Fedora\nversion {RELEASE}\noptions root=/dev/sda1 ro rhgb quiet intel_iommu=off\n")
+    boot = bootargs.plan_enable(m.host, ["intel_iommu=on"], replace=True)
+    assert [a.description for a in boot.plan.actions][-2:] == [
+        "run /usr/sbin/grubby --update-kernel=ALL --remove-args=intel_iommu=off",
+        "run /usr/sbin/grubby --update-kernel=ALL --args=intel_iommu=on"]
+    boot.plan.apply(m.host)
+    assert "options root=/dev/sda1 ro rhgb quiet intel_iommu=on\n" in m.read(entry)
+    _roll_back(boot.plan, m.host)
+    assert [c[1:] for c in m.ran("grubby")] == [("--update-kernel=ALL", "--remove-args=intel_iommu=off"),
+                                                ("--update-kernel=ALL", "--args=intel_iommu=on"),
+                                                ("--update-kernel=ALL", "--remove-args=intel_iommu=on"),
+                                                ("--update-kernel=ALL", "--args=intel_iommu=off")]
+    assert "options root=/dev/sda1 ro rhgb quiet intel_iommu=off\n" in m.read(entry)
+    assert m.read("/etc/default/grub") == grub
+
+
+def test_a_later_failure_regenerates_grub_cfg_from_the_restored_files(machine):
+    from hostdev import bootargs
+
+    m = machine(dropin_dir=False)
+    boot = bootargs.plan_enable(m.host, ["intel_iommu=on"])
+    assert [a.description for a in boot.plan.actions][0] == "(on rollback: regenerate grub.cfg from the restored files)"
+    boot.plan.apply(m.host)
+    assert "intel_iommu=on" in m.read("/boot/grub/grub.cfg")
+    _roll_back(boot.plan, m.host)
+    assert m.ran("update-grub") == [("update-grub",), ("update-grub",)]
+    assert "intel_iommu=on" not in m.read("/boot/grub/grub.cfg")
+    assert m.read("/etc/default/grub") == DEBIAN_GRUB
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("{not json", "is not valid JSON"),
+    ("[]", "expected an object"),
+    ('{"args": "intel_iommu=on"}', "args: expected a list of kernel arguments (strings)"),
+    ('{"args": ["intel_iommu=on"], "replaced": [""]}', "replaced: expected a list of kernel arguments (strings)"),
+    ('{"args": ["intel_iommu=on"], "stack": 1}', "stack: expected a string or null"),
+    ('{"args": ["intel_iommu=on"], "file": ["/etc/default/grub"]}', "file: expected a string or null"),
+])
+def test_a_broken_record_of_added_arguments_is_refused_naming_it_and_the_way_out(machine, text, problem):
+    m = machine()
+    m.fr.write("/var/lib/hostdev/boot-args.json", text)
+    digest = m.tree_digest()
+    for command in (("iommu", "disable"), ("iommu", "enable")):
+        rc, out, err = m.invoke(*command)
+        assert rc == 2 and out == ""
+        assert err.startswith(f"hostdev: error: /var/lib/hostdev/boot-args.json: {problem}")
+        assert err.endswith(" (inspect it, or move it aside (/var/lib/hostdev/boot-args.json.broken))\n")
+    assert m.tree_digest() == digest
+
+
+def test_a_record_without_replaced_or_stack_is_read(machine):
+    m = machine(dropin_dir=False)
+    m.json("iommu", "enable")
+    m.fr.write("/var/lib/hostdev/boot-args.json", '{"args": ["intel_iommu=on"]}')
+    assert m.json("iommu", "disable")["removed"] == ["intel_iommu=on"]
+    assert m.read("/etc/default/grub") == DEBIAN_GRUB
+
+
+def test_a_record_without_args_means_nothing_added_and_replaced_ones_are_kept_across_enables(machine):
+    m = machine(dropin_dir=False)
+    m.fr.write("/var/lib/hostdev/boot-args.json", '{"replaced": ["intel_iommu=off"]}')
+    assert m.json("iommu", "disable")["notes"] == [
+        "hostdev has added no kernel arguments here (nothing recorded in /var/lib/hostdev/boot-args.json)"]
+    os.unlink(m.fr.p("/var/lib/hostdev/boot-args.json"))
+    m.fr.write("/etc/default/grub", 'GRUB_CMDLINE_LINUX="intel_iommu=off quiet"\n')
+    m.json("iommu", "enable", "--replace")
+    m.json("iommu", "enable", "--passthrough")
+    record = json.loads(m.read("/var/lib/hostdev/boot-args.json"))
+    assert record["replaced"] == ["intel_iommu=off"] and record["args"] == ["intel_iommu=on", "iommu=pt"]
+
+
+def test_the_record_the_steps_and_the_commands_as_written(machine):
+    m = machine(dropin_dir=False)
+    out = m.json("iommu", "enable")
+    assert [a["action"] for a in out["actions"]] == [
+        "(on rollback: regenerate grub.cfg from the restored files)",
+        "write /etc/default/grub",
+        "record the arguments hostdev added in /var/lib/hostdev/boot-args.json",
+        "regenerate grub.cfg (update-grub)"]
+    assert m.read("/var/lib/hostdev/boot-args.json") == (
+        '{\n  "version": 1,\n  "stack": "grub",\n  "file": "/etc/default/grub",\n  "args": [\n'
+        '    "intel_iommu=on"\n  ],\n  "replaced": []\n}\n')
+    # nothing to do the second time: nothing is run, not even the regeneration
+    assert m.json("iommu", "enable")["commands"] == []
+    out = m.json("iommu", "disable", "--dry-run")
+    assert "forget the recorded arguments (/var/lib/hostdev/boot-args.json)" in [a["action"] for a in out["actions"]]
+
+
+def test_the_diff_of_a_file_without_a_final_newline(machine):
+    m = machine(grub='GRUB_CMDLINE_LINUX="quiet"', dropin_dir=False)
+    rc, out, _ = m.invoke("iommu", "enable", "--dry-run")
+    assert rc == 0 and out == ('--- a/etc/default/grub\n+++ b/etc/default/grub\n@@ -1 +1 @@\n'
+                               '-GRUB_CMDLINE_LINUX="quiet"\n\\ No newline at end of file\n'
+                               '+GRUB_CMDLINE_LINUX="quiet intel_iommu=on"\n')
+
+
+def test_the_regeneration_step_names_the_whole_command(machine):
+    m = machine(dropin_dir=False, tools=("grub2-mkconfig",))
+    m.fr.mkdir("/boot/grub2")
+    out = m.json("iommu", "enable", "--dry-run")
+    assert out["actions"][-1]["action"] == "regenerate grub.cfg (grub2-mkconfig -o /boot/grub2/grub.cfg)"
+
+
+def test_the_stacks_hostdev_does_not_edit_get_the_exact_command_for_every_argument(machine):
+    m = machine(grub=None, dropin_dir=False, tools=())
+    m.fr.write("/run/ostree-booted", "")
+    assert m.invoke("iommu", "enable", "--passthrough") == (
+        4, "", "hostdev: error: rpm-ostree/bootc host: kernel arguments are managed by rpm-ostree, not edited in "
+               "place (run: rpm-ostree kargs --append-if-missing=intel_iommu=on --append-if-missing=iommu=pt && "
+               "systemctl reboot)\n")
+    os.unlink(m.fr.p("/run/ostree-booted"))
+    m.fr.write("/etc/kernel/cmdline", "root=/dev/sda1 ro\n")
+    assert m.invoke("iommu", "enable", "--passthrough") == (
+        4, "", "hostdev: error: systemd-boot/UKI host (/etc/kernel/cmdline): hostdev does not edit it (add "
+               "'intel_iommu=on iommu=pt' to /etc/kernel/cmdline, then run: kernel-install add \"$(uname -r)\" "
+               "\"/usr/lib/modules/$(uname -r)/vmlinuz\" (or your UKI builder), and reboot)\n")
+    os.unlink(m.fr.p("/etc/kernel/cmdline"))
+    assert m.invoke("iommu", "enable") == (
+        4, "", "hostdev: error: no boot configuration found (/etc/default/grub, BLS entries, /etc/kernel/cmdline) "
+               "(add 'intel_iommu=on' to your boot loader's kernel command line and reboot)\n")
+
+
+def test_bls_reads_the_running_kernels_entry_not_etc_default_grub(machine):
+    m = machine(grub='GRUB_CMDLINE_LINUX="rhgb quiet"\n', dropin_dir=False, tools=("grubby", "grub2-mkconfig"))
+    m.fr.write("/boot/loader/entries/abc-6.0.0-1-amd64.conf", "title old\noptions root=/dev/sda1 ro\n")
+    m.fr.write(f"/boot/loader/entries/abc-{RELEASE}.conf", "title now\noptions root=/dev/sda1 ro intel_iommu=on\n")
+    out = m.json("iommu", "enable", "--dry-run")
+    assert out["stack"] == "bls" and out["present"] == ["intel_iommu=on"] and out["added"] == []
+
+
+def test_grub_without_its_tools_is_refused_and_grub_mkconfig_alone_is_used(machine):
+    m = machine(dropin_dir=False, tools=())
+    assert m.invoke("iommu", "enable") == (
+        4, "", "hostdev: error: /etc/default/grub exists but neither update-grub, grub2-mkconfig nor grub-mkconfig is "
+               "installed (install GRUB's tools (Debian: grub2-common))\n")
+    m.fr.add_tools("grub-mkconfig")
+    assert m.json("iommu", "enable", "--dry-run")["commands"] == [["grub-mkconfig", "-o", "/boot/grub/grub.cfg"]]
+
+
+def test_bls_without_etc_default_grub_does_not_create_it(machine):
+    m = machine(grub=None, dropin_dir=False, tools=("grubby",))
+    m.fr.write(f"/boot/loader/entries/abc-{RELEASE}.conf", "title now\noptions root=/dev/sda1 ro\n")
+    out = m.json("iommu", "enable")
+    assert out["stack"] == "bls" and out["files"] == [] and out["added"] == ["intel_iommu=on"]
+    assert m.read("/etc/default/grub") is None
+
+
+def test_nothing_to_add_reports_empty_lists_and_two_conflicts_are_named_together(machine):
+    out = machine(vendor="amd").json("iommu", "enable")
+    assert {k: out[k] for k in ("stack", "added", "removed", "present", "commands", "files")} == {
+        "stack": "none", "added": [], "removed": [], "present": [], "commands": [], "files": []}
+    m = machine(grub='GRUB_CMDLINE_LINUX="intel_iommu=off iommu=nopt"\n', dropin_dir=False)
+    rc, _, err = m.invoke("iommu", "enable", "--passthrough")
+    assert rc == 3 and err.startswith("hostdev: error: the boot configuration already has intel_iommu=off (wanted "
+                                      "intel_iommu=on), iommu=nopt (wanted iommu=pt) (")
+    assert err.endswith(" (pass --replace to replace it, or leave that argument out)\n")
+
+
+def test_an_argument_already_in_etc_default_grub_gets_no_dropin(machine):
+    grub = DEBIAN_GRUB.replace('"console=ttyS0"', '"console=ttyS0 intel_iommu=on"')
+    m = machine(grub=grub)
+    digest = m.tree_digest()
+    out = m.json("iommu", "enable")
+    assert out["changed"] is False and out["present"] == ["intel_iommu=on"]
+    assert m.read("/etc/default/grub.d/hostdev.cfg") is None and m.tree_digest() == digest
+
+
+def test_a_conflict_not_written_literally_is_refused_with_the_way_out(machine):
+    grub = 'X="intel_iommu=off iommu=nopt"\nGRUB_CMDLINE_LINUX="$X quiet"\n'
+    m = machine(grub=grub, dropin_dir=False)
+    assert m.invoke("iommu", "enable", "--passthrough", "--replace") == (
+        3, "", "hostdev: error: cannot remove intel_iommu=off, iommu=nopt: it is not written literally in a GRUB "
+               "file (remove it by hand from the file that sets it, then run again)\n")
+    assert m.read("/etc/default/grub") == grub
+
+
+def test_bls_replace_reports_the_conflicts_in_the_order_the_entry_has_them(machine):
+    m = machine(grub=None, dropin_dir=False, tools=("grubby",))
+    m.fr.write(f"/boot/loader/entries/abc-{RELEASE}.conf",
+               "title now\noptions root=/dev/sda1 iommu=nopt intel_iommu=off\n")
+    out = m.json("iommu", "enable", "--passthrough", "--replace")
+    assert out["removed"] == ["iommu=nopt", "intel_iommu=off"] and out["added"] == ["intel_iommu=on", "iommu=pt"]

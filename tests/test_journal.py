@@ -122,6 +122,8 @@ def test_forget_of_a_device_without_an_entry_writes_nothing(host):
     ('{"version": 1}', None),  # no devices: an empty journal
     ('{"devices": {"0000:00:10.0": {"driver": "e1000e", "driver_override": 7}}}',
      "devices.0000:00:10.0: expected an object with driver and driver_override (strings or null)"),
+    ('{"devices": {"0000:00:10.0": {"driver": ["e1000e"], "driver_override": null}}}',
+     "devices.0000:00:10.0: expected an object with driver and driver_override (strings or null)"),
     ('{"devices": {"0000:00:10.0": "e1000e"}}',
      "devices.0000:00:10.0: expected an object with driver and driver_override (strings or null)"),
     ('{"devices": {"00:10.0x": {"driver": "e1000e"}}}', "devices: '00:10.0x' is not a PCI address"),
@@ -229,3 +231,41 @@ def test_a_journal_that_is_not_json_is_refused_naming_the_file(host):
     assert caught.value.message.startswith("/var/lib/hostdev/bindings.json: is not valid JSON")
     assert caught.value.fix == ("inspect it; move it aside to start a new journal "
                                 "(/var/lib/hostdev/bindings.json.broken)")
+
+
+def test_the_last_binding_gone_takes_back_the_rule_the_unit_and_its_link_and_undo_puts_them_back(host):
+    plan = Plan()
+    journal.persist_actions(plan, [EDU], "vfio-pci")
+    plan.apply(host)
+    plan = Plan()
+    journal.unpersist_shared_actions(plan, host)
+    assert [a.description for a in plan.actions] == [
+        "persist: remove /etc/udev/rules.d/60-hostdev.rules (no persistent binding left)",
+        "persist: remove /etc/systemd/system/hostdev-bindings.service (no persistent binding left)",
+        "persist: disable hostdev-bindings.service "
+        "(/etc/systemd/system/multi-user.target.wants/hostdev-bindings.service)",
+    ]
+    plan.apply(host)
+    # what the command's result says it changed
+    assert plan.files_changed() == [{"path": journal.UDEV_RULE, "change": "remove"},
+                                    {"path": journal.UNIT, "change": "remove"},
+                                    {"path": journal.UNIT_WANTS, "change": "remove"}]
+    assert _files(host, "/etc/udev/rules.d") == {} and _files(host, "/etc/systemd/system") == {}
+    assert host.readlink(journal.UNIT_WANTS) is None
+    for action in reversed(plan.actions):  # a rollback
+        action.undo(host)
+    assert _files(host, "/etc/udev/rules.d") == {"60-hostdev.rules": journal.UDEV_RULE_TEXT}
+    assert _files(host, "/etc/systemd/system") == {"hostdev-bindings.service": journal.UNIT_TEXT}
+    assert host.readlink(journal.UNIT_WANTS) == journal.UNIT
+
+
+def test_a_rule_unit_or_link_that_is_not_hostdevs_own_is_left_alone(host):
+    for path, text in ((journal.UDEV_RULE, journal.UDEV_RULE_TEXT + "# edited\n"), (journal.UNIT, "[Unit]\n")):
+        os.makedirs(os.path.dirname(host.path(path)), exist_ok=True)
+        with open(host.path(path), "w", encoding="utf-8") as handle:
+            handle.write(text)
+    os.makedirs(os.path.dirname(host.path(journal.UNIT_WANTS)))
+    os.symlink("/etc/systemd/system/other.service", host.path(journal.UNIT_WANTS))
+    plan = Plan()
+    journal.unpersist_shared_actions(plan, host)
+    assert plan.actions == []

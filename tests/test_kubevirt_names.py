@@ -121,3 +121,10 @@ def test_each_rule_of_a_resource_name(name, problem):
 ])
 def test_the_plugins_pci_ids_lookup(text, lookup, expected):
     assert kv.nvidia_plugin_text(text, "1eb8", lookup) == expected
+
+
+@pytest.mark.parametrize("chars, expected", [("upper", "nvidia.com/TESLA_T4_"), ("legacy", "nvidia.com/Tesla_T4_")])
+def test_the_plugins_trim_is_gos_so_a_blank_before_a_trailing_control_character_stays(chars, expected):
+    # strings.TrimSpace does not trim \x1c, so the blank before it is no longer at the end: it becomes
+    # "_" and the \x1c is then dropped (Python's str.strip would have trimmed both)
+    assert kv.nvidia_pci_name("1eb8", "Tesla T4 \x1c", chars) == expected
