@@ -152,11 +152,15 @@ class Host:
         chroot. Raises OutsideRootError on a link loop.
         """
         if self._links is not None:
+            normal: Optional[str] = path
             if "//" in path or "/." in path or path.endswith("/") or not path.startswith("/"):
-                path = "/" + "/".join([p for p in path.split("/") if p not in ("", ".")])
-            resolved = self._resolve_remembered(path, 0)
-            if resolved is not None:
-                return resolved
+                names = [p for p in path.split("/") if p not in ("", ".")]
+                # a ".." of the path itself goes up from where the links before it led: the walk's job
+                normal = None if ".." in names else "/" + "/".join(names)
+            if normal is not None:
+                resolved = self._resolve_remembered(normal, 0)
+                if resolved is not None:
+                    return resolved
         parts = [p for p in path.split("/") if p not in ("", ".")]
         parts.reverse()  # a stack: the next component last
         base = self.root.rstrip("/")

@@ -1,6 +1,7 @@
 """Host safety: paths resolved inside the root as a chroot would, the lock in a directory of
 its own, every OSError a HostdevError, files kept byte for byte as the administrator wrote them.
 Issue #14; every expected value below is written out by hand."""
+import contextlib
 import errno
 import os
 
@@ -101,6 +102,18 @@ def test_readlink_and_remove_act_on_the_link_itself(tmp_path):
     assert host.readlink("/etc/link") == "/etc/target"
     assert host.remove_file("/etc/link")
     assert not os.path.lexists(root / "etc/link") and (root / "etc/target").read_text() == "keep\n"
+
+
+def test_a_dotdot_resolved_during_a_scan_goes_up_from_where_the_links_led_and_stays_inside(tmp_path):
+    root = tmp_path / "root"
+    (root / "sys/bus").mkdir(parents=True)
+    (root / "etc").mkdir()
+    os.symlink("/etc", root / "sys/abs")
+    host = Host(str(root))
+    for scan in (False, True):  # links read once (the listing) or each time: the same answers
+        with host.links_unchanged() if scan else contextlib.nullcontext():
+            assert host.resolve("/sys/abs/../sys/bus") == "/sys/bus"  # .. of /etc, where the link led
+            assert host.resolve("/sys/../../..") == "/"  # never above the root
 
 
 # ---------------------------------------------------------------- the lock
