@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from hostdev.errors import ConfigWriteError, HostdevError, HostEnvironmentError
+from hostdev.errors import ConfigWriteError, HostdevError, HostEnvironmentError, OutsideRootError
 from hostdev.host import Host
 from tests.test_iommu_enable import Machine
 
@@ -114,6 +114,118 @@ def test_a_dotdot_resolved_during_a_scan_goes_up_from_where_the_links_led_and_st
         with host.links_unchanged() if scan else contextlib.nullcontext():
             assert host.resolve("/sys/abs/../sys/bus") == "/sys/bus"  # .. of /etc, where the link led
             assert host.resolve("/sys/../../..") == "/"  # never above the root
+
+
+# ---------------------------------------------------------------- the kernel's own chroot walk as the judge
+def _kernel_in_root(root_fd, path):
+    """The kernel's answer for ``path`` under the directory ``root_fd`` taken as the root:
+    openat2(2) with RESOLVE_IN_ROOT (Linux 5.6), which resolves every link, ``..`` and absolute
+    target as a chroot would. Returns the real path reached, "ELOOP", or None (ENOENT,
+    ENOTDIR: a name that is not there, where Host.resolve goes on by name)."""
+    import ctypes
+
+    class OpenHow(ctypes.Structure):
+        _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    how = OpenHow(0o10000000 | os.O_CLOEXEC, 0, 0x10)  # O_PATH; RESOLVE_IN_ROOT
+    fd = libc.syscall(437, root_fd, os.fsencode(path), ctypes.byref(how), ctypes.sizeof(how))  # SYS_openat2
+    if fd < 0:
+        code = ctypes.get_errno()
+        if code in (errno.ENOSYS, errno.EPERM):
+            pytest.skip("openat2(2) is not available here")
+        assert code in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP), os.strerror(code)
+        return "ELOOP" if code == errno.ELOOP else None
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    finally:
+        os.close(fd)
+
+
+def _adversarial_tree(root):
+    """A sysfs-shaped tree with every kind of link a fake or recorded tree may hold."""
+    device = "sys/devices/pci0000:00/0000:00:01.0/0000:01:00.0"
+    for directory in (device, "sys/bus/pci/drivers/vfio-pci", "sys/kernel/iommu_groups/3/devices", "etc/default",
+                      "a/b/c", "plain/b"):
+        (root / directory).mkdir(parents=True, exist_ok=True)
+    (root / device / "vendor").write_text("0x10de\n")
+    (root / "etc/default/grub").write_text("\n")
+    links = {
+        "sys/bus/pci/devices/0000:01:00.0": "../../../devices/pci0000:00/0000:00:01.0/0000:01:00.0",
+        f"{device}/driver": "../../../../bus/pci/drivers/vfio-pci",
+        f"{device}/iommu_group": "../../../../kernel/iommu_groups/3",
+        "sys/kernel/iommu_groups/3/devices/0000:01:00.0": "../../../../devices/pci0000:00/0000:00:01.0/0000:01:00.0",
+        "abs": "/sys/bus/pci",                          # absolute: restarts at the root
+        "up": "../../../../../..",                      # climbs out: stops at the root
+        "a/b/out": "../../../../etc",                   # climbs out, then down again
+        "a/b/c/home": "/",
+        "messy": "//etc/./default/../default/",         # doubled /, ., .. and a trailing /
+        "mid": "sys/bus/../kernel",                     # .. in the middle of a target
+        "self": ".",
+        "a/b/parent": "..",
+        "a/b/dot": "./c",
+        "hop1": "hop2/b",                               # a target that starts with a link
+        "hop2": "a",
+        "a/b/c/rel2abs": "../../../abs/drivers",        # relative, through an absolute one
+        "sys/up2": "../a/b/c/home/sys/../etc",          # .. after a link to /
+        "loop": "loop",
+        "ping": "pong",
+        "pong": "ping",
+        "dangling": "/nowhere/x",
+        "a/file_link": "../etc/default/grub",
+    }
+    # 40 links to reach plain/ (the kernel's MAXSYMLINKS: allowed), and 41 (refused)
+    links.update({f"l{i}": f"l{i + 1}" for i in range(39)})
+    links.update({"l39": "plain", "l40": "l0"})
+    for name, target in links.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        os.symlink(target, root / name)
+
+
+def test_resolve_gives_the_kernels_own_answer_for_a_chroot(tmp_path):
+    root = tmp_path / "root"
+    _adversarial_tree(root)
+    names = sorted(os.path.relpath(os.path.join(base, n), root)
+                   for base, dirs, files in os.walk(root) for n in dirs + files)
+    suffixes = ("", "/", "/.", "/..", "/../..", "/../../../../../..", "/vendor", "/b", "//c/./", "/b/..")
+    paths = ["/", "/sys/bus/pci/devices/0000:01:00.0/driver", "sys/abs/devices/0000:01:00.0/iommu_group/devices",
+             "/sys/kernel/iommu_groups/3/devices/0000:01:00.0/iommu_group/devices/0000:01:00.0/driver/../../../."]
+    paths += [f"/{name}{suffix}" for name in names for suffix in suffixes]
+    real_root = os.path.realpath(root)
+    root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        expected = {}
+        for path in paths:
+            reached = _kernel_in_root(root_fd, path)
+            if reached == "ELOOP":
+                expected[path] = reached
+            elif reached is not None:
+                assert reached == real_root or reached.startswith(real_root + "/"), (path, reached)
+                expected[path] = reached[len(real_root):] or "/"
+    finally:
+        os.close(root_fd)
+    assert expected["/sys/bus/pci/devices/0000:01:00.0/driver"] == "/sys/bus/pci/drivers/vfio-pci"  # the judge works
+    assert expected["/l40"] == "ELOOP" and expected["/l0/b"] == "/plain/b" and len(expected) > 400
+    host = Host(str(root))
+
+    def answer(path):
+        try:
+            return host.resolve(path)
+        except OutsideRootError:
+            return "ELOOP"
+
+    assert {path: answer(path) for path in expected} == expected  # each link read each time
+    # Remembered answers (links_unchanged) do not count the links followed to reach them: once
+    # /l0 is known, /l40 (41 links) resolves to /plain instead of failing as the kernel's lookup
+    # does (docs/testing.md, host.py). Still inside the root; left out here.
+    remembered = {path: resolved for path, resolved in expected.items() if not path.startswith("/l40")}
+    with host.links_unchanged():  # read once, the answers remembered, in two orders
+        assert {path: answer(path) for path in remembered} == remembered
+        assert {path: answer(path) for path in reversed(list(remembered))} == remembered
+    for path, resolved in expected.items():
+        if resolved != "ELOOP" and ".." not in path.split("/"):
+            # nothing left for the kernel to follow out of the tree
+            assert host.path(path) == os.path.realpath(host.path(path)) == str(root) + resolved.rstrip("/")
 
 
 # ---------------------------------------------------------------- the lock
