@@ -116,6 +116,83 @@ def test_a_dotdot_resolved_during_a_scan_goes_up_from_where_the_links_led_and_st
             assert host.resolve("/sys/../../..") == "/"  # never above the root
 
 
+def test_scan_attrs_reads_inside_the_root_and_never_through_a_planted_link(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret").write_text("outside\n")
+    root = tmp_path / "root"
+    device = root / "sys/devices/pci0000:00/0000:00:01.0"
+    device.mkdir(parents=True)
+    (root / "sys/bus/pci/devices").mkdir(parents=True)
+    # the device directory reached through an absolute link: resolved inside the root
+    os.symlink("/sys/devices/pci0000:00/0000:00:01.0", root / "sys/bus/pci/devices/0000:00:01.0")
+    (device / "vendor").write_bytes(b"0x10de\xff\n")  # not UTF-8: replaced, not an error
+    (device / "power").mkdir()  # a directory where an attribute is asked for
+    os.symlink(str(outside / "secret"), device / "label")  # an attribute is never read through a link
+    os.symlink("../../../bus/pci/drivers/vfio-pci/", device / "driver")
+    os.symlink(str(outside / "nothing"), device / "dangling")  # an entry that is a link: there, not followed
+    host = Host(str(root))
+    # the names after one that is missing are read all the same
+    values, links, entries = host.scan_attrs("/sys/bus/pci/devices/0000:00:01.0", ["missing", "vendor", "power", "label"],
+                                             ["nolink", "driver", "vendor"], ["nothing", "dangling", "power"])
+    assert values == {"missing": None, "vendor": "0x10de\ufffd", "power": None, "label": None}
+    assert links == {"nolink": None, "driver": "vfio-pci", "vendor": None}
+    assert entries == {"nothing": False, "dangling": True, "power": True}
+    for missing in ("/sys/devices/nothing", "/sys/devices/pci0000:00/0000:00:01.0/vendor"):  # not there; a file
+        assert host.scan_attrs(missing, ["vendor"], ["driver"], ["power"]) == ({"vendor": None}, {"driver": None},
+                                                                                {"power": False})
+
+
+def test_the_readers_see_the_tree_under_the_root_as_written(tmp_path):
+    root = tmp_path / "root"
+    (root / "etc/dir").mkdir(parents=True)
+    (root / "etc/latin1").write_bytes(b" caf\xe9\n")
+    (root / "etc/grub..bak").write_text("a name with two dots is not a ..\n")
+    (root / "usr/bin").mkdir(parents=True)
+    os.symlink("../../../bus/pci/drivers/vfio-pci/", root / "etc/driver")
+    os.symlink("../../../../../../usr", root / "etc/up")  # climbs out: /usr under the root
+    host = Host(str(root))
+    assert host.read_text("/etc/latin1") == " caf\ufffd\n" and host.read_attr("/etc/latin1") == "caf\ufffd"
+    assert host.read_bytes("/etc/latin1") == b" caf\xe9\n"
+    assert host.read_text("/etc/grub..bak") == "a name with two dots is not a ..\n"
+    for unreadable in ("/etc/dir", "/etc/nothing", "/etc/latin1/x"):
+        assert host.read_text(unreadable) is None and host.read_attr(unreadable) is None
+        assert host.read_bytes(unreadable) is None
+    assert host.listdir("/etc") == ["dir", "driver", "grub..bak", "latin1", "up"]  # sorted
+    assert host.listdir("/etc/up") == ["bin"] and host.is_dir("/etc/up/bin") and host.exists("/etc/up/bin")
+    assert host.listdir("/etc/nothing") == [] and host.listdir("/etc/latin1") == []
+    assert not host.exists("/etc/nothing") and not host.is_dir("/etc/latin1")
+    assert host.readlink("/etc/driver") == "../../../bus/pci/drivers/vfio-pci/"
+    assert host.link_name("/etc/driver") == "vfio-pci" and host.readlink("/etc/dir") is None
+    assert host.link_name("/etc/dir") is None and host.link_name("/etc/nothing") is None
+    assert host.path("/") == host.path("") == str(root)
+    with pytest.raises(OutsideRootError, match="resolves outside the host root"):
+        host.read_text("/etc/dir/../../x")
+
+
+def test_the_live_root_leaves_link_resolution_to_the_kernel(tmp_path):
+    os.symlink("loop", tmp_path / "loop")
+    os.symlink("/proc/self", tmp_path / "self")
+    live = Host("/")
+    # the path as given: no readlink of ours, and a loop is the kernel's ELOOP (not there), not an error
+    assert live.path(f"{tmp_path}/self/x") == f"{tmp_path}/self/x"
+    assert not live.exists(f"{tmp_path}/loop") and live.read_text(f"{tmp_path}/loop/x") is None
+
+
+def test_which_looks_in_the_sbin_directories_first_under_the_root(tmp_path):
+    root = tmp_path / "root"
+    for directory in ("usr/sbin", "usr/bin", "bin"):
+        (root / directory).mkdir(parents=True)
+    (root / "usr/sbin/update-grub").write_text("#!/bin/sh\n")
+    (root / "usr/bin/update-grub").write_text("#!/bin/sh\n")
+    (root / "usr/sbin/grubby").mkdir()  # a directory is not a program
+    (root / "bin/grubby").write_text("#!/bin/sh\n")
+    host = Host(str(root))
+    assert host.which("update-grub") == "/usr/sbin/update-grub"
+    assert host.which("grubby") == "/bin/grubby"
+    assert host.which("dracut") is None
+
+
 # ---------------------------------------------------------------- the kernel's own chroot walk as the judge
 def _kernel_in_root(root_fd, path):
     """The kernel's answer for ``path`` under the directory ``root_fd`` taken as the root:
@@ -264,6 +341,86 @@ def test_the_lock_keeps_what_follows_the_pid(tmp_path):
     # a fixed-width pid is written over the first 11 bytes; nothing is truncated
     assert (root / "run/hostdev/lock").read_text() == f"{os.getpid():>10}\ntail\n"
     assert oct(os.stat(root / "run/hostdev").st_mode & 0o777) == "0o755"
+
+
+def _another_hostdev_holds(root):
+    """Whether a second hostdev (another Host: flock is per open file) is kept out now."""
+    try:
+        with Host(str(root)).lock(timeout=0.1):
+            return False
+    except HostEnvironmentError as exc:
+        assert exc.message == "another hostdev is changing this host (it holds /run/hostdev/lock)"
+        assert exc.fix == "wait for it to finish, then run again"
+        return True
+
+
+def test_the_lock_is_reentrant_and_released_only_by_the_outermost_exit(tmp_path):
+    host = Host(str(tmp_path))
+    assert not _another_hostdev_holds(tmp_path)
+    with host.lock():
+        with host.lock():  # a plan made under the lock, then applied under it
+            assert _another_hostdev_holds(tmp_path)
+        assert _another_hostdev_holds(tmp_path)
+    assert not _another_hostdev_holds(tmp_path)
+    with host.lock():  # taken again, for real
+        assert _another_hostdev_holds(tmp_path)
+    assert not _another_hostdev_holds(tmp_path)
+    assert oct(os.stat(tmp_path / "run/hostdev/lock").st_mode & 0o777) == "0o600"
+
+
+def test_the_lock_waits_for_the_other_hostdev_to_finish(tmp_path):
+    import threading
+
+    other, taken = Host(str(tmp_path)).lock(), threading.Event()
+
+    def hold_briefly():
+        with other:
+            taken.set()
+            threading.Event().wait(0.3)
+
+    thread = threading.Thread(target=hold_briefly)
+    thread.start()
+    taken.wait(5)
+    try:
+        with Host(str(tmp_path)).lock(timeout=10):  # waits the 0.3 s, not the 10
+            assert not thread.is_alive()
+    finally:
+        thread.join()
+
+
+def test_the_lock_refuses_a_directory_of_another_user_and_a_hard_linked_file(tmp_path, monkeypatch):
+    root = tmp_path / "root"
+    (root / "run/hostdev").mkdir(parents=True)
+    os.chmod(root / "run/hostdev", 0o755)
+    owner = os.stat(root / "run/hostdev").st_uid
+    monkeypatch.setattr(os, "geteuid", lambda: owner + 1)
+    with pytest.raises(HostEnvironmentError) as info:
+        with Host(str(root)).lock(timeout=0.1):
+            pass
+    assert info.value.message == (f"the lock directory /run/hostdev is owned by uid {owner} or writable by others "
+                               "(mode 755): refusing to use it")
+    assert info.value.fix == "remove /run/hostdev; hostdev makes it again, owned by the user it runs as"
+    monkeypatch.undo()
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    os.link(victim, root / "run/hostdev/lock")
+    with pytest.raises(HostEnvironmentError) as info:
+        with Host(str(root)).lock(timeout=0.1):
+            pass
+    assert info.value.message == "/run/hostdev/lock is not a plain file of its own (a hard link?)"
+    assert info.value.fix == "remove /run/hostdev/lock"
+    assert victim.read_text() == "precious\n"
+
+
+def test_the_lock_directory_that_cannot_be_made_is_an_error_naming_it(tmp_path):
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "run").write_text("a file where a directory should be\n")
+    with pytest.raises(HostEnvironmentError) as info:
+        with Host(str(root)).lock(timeout=0.1):
+            pass
+    assert info.value.message.startswith("cannot open the lock directory /run/hostdev: ")
+    assert info.value.fix == "check the disk and permissions"
 
 
 # ---------------------------------------------------------------- OSError → HostdevError
