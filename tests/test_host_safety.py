@@ -7,8 +7,8 @@ import os
 
 import pytest
 
-from hostdev.errors import ConfigWriteError, HostdevError, HostEnvironmentError, OutsideRootError
-from hostdev.host import Host
+from hostdev.errors import CommandError, ConfigWriteError, HostdevError, HostEnvironmentError, OutsideRootError
+from hostdev.host import CommandResult, Host
 from tests.test_iommu_enable import Machine
 
 
@@ -133,7 +133,8 @@ def test_scan_attrs_reads_inside_the_root_and_never_through_a_planted_link(tmp_p
     os.symlink(str(outside / "nothing"), device / "dangling")  # an entry that is a link: there, not followed
     host = Host(str(root))
     # the names after one that is missing are read all the same
-    values, links, entries = host.scan_attrs("/sys/bus/pci/devices/0000:00:01.0", ["missing", "vendor", "power", "label"],
+    values, links, entries = host.scan_attrs("/sys/bus/pci/devices/0000:00:01.0",
+                                             ["missing", "vendor", "power", "label"],
                                              ["nolink", "driver", "vendor"], ["nothing", "dangling", "power"])
     assert values == {"missing": None, "vendor": "0x10de\ufffd", "power": None, "label": None}
     assert links == {"nolink": None, "driver": "vfio-pci", "vendor": None}
@@ -421,6 +422,53 @@ def test_the_lock_directory_that_cannot_be_made_is_an_error_naming_it(tmp_path):
             pass
     assert info.value.message.startswith("cannot open the lock directory /run/hostdev: ")
     assert info.value.fix == "check the disk and permissions"
+
+
+# ---------------------------------------------------------------- commands
+class _Modprobe:
+    """A simulated kernel that knows one program, which fails."""
+
+    def run(self, argv):
+        if argv[0] != "modprobe":
+            raise FileNotFoundError(argv[0])
+        return CommandResult(tuple(argv), 1, "", "modprobe: FATAL: Module nothing not found.\n")
+
+
+def test_commands_against_a_simulated_kernel_are_run_as_strings_and_checked(tmp_path):
+    host = Host(str(tmp_path), kernel=_Modprobe())
+    with pytest.raises(CommandError) as info:
+        host.run(["update-grub"])
+    assert info.value.rc is None and info.value.argv == ["update-grub"]
+    with pytest.raises(CommandError) as info:
+        host.run(["modprobe", 7])
+    assert (info.value.argv, info.value.rc) == (["modprobe", "7"], 1)
+    assert info.value.stderr == "modprobe: FATAL: Module nothing not found.\n"
+    assert host.run(["modprobe", "nothing"], check=False) == CommandResult(
+        ("modprobe", "nothing"), 1, "", "modprobe: FATAL: Module nothing not found.\n")
+
+
+def test_a_real_command_gets_every_sbin_directory_once_and_a_time_limit(tmp_path, monkeypatch):
+    host = Host(str(tmp_path))
+    monkeypatch.setenv("PATH", "/usr/bin::/bin:/usr/sbin")
+    out = host.run(["sh", "-c", 'printf %s "$PATH"'], mutating=False).stdout
+    assert out == "/usr/bin:/bin:/usr/sbin:/usr/local/sbin:/usr/local/bin:/sbin"
+    assert host.run(["sh", "-c", "exit 3"], mutating=False, check=False).rc == 3
+    with pytest.raises(CommandError) as info:
+        host.run(["sleep", "5"], mutating=False, timeout=0.2)
+    assert (info.value.rc, info.value.stderr) == (-1, "timed out after 0 s")
+    monkeypatch.delenv("PATH")
+    out = Host(str(tmp_path)).run(["/bin/sh", "-c", 'printf %s "$PATH"'], mutating=False).stdout
+    assert out == "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def test_a_changing_command_for_a_recording_is_refused_naming_the_recording(tmp_path):
+    host = Host(str(tmp_path))
+    host.recording = "/srv/host1.hostdev.tar.gz"
+    with pytest.raises(HostEnvironmentError) as info:
+        host.run(["modprobe", "vfio-pci"])
+    assert info.value.message == ("cannot run 'modprobe vfio-pci' for root /srv/host1.hostdev.tar.gz: "
+                                  "it would act on this machine")
+    assert info.value.fix == "run hostdev on the target host itself (root /)"
 
 
 # ---------------------------------------------------------------- OSError → HostdevError
