@@ -471,6 +471,75 @@ def test_a_changing_command_for_a_recording_is_refused_naming_the_recording(tmp_
     assert info.value.fix == "run hostdev on the target host itself (root /)"
 
 
+def test_a_root_is_absolute_the_live_one_alone_sees_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("SSH_CONNECTION", "192.0.2.1 50000 192.0.2.2 22")
+    monkeypatch.chdir(tmp_path)
+    fake = Host("root/")
+    assert fake.root == str(tmp_path / "root") and not fake.is_live and fake.environ == {}
+    assert fake.path("/etc/x") == str(tmp_path / "root/etc/x")
+    live = Host("/")
+    assert live.is_live and live.environ["SSH_CONNECTION"] == "192.0.2.1 50000 192.0.2.2 22"
+    simulated = Host("/", kernel=_Modprobe())  # a simulated kernel is never the live host
+    assert not simulated.is_live and simulated.environ == {}
+    with pytest.raises(HostEnvironmentError) as info:
+        Host("")
+    assert (info.value.message, info.value.fix) == ("the host root is empty", "pass --root PATH or unset HOSTDEV_ROOT")
+
+
+# ---------------------------------------------------------------- files named on the command line
+def test_a_document_is_read_whole_up_to_its_limit_as_utf8(tmp_path):
+    from hostdev.errors import UsageError
+    from hostdev.host import read_document, read_user_file
+
+    doc = tmp_path / "profile.yaml"
+    doc.write_bytes(b"x" * 16 * 1024 * 1024)  # the default limit exactly: read
+    assert len(read_document(str(doc), "profile")) == 16 * 1024 * 1024
+    doc.write_bytes(b"x" * (16 * 1024 * 1024 + 1))
+    with pytest.raises(UsageError) as info:
+        read_document(str(doc), "profile")
+    assert info.value.message == f"profile {doc}: is more than the 16777216 bytes hostdev reads"
+    assert info.value.fix == "is it the right file?"
+    doc.write_bytes("caf\u00e9\n".encode())
+    assert read_document(str(doc), "profile", limit=6) == "caf\u00e9\n"
+    assert read_user_file(str(doc)) == read_user_file(str(doc), 5) == "caf\u00e9\n".encode()
+    assert read_user_file(str(doc), 3) == b"caf\xc3"  # limit + 1 bytes: enough to tell it is too big
+    with pytest.raises(UsageError) as info:
+        read_document(str(doc), "profile", limit=5)
+    assert info.value.message == f"profile {doc}: is more than the 5 bytes hostdev reads"
+    doc.write_bytes(b"ok\ncaf\xe9\n")
+    with pytest.raises(UsageError) as info:
+        read_document(str(doc), "profile")
+    assert (info.value.message, info.value.fix) == (f"profile {doc}: is not UTF-8 text (byte 6)", "save it as UTF-8")
+    with pytest.raises(UsageError) as info:
+        read_document(str(tmp_path / "nothing"), "inventory")
+    assert info.value.message == f"cannot read inventory {tmp_path / 'nothing'}: No such file or directory"
+    assert info.value.fix == "check the path"
+    with pytest.raises(UsageError) as info:
+        read_document(str(tmp_path), "inventory", fix="name a file")
+    assert info.value.message == f"cannot read inventory {tmp_path}: Is a directory" and info.value.fix == "name a file"
+
+
+def test_the_test_guest_is_known_by_its_own_kernel_command_line_token(tmp_path):
+    from hostdev.host import in_test_guest
+
+    cmdline = tmp_path / "cmdline"
+    cmdline.write_text("console=ttyS0 hostdev.testguest=1 quiet\n")
+    assert in_test_guest(str(cmdline))
+    cmdline.write_text("console=ttyS0 hostdev.testguest=10 xhostdev.testguest=1\n")
+    assert not in_test_guest(str(cmdline))
+    assert not in_test_guest(str(tmp_path / "nothing"))
+
+
+def test_the_host_is_the_root_option_then_the_environment_then_slash(tmp_path, monkeypatch):
+    from hostdev.host import host_from_env
+
+    monkeypatch.setenv("HOSTDEV_ROOT", str(tmp_path / "env"))
+    assert host_from_env(str(tmp_path / "option")).root == str(tmp_path / "option")
+    assert host_from_env().root == str(tmp_path / "env")
+    monkeypatch.delenv("HOSTDEV_ROOT")
+    assert host_from_env().root == "/" and host_from_env().is_live
+
+
 # ---------------------------------------------------------------- OSError → HostdevError
 def test_symlink_remove_and_write_failures_are_hostdev_errors(tmp_path):
     root = tmp_path / "root"
