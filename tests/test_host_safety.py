@@ -195,18 +195,19 @@ def test_which_looks_in_the_sbin_directories_first_under_the_root(tmp_path):
 
 
 # ---------------------------------------------------------------- the kernel's own chroot walk as the judge
-def _kernel_in_root(root_fd, path):
+def _kernel_in_root(root_fd, path, follow=True):
     """The kernel's answer for ``path`` under the directory ``root_fd`` taken as the root:
     openat2(2) with RESOLVE_IN_ROOT (Linux 5.6), which resolves every link, ``..`` and absolute
-    target as a chroot would. Returns the real path reached, "ELOOP", or None (ENOENT,
-    ENOTDIR: a name that is not there, where Host.resolve goes on by name)."""
+    target as a chroot would (``follow=False``: O_NOFOLLOW, a last component that is a link is
+    the link). Returns the real path reached, "ELOOP", or None (ENOENT, ENOTDIR: a name that is
+    not there, where Host.resolve goes on by name)."""
     import ctypes
 
     class OpenHow(ctypes.Structure):
         _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
 
     libc = ctypes.CDLL(None, use_errno=True)
-    how = OpenHow(0o10000000 | os.O_CLOEXEC, 0, 0x10)  # O_PATH; RESOLVE_IN_ROOT
+    how = OpenHow(0o10000000 | os.O_CLOEXEC | (0 if follow else os.O_NOFOLLOW), 0, 0x10)  # O_PATH; RESOLVE_IN_ROOT
     fd = libc.syscall(437, root_fd, os.fsencode(path), ctypes.byref(how), ctypes.sizeof(how))  # SYS_openat2
     if fd < 0:
         code = ctypes.get_errno()
@@ -272,8 +273,13 @@ def test_resolve_gives_the_kernels_own_answer_for_a_chroot(tmp_path):
     real_root = os.path.realpath(root)
     root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        expected = {}
+        expected, the_link = {}, {}
         for path in paths:
+            last = path.rpartition("/")[2]
+            if last not in ("", ".", "..") and ".." not in path.split("/"):
+                reached = _kernel_in_root(root_fd, path, follow=False)
+                if reached is not None:
+                    the_link[path] = reached if reached == "ELOOP" else reached[len(real_root):]
             reached = _kernel_in_root(root_fd, path)
             if reached == "ELOOP":
                 expected[path] = reached
@@ -304,6 +310,21 @@ def test_resolve_gives_the_kernels_own_answer_for_a_chroot(tmp_path):
         if resolved != "ELOOP" and ".." not in path.split("/"):
             # nothing left for the kernel to follow out of the tree
             assert host.path(path) == os.path.realpath(host.path(path)) == str(root) + resolved.rstrip("/")
+    # follow=False (readlink, unlink, symlink): every link but the last one followed
+    assert the_link["/sys/bus/pci/devices/0000:01:00.0"] == "/sys/bus/pci/devices/0000:01:00.0"
+    assert the_link["/hop2/b"] == "/a/b" and the_link["/loop/b"] == "ELOOP"
+
+    def link_answer(path):
+        try:
+            return host.path(path, follow=False)
+        except OutsideRootError:
+            return "ELOOP"
+
+    expected_links = {path: str(root) + at if at != "ELOOP" else at for path, at in the_link.items()}
+    assert {path: link_answer(path) for path in the_link} == expected_links
+    with host.links_unchanged():
+        assert {path: link_answer(path) for path in the_link if not path.startswith("/l40")} == {
+            path: at for path, at in expected_links.items() if not path.startswith("/l40")}
 
 
 # ---------------------------------------------------------------- the lock
