@@ -443,6 +443,13 @@ def test_the_lock_directory_that_cannot_be_made_is_an_error_naming_it(tmp_path):
             pass
     assert info.value.message.startswith("cannot open the lock directory /run/hostdev: ")
     assert info.value.fix == "check the disk and permissions"
+    (root / "run").unlink()
+    (root / "run").mkdir()
+    (root / "run/hostdev").write_text("a file where the lock directory should be\n")
+    with pytest.raises(HostEnvironmentError) as info:
+        with Host(str(root)).lock(timeout=0.1):
+            pass
+    assert info.value.message == "cannot open the lock directory /run/hostdev: Not a directory"
 
 
 # ---------------------------------------------------------------- commands
@@ -476,10 +483,31 @@ def test_a_real_command_gets_every_sbin_directory_once_and_a_time_limit(tmp_path
     assert host.run(["sh", "-c", "exit 3"], mutating=False, check=False).rc == 3
     with pytest.raises(CommandError) as info:
         host.run(["sleep", "5"], mutating=False, timeout=0.2)
-    assert (info.value.rc, info.value.stderr) == (-1, "timed out after 0 s")
+    assert (info.value.rc, info.value.stdout, info.value.stderr) == (-1, "", "timed out after 0 s")
     monkeypatch.delenv("PATH")
     out = Host(str(tmp_path)).run(["/bin/sh", "-c", 'printf %s "$PATH"'], mutating=False).stdout
     assert out == "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def test_a_command_never_reads_what_is_typed_at_hostdevs_terminal(tmp_path):
+    read_end, write_end = os.pipe()
+    os.write(write_end, b"y\n")  # an answer a prompt of the command could take
+    os.close(write_end)
+    saved = os.dup(0)
+    os.dup2(read_end, 0)
+    try:
+        out = Host(str(tmp_path)).run(["sh", "-c", "cat"], mutating=False).stdout
+    finally:
+        os.dup2(saved, 0)
+        os.close(saved)
+        os.close(read_end)
+    assert out == ""
+
+
+def test_a_changing_command_on_the_live_host_is_refused_under_the_test_suite():
+    with pytest.raises(HostEnvironmentError) as info:
+        Host("/").run(["modprobe", "vfio-pci"])
+    assert info.value.message == "running modprobe: refusing to change the live host from the test suite"
 
 
 def test_a_changing_command_for_a_recording_is_refused_naming_the_recording(tmp_path):
