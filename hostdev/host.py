@@ -111,6 +111,7 @@ class Host:
         self._locks = 0  # how deep this Host is inside lock()
         self._links: Optional[Dict[str, Optional[str]]] = None  # link targets while links_unchanged()
         self._resolved: Dict[str, str] = {}  # host path → resolved host path, while links_unchanged()
+        self._followed: Dict[str, int] = {}  # host path → links its lookup follows (none: absent), likewise
         self.recording: Optional[str] = None  # the archive ``root`` was unpacked from (read-only)
 
     def __repr__(self) -> str:
@@ -198,7 +199,8 @@ class Host:
         """``resolve`` of a normalised host path while links_unchanged: a directory's
         resolution is remembered, so a path costs its last component (and the link there, if
         any) once its parent is known. None where only the step-by-step walk gives the answer
-        (a ``..`` after a name inside a link's target, a deep chain of links): the caller walks."""
+        (a ``..`` after a name inside a link's target, a deep chain of links, a lookup that
+        follows more than _MAX_LINKS links in all, which the walk refuses): the caller walks."""
         known = self._resolved.get(path)
         if known is not None:
             return known
@@ -215,13 +217,20 @@ class Host:
         target = self._links.get(candidate, _UNKNOWN)
         if target is _UNKNOWN:
             target = self._links[candidate] = _readlink(candidate)
+        followed = self._followed.get(head, 0)  # the links the lookup of the parent follows
         if target is not None:
-            followed = _link_target(parent, target)
-            if followed is None:
+            within = _link_target(parent, target)
+            if within is None:
                 return None
-            resolved = self._resolve_remembered(followed, depth + 1)
+            resolved = self._resolve_remembered(within, depth + 1)
             if resolved is None:
                 return None
+            # the kernel counts every link of one lookup (MAXSYMLINKS), remembered or not
+            followed += 1 + self._followed.get(within, 0)
+            if followed > _MAX_LINKS:
+                return None
+        if followed:
+            self._followed[path] = followed
         self._resolved[path] = resolved
         return resolved
 
@@ -249,7 +258,10 @@ class Host:
         target = self._links.get(candidate, _UNKNOWN)
         if target is _UNKNOWN:
             target = self._links[candidate] = _readlink(candidate)
+        links = self._followed.get(head, 0)  # the links the lookup of the parent follows
         if target is None:  # not a link: checked
+            if links:
+                self._followed[path] = links
             self._resolved[path] = resolved
             return self._under_root(resolved), True
         followed = _link_target(parent, target)
@@ -257,8 +269,8 @@ class Host:
             return self.path(path), True
         followed_head, _, followed_name = followed.rpartition("/")
         followed_parent = self._resolve_remembered(followed_head or "/", 1)
-        if followed_parent is None:
-            return self.path(path), True
+        if followed_parent is None or links + 1 + self._followed.get(followed_head, 0) > _MAX_LINKS:
+            return self.path(path), True  # the walk: the kernel counts every link of the lookup
         return self._under_root((followed_parent if followed_parent != "/" else "") + "/" + followed_name), False
 
     @contextlib.contextmanager
@@ -266,13 +278,13 @@ class Host:
         """Inside, each link under the root is read once (``resolve`` remembers its target):
         for a read-only scan such as the listing, where nothing can change a link (4,096
         functions: ~10 link lookups each, most of them shared). Nothing may be written inside."""
-        outer = self._links, self._resolved
+        outer = self._links, self._resolved, self._followed
         if self._links is None:
-            self._links, self._resolved = {}, {}
+            self._links, self._resolved, self._followed = {}, {}, {}
         try:
             yield
         finally:
-            self._links, self._resolved = outer
+            self._links, self._resolved, self._followed = outer
 
     # ---------------------------------------------------------------- reads
     def exists(self, path: str) -> bool:
