@@ -104,6 +104,20 @@ def test_readlink_and_remove_act_on_the_link_itself(tmp_path):
     assert not os.path.lexists(root / "etc/link") and (root / "etc/target").read_text() == "keep\n"
 
 
+def test_a_path_that_would_leave_the_root_is_refused_naming_it_and_the_root(tmp_path):
+    root = tmp_path / "root"
+    root.mkdir()
+    os.symlink("loop", root / "loop")
+    host = Host(str(root))
+    for scan in (False, True):
+        with host.links_unchanged() if scan else contextlib.nullcontext():
+            for path in ("/sys/../../etc/shadow", "/loop/x"):
+                with pytest.raises(OutsideRootError) as info:
+                    host.path(path)
+                assert (info.value.path, info.value.root) == (path, str(root))
+                assert str(info.value) == f"path {path!r} resolves outside the host root {str(root)!r}"
+
+
 def test_a_dotdot_resolved_during_a_scan_goes_up_from_where_the_links_led_and_stays_inside(tmp_path):
     root = tmp_path / "root"
     (root / "sys/bus").mkdir(parents=True)
@@ -225,7 +239,7 @@ def _adversarial_tree(root):
     """A sysfs-shaped tree with every kind of link a fake or recorded tree may hold."""
     device = "sys/devices/pci0000:00/0000:00:01.0/0000:01:00.0"
     for directory in (device, "sys/bus/pci/drivers/vfio-pci", "sys/kernel/iommu_groups/3/devices", "etc/default",
-                      "a/b/c", "plain/b"):
+                      "a/b/c", "plain/b", "X11/xorg.conf.d"):
         (root / directory).mkdir(parents=True, exist_ok=True)
     (root / device / "vendor").write_text("0x10de\n")
     (root / "etc/default/grub").write_text("\n")
@@ -252,6 +266,8 @@ def _adversarial_tree(root):
         "pong": "ping",
         "dangling": "/nowhere/x",
         "a/file_link": "../etc/default/grub",
+        "a/slash": "/etc//default/",                    # a doubled / and a trailing one, no ..
+        "a/slash2": "b/c/",
     }
     # 40 links to reach plain/ (the kernel's MAXSYMLINKS: allowed), and 41 (refused)
     links.update({f"l{i}": f"l{i + 1}" for i in range(39)})
@@ -262,13 +278,14 @@ def _adversarial_tree(root):
 
 
 def test_resolve_gives_the_kernels_own_answer_for_a_chroot(tmp_path):
-    root = tmp_path / "root"
+    root = tmp_path / "hostX"  # a root whose name ends in X: nothing but a trailing / is its own
     _adversarial_tree(root)
     names = sorted(os.path.relpath(os.path.join(base, n), root)
                    for base, dirs, files in os.walk(root) for n in dirs + files)
-    suffixes = ("", "/", "/.", "/..", "/../..", "/../../../../../..", "/vendor", "/b", "//c/./", "/b/..")
+    suffixes = ("", "/", "/.", "/..", "/../..", "/../../../../../..", "/vendor", "/b", "//b", "//c/./", "/b/..")
     paths = ["/", "/sys/bus/pci/devices/0000:01:00.0/driver", "sys/abs/devices/0000:01:00.0/iommu_group/devices",
-             "/sys/kernel/iommu_groups/3/devices/0000:01:00.0/iommu_group/devices/0000:01:00.0/driver/../../../."]
+             "/sys/kernel/iommu_groups/3/devices/0000:01:00.0/iommu_group/devices/0000:01:00.0/driver/../../../.",
+             "/a/b/c/../out/default", "/a/b/c/../../b/out", "../etc/default", "a/../hop2//b", "../../l0/b"]
     paths += [f"/{name}{suffix}" for name in names for suffix in suffixes]
     real_root = os.path.realpath(root)
     root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
