@@ -14,7 +14,7 @@ import os
 import pytest
 
 from hostdev import binding
-from hostdev.errors import ConfigWriteError, RefusedError, SysfsWriteError, UsageError
+from hostdev.errors import ConfigWriteError, HostEnvironmentError, RefusedError, SysfsWriteError, UsageError
 from hostdev.host import Host
 from tests.fakesys.builder import FakeRoot
 
@@ -278,6 +278,129 @@ def test_a_recording_refuses_links_and_removals_naming_them(root):
         host.remove_file("/lib/systemd/system/old.service")
     assert info.value.message.startswith("removing /lib/systemd/system/old.service: --root /srv/host.tar.gz")
     assert (root / "lib/systemd/system/old.service").exists() and not os.path.lexists(root / WANTS.lstrip("/"))
+
+
+# ---------------------------------------------------------------- host.Host.require_mutable
+def test_a_recording_refuses_a_write_with_the_way_out(tmp_path):
+    """Kills Host.require_mutable mutants 2–7 (the refusal of a change to a recording: its
+    message and its way out)."""
+    host = Host(str(tmp_path))
+    host.recording = "/srv/host.tar.gz"
+    with pytest.raises(UsageError) as info:
+        host.write_file("/etc/modprobe.d/hostdev.conf", "options vfio-pci ids=10de:1eb8\n")
+    assert info.value.message == ("writing /etc/modprobe.d/hostdev.conf: --root /srv/host.tar.gz is a recording, "
+                                  "which hostdev only reads")
+    assert info.value.fix == "add --dry-run to see the plan, or run it on the recorded host"
+    assert os.listdir(tmp_path) == []
+
+
+def test_the_live_host_is_changed_only_by_root_and_never_from_the_tests(monkeypatch):
+    """Kills Host.require_mutable mutants 15–20 (the test guard's way out), 22 (``geteuid() !=
+    1``: uid 1 allowed, and root refused) and 23 (the refused action's name). Only the check is
+    called: nothing is written."""
+    live = Host("/")
+    with pytest.raises(HostEnvironmentError) as info:
+        live.require_mutable("hostdev bind")
+    assert info.value.message == "hostdev bind: refusing to change the live host from the test suite"
+    assert info.value.fix == "tests must use a fake root (--root) or the QEMU guest"
+    monkeypatch.delenv("HOSTDEV_TEST_GUARD")
+    monkeypatch.setattr(os, "geteuid", lambda: 1)
+    with pytest.raises(HostEnvironmentError) as info:
+        live.require_mutable("hostdev bind")
+    assert info.value.message == "hostdev bind changes the live host and needs root"
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    assert live.require_mutable("hostdev bind") is None
+
+
+# ---------------------------------------------------------------- host: the readers, module functions
+def test_a_link_name_is_the_targets_last_name_as_written(tmp_path):
+    """Kills Host.link_name mutant 8 and Host.scan_attrs mutant 51 (``rstrip("XX/XX")``: a name
+    ending in X lost its X's; only trailing slashes go)."""
+    device = tmp_path / "sys/devices/pci0000:00/0000:00:01.0"
+    device.mkdir(parents=True)
+    os.symlink("../../../bus/pci/drivers/SYSX/", device / "driver")
+    host = Host(str(tmp_path))
+    assert host.link_name("/sys/devices/pci0000:00/0000:00:01.0/driver") == "SYSX"
+    assert host.scan_attrs("/sys/devices/pci0000:00/0000:00:01.0", [], ["driver"])[1] == {"driver": "SYSX"}
+
+
+def _in_ascii_locale(code: str) -> str:
+    """``code``'s output from a Python whose locale encoding is ASCII (LC_ALL=C, neither UTF-8
+    mode nor locale coercion): what ``open()`` without an encoding would decode with there."""
+    import subprocess
+    import sys
+
+    env = dict(os.environ, LC_ALL="C", PYTHONUTF8="0", PYTHONCOERCECLOCALE="0")
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          check=True).stdout
+
+
+def test_host_text_is_utf8_whatever_the_locale(tmp_path):
+    """Kills Host.read_text mutants 2, 5 and in_test_guest mutants 4, 6 (the file opened in the
+    locale's encoding: under LC_ALL=C a UTF-8 name in a config file became two replacement
+    characters, and a UTF-8 kernel command line an exception)."""
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc/f").write_text("# caf\u00e9\n", encoding="utf-8")
+    (tmp_path / "cmdline").write_text("root=/dev/sda1 label=caf\u00e9 hostdev.testguest=1\n", encoding="utf-8")
+    out = _in_ascii_locale(
+        "from hostdev.host import Host, in_test_guest\n"
+        f"print(ascii(Host({str(tmp_path)!r}).read_text('/etc/f')), in_test_guest({str(tmp_path / 'cmdline')!r}))")
+    assert out == "'# caf\\xe9\\n' True\n"
+
+
+def test_the_test_guest_is_told_by_the_running_kernels_command_line(monkeypatch):
+    """Kills in_test_guest mutants 1, 2 (the default file renamed: inside the QEMU guest
+    hostdev would not know it is there, and refuse to change the guest's own /sys)."""
+    import builtins
+    import io
+
+    from hostdev.host import in_test_guest
+
+    real_open = builtins.open
+    opened = []
+
+    def fake_open(path, *args, **kwargs):
+        opened.append(path)
+        if path == "/proc/cmdline":
+            return io.StringIO("console=ttyS0 hostdev.testguest=1\n")
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", fake_open)
+    assert in_test_guest() is True and opened == ["/proc/cmdline"]
+
+
+def test_a_document_that_never_ends_is_refused_at_the_limit(tmp_path):
+    """Kills read_document mutants 5, 7 (the whole file read before its size is checked: a
+    profile given as a pipe that never ends, ``--profile <(yes)``, hung hostdev). The writer
+    stops after 30 s whatever happens, so that the mutant fails rather than hangs."""
+    import threading
+
+    from hostdev.host import read_document
+
+    fifo = tmp_path / "profile"
+    os.mkfifo(fifo)
+    closed = threading.Event()
+
+    def never_ending():
+        pipe = os.open(fifo, os.O_RDWR)  # read-write: the open does not wait for the reader
+        try:
+            os.write(pipe, b"y\n" * 8)
+            closed.wait(30)
+        finally:
+            closed.set()
+            os.close(pipe)
+
+    writer = threading.Thread(target=never_ending)
+    writer.start()
+    try:
+        with pytest.raises(UsageError) as info:
+            read_document(str(fifo), "profile", limit=10)
+        finished_first = not closed.is_set()
+    finally:
+        closed.set()
+        writer.join()
+    assert info.value.message == f"profile {fifo}: is more than the 10 bytes hostdev reads"
+    assert finished_first
 
 
 # ---------------------------------------------------------------- unbind and bridges
