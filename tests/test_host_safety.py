@@ -277,8 +277,9 @@ def _adversarial_tree(root):
         os.symlink(target, root / name)
 
 
-def test_resolve_gives_the_kernels_own_answer_for_a_chroot(tmp_path):
-    root = tmp_path / "hostX"  # a root whose name ends in X: nothing but a trailing / is its own
+@pytest.mark.parametrize("root_name", ["hostX", "host "])  # only a trailing / is not the root's own
+def test_resolve_gives_the_kernels_own_answer_for_a_chroot(tmp_path, root_name):
+    root = tmp_path / root_name
     _adversarial_tree(root)
     names = sorted(os.path.relpath(os.path.join(base, n), root)
                    for base, dirs, files in os.walk(root) for n in dirs + files)

@@ -14,7 +14,14 @@ import os
 import pytest
 
 from hostdev import binding
-from hostdev.errors import ConfigWriteError, HostEnvironmentError, RefusedError, SysfsWriteError, UsageError
+from hostdev.errors import (
+    CommandError,
+    ConfigWriteError,
+    HostEnvironmentError,
+    RefusedError,
+    SysfsWriteError,
+    UsageError,
+)
 from hostdev.host import Host
 from tests.fakesys.builder import FakeRoot
 
@@ -401,6 +408,44 @@ def test_a_document_that_never_ends_is_refused_at_the_limit(tmp_path):
         writer.join()
     assert info.value.message == f"profile {fifo}: is more than the 10 bytes hostdev reads"
     assert finished_first
+
+
+# ---------------------------------------------------------------- host.Host._open_lock, run
+def test_the_lock_directory_is_0755_whatever_the_umask(tmp_path):
+    """Kills Host._open_lock mutant 12 (the directory made with the default mode: under umask 0
+    it is 0777, which the lock then refuses as writable by others)."""
+    old = os.umask(0)
+    try:
+        with Host(str(tmp_path)).lock(timeout=0.1):
+            pass
+    finally:
+        os.umask(old)
+    assert os.stat(tmp_path / "run/hostdev").st_mode & 0o7777 == 0o755
+
+
+def test_a_planted_lock_link_is_refused_with_the_reason_and_the_way_out(tmp_path):
+    """Kills Host._open_lock mutants 54, 56–59 (the refusal of a lock file that is a link: the
+    kernel's reason, and the way out)."""
+    (tmp_path / "run/hostdev").mkdir(parents=True)
+    os.chmod(tmp_path / "run/hostdev", 0o755)
+    os.symlink(str(tmp_path / "victim"), tmp_path / "run/hostdev/lock")
+    with pytest.raises(HostEnvironmentError) as info:
+        with Host(str(tmp_path)).lock(timeout=0.1):
+            pass
+    assert info.value.message == "cannot open /run/hostdev/lock: Too many levels of symbolic links"
+    assert info.value.fix == "it must be a regular file; remove it if it is not"
+
+
+def test_a_command_gets_the_environment_and_its_failure_keeps_both_outputs(tmp_path, monkeypatch):
+    """Kills Host.run mutants 39 (the environment dropped but LC_ALL and PATH), 80 (the result's
+    argv) and 94 (a failed command's stdout dropped from the error)."""
+    monkeypatch.setenv("HOSTDEV_TEST_VALUE", "kept")
+    host = Host(str(tmp_path))
+    result = host.run(["sh", "-c", 'printf %s "$HOSTDEV_TEST_VALUE"'], mutating=False)
+    assert result.argv == ("sh", "-c", 'printf %s "$HOSTDEV_TEST_VALUE"') and result.stdout == "kept"
+    with pytest.raises(CommandError) as info:
+        host.run(["sh", "-c", "echo partial; echo broken >&2; exit 2"], mutating=False)
+    assert (info.value.stdout, info.value.stderr) == ("partial\n", "broken\n")
 
 
 # ---------------------------------------------------------------- unbind and bridges
