@@ -448,6 +448,42 @@ def test_a_command_gets_the_environment_and_its_failure_keeps_both_outputs(tmp_p
     assert (info.value.stdout, info.value.stderr) == ("partial\n", "broken\n")
 
 
+# ---------------------------------------------------------------- host: the defaults
+def test_the_default_host_is_the_live_one():
+    """Kills Host.__init__ mutant 1 (the default root renamed)."""
+    host = Host()
+    assert host.root == "/" and host.is_live
+
+
+def test_a_held_lock_is_waited_for_30_seconds_by_default(tmp_path, monkeypatch):
+    """Kills Host.lock mutant 1 (the default wait 30 → 31 s). The clock is simulated: it moves
+    only as much as the lock sleeps."""
+    import time
+
+    clock = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(time, "sleep", lambda seconds: clock.__setitem__(0, clock[0] + seconds))
+    with Host(str(tmp_path)).lock():
+        with pytest.raises(HostEnvironmentError, match="another hostdev is changing this host"):
+            with Host(str(tmp_path)).lock():
+                pass
+    assert 30.0 <= clock[0] - 1000.0 < 30.05
+
+
+def test_a_command_that_hangs_is_stopped_after_300_seconds_by_default(tmp_path, monkeypatch):
+    """Kills Host.run mutant 2 (the default time limit 300 → 301 s). The hang is simulated:
+    subprocess.run raises what it raises when the limit passes."""
+    import subprocess
+
+    def hangs(argv, **kwargs):
+        raise subprocess.TimeoutExpired(argv, kwargs["timeout"])
+
+    monkeypatch.setattr(subprocess, "run", hangs)
+    with pytest.raises(CommandError) as info:
+        Host(str(tmp_path)).run(["update-pciids"], mutating=False)
+    assert info.value.stderr == "timed out after 300 s"
+
+
 # ---------------------------------------------------------------- unbind and bridges
 def test_unbind_refuses_a_root_port_as_bind_does_and_changes_nothing(sim):
     """bind refuses a bridge (rules.unbindable); unbind took the T4's root port 0000:64:02.0 off
