@@ -342,6 +342,20 @@ def test_resolve_gives_the_kernels_own_answer_for_a_chroot(tmp_path, root_name):
     with host.links_unchanged():
         assert {path: link_answer(path) for path in the_link} == expected_links
 
+    def scan_answer(path):  # the listing's way in: the directory opened where the kernel finds it
+        try:
+            return host.scan_attrs(path, [], [], ["vendor", "b"])[2]
+        except OutsideRootError:
+            return "ELOOP"
+
+    scanned = {path: "ELOOP" if at == "ELOOP" else {name: os.path.lexists(f"{root}{at}/{name}")
+                                                   for name in ("vendor", "b")}
+               for path, at in expected.items()
+               if ".." not in path.split("/") and (at == "ELOOP" or os.path.isdir(f"{root}{at}"))}
+    with host.links_unchanged():
+        assert {path: scan_answer(path) for path in scanned} == scanned
+        assert {path: scan_answer(path) for path in reversed(list(scanned))} == scanned
+
 
 # ---------------------------------------------------------------- the lock
 def test_the_lock_is_not_truncated_through_a_planted_link(tmp_path):
