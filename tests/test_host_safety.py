@@ -222,9 +222,13 @@ def _kernel_in_root(root_fd, path, follow=True):
 
     libc = ctypes.CDLL(None, use_errno=True)
     how = OpenHow(0o10000000 | os.O_CLOEXEC | (0 if follow else os.O_NOFOLLOW), 0, 0x10)  # O_PATH; RESOLVE_IN_ROOT
-    fd = libc.syscall(437, root_fd, os.fsencode(path), ctypes.byref(how), ctypes.sizeof(how))  # SYS_openat2
+    for _ in range(1000):
+        fd = libc.syscall(437, root_fd, os.fsencode(path), ctypes.byref(how), ctypes.sizeof(how))  # SYS_openat2
+        code = ctypes.get_errno() if fd < 0 else 0
+        # EAGAIN: a rename anywhere on the machine during a ".." (a busy machine): ask again
+        if code != errno.EAGAIN:
+            break
     if fd < 0:
-        code = ctypes.get_errno()
         if code in (errno.ENOSYS, errno.EPERM):
             pytest.skip("openat2(2) is not available here")
         assert code in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP), os.strerror(code)
