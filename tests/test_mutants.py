@@ -448,6 +448,23 @@ def test_a_command_gets_the_environment_and_its_failure_keeps_both_outputs(tmp_p
     assert (info.value.stdout, info.value.stderr) == ("partial\n", "broken\n")
 
 
+# ---------------------------------------------------------------- host.Host.scan_attrs
+def test_the_listing_scan_leaves_no_descriptor_open(tmp_path):
+    """Kills Host.scan_attrs mutant 17 (a function's directory, opened unchecked, opened again
+    by path() and the first descriptor left open: a listing of 4,096 functions would run out)."""
+    device = tmp_path / "sys/devices/pci0000:00/0000:00:01.0"
+    device.mkdir(parents=True)
+    (device / "vendor").write_text("0x10de\n")
+    (tmp_path / "sys/bus/pci/devices").mkdir(parents=True)
+    os.symlink("../../../devices/pci0000:00/0000:00:01.0", tmp_path / "sys/bus/pci/devices/0000:00:01.0")
+    host = Host(str(tmp_path))
+    before = sorted(os.listdir("/proc/self/fd"))
+    with host.links_unchanged():  # the listing's way in
+        for _ in range(3):
+            assert host.scan_attrs("/sys/bus/pci/devices/0000:00:01.0", ["vendor"])[0] == {"vendor": "0x10de"}
+    assert sorted(os.listdir("/proc/self/fd")) == before
+
+
 # ---------------------------------------------------------------- host: the defaults
 def test_the_default_host_is_the_live_one():
     """Kills Host.__init__ mutant 1 (the default root renamed)."""
