@@ -243,10 +243,12 @@ def _adversarial_tree(root):
     """A sysfs-shaped tree with every kind of link a fake or recorded tree may hold."""
     device = "sys/devices/pci0000:00/0000:00:01.0/0000:01:00.0"
     for directory in (device, "sys/bus/pci/drivers/vfio-pci", "sys/kernel/iommu_groups/3/devices", "etc/default",
-                      "a/b/c", "plain/b", "X11/xorg.conf.d"):
+                      "a/b/c", "plain/b/c", "X11/xorg.conf.d", "b"):
         (root / directory).mkdir(parents=True, exist_ok=True)
     (root / device / "vendor").write_text("0x10de\n")
     (root / "etc/default/grub").write_text("\n")
+    (root / "X11/xorg.conf.d/10-hostdev.conf").write_text("\n")
+    (root / "b/top-b").write_text("\n")  # /b: where a link's last name would wrongly be taken from /
     links = {
         "sys/bus/pci/devices/0000:01:00.0": "../../../devices/pci0000:00/0000:00:01.0/0000:01:00.0",
         f"{device}/driver": "../../../../bus/pci/drivers/vfio-pci",
@@ -276,6 +278,7 @@ def _adversarial_tree(root):
     # 40 links to reach plain/ (the kernel's MAXSYMLINKS: allowed), and 41 (refused)
     links.update({f"l{i}": f"l{i + 1}" for i in range(39)})
     links.update({"l39": "plain", "l40": "l0", "plain/link": "b"})  # /l0/link: 40 links, then one more
+    links.update({"plain/b/lnk": "c", "x41": "l0/b", "x40": "l1/b", "a/midlink": "/mid/iommu_groups"})
     for name, target in links.items():
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         os.symlink(target, root / name)
@@ -291,7 +294,8 @@ def test_resolve_gives_the_kernels_own_answer_for_a_chroot(tmp_path, root_name):
     paths = ["/", "/sys/bus/pci/devices/0000:01:00.0/driver", "sys/abs/devices/0000:01:00.0/iommu_group/devices",
              "/sys/kernel/iommu_groups/3/devices/0000:01:00.0/iommu_group/devices/0000:01:00.0/driver/../../../.",
              "/a/b/c/../out/default", "/a/b/c/../../b/out", "../etc/default", "a/../hop2//b", "../../l0/b",
-             "/l0/link", "/l1/link", "/l1/link/.."]
+             "/l0/link", "/l1/link", "/l1/link/..", "/l0/b", "/l0/b/lnk", "/l1/b/lnk", "/x41", "/x40",
+             "/a/midlink", "/hop1"]
     paths += [f"/{name}{suffix}" for name in names for suffix in suffixes]
     real_root = os.path.realpath(root)
     root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
@@ -346,19 +350,28 @@ def test_resolve_gives_the_kernels_own_answer_for_a_chroot(tmp_path, root_name):
     with host.links_unchanged():
         assert {path: link_answer(path) for path in the_link} == expected_links
 
-    def scan_answer(path):  # the listing's way in: the directory opened where the kernel finds it
-        try:
-            return host.scan_attrs(path, [], [], ["vendor", "b"])[2]
-        except OutsideRootError:
-            return "ELOOP"
+    # the listing's way in (scan_attrs inside links_unchanged): the directory the kernel finds,
+    # seen by its own entries; a path with a .. of its own or too many links refused
+    scanned = {}
+    for path in paths:
+        if ".." in path.split("/") or expected.get(path) == "ELOOP":
+            scanned[path] = "refused"
+        elif path in expected and os.path.isdir(f"{root}{expected[path]}"):
+            names = sorted(os.listdir(f"{root}{expected[path]}"))[:4] + ["no-such-entry"]
+            scanned[path] = {name: name != "no-such-entry" for name in names}
 
-    scanned = {path: "ELOOP" if at == "ELOOP" else {name: os.path.lexists(f"{root}{at}/{name}")
-                                                   for name in ("vendor", "b")}
-               for path, at in expected.items()
-               if ".." not in path.split("/") and (at == "ELOOP" or os.path.isdir(f"{root}{at}"))}
+    def scan_answer(path):
+        names = [] if scanned[path] == "refused" else list(scanned[path])
+        try:
+            seen = host.scan_attrs(path, [], [], names)[2]
+        except OutsideRootError:
+            return "refused"
+        return seen, answer(path)  # and what resolve says after it
+
     with host.links_unchanged():
-        assert {path: scan_answer(path) for path in scanned} == scanned
-        assert {path: scan_answer(path) for path in reversed(list(scanned))} == scanned
+        for order in (list(scanned), list(reversed(scanned))):
+            assert {path: scan_answer(path) for path in order} == {
+                path: seen if seen == "refused" else (seen, expected[path]) for path, seen in scanned.items()}
 
 
 # ---------------------------------------------------------------- the lock
