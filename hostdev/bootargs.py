@@ -63,13 +63,16 @@ def grub_cfg_in_use(host: Host) -> str:
     return "/boot/grub/grub.cfg"
 
 
-def detect_stack(host: Host, args: Sequence[str] = ()) -> Stack:
-    """Raises HostEnvironmentError naming the exact command for stacks hostdev does not edit."""
+def detect_stack(host: Host, args: Sequence[str] = (), removing: bool = False) -> Stack:
+    """Raises HostEnvironmentError naming the exact command for stacks hostdev does not edit: the
+    command that adds ``args``, or with ``removing`` the one that takes them out (iommu disable)."""
     shown = " ".join(args) or "ARGS"
+    add, to = ("remove", "from") if removing else ("add", "to")
     if host.exists(OSTREE_BOOTED):
-        appends = " ".join(f"--append-if-missing={a}" for a in args) or "--append-if-missing=ARG"
+        option = "--delete-if-present" if removing else "--append-if-missing"
+        changes = " ".join(f"{option}={a}" for a in args) or f"{option}=ARG"
         raise HostEnvironmentError("rpm-ostree/bootc host: kernel arguments are managed by rpm-ostree, not edited "
-                                   "in place", fix=f"run: rpm-ostree kargs {appends} && systemctl reboot")
+                                   "in place", fix=f"run: rpm-ostree kargs {changes} && systemctl reboot")
     grub = host.exists(bootloader.GRUB_DEFAULT)
     grubby = host.which("grubby")
     has_bls = any(n.endswith(".conf") for n in host.listdir(bootloader.BLS_DIR))
@@ -95,10 +98,10 @@ def detect_stack(host: Host, args: Sequence[str] = ()) -> Stack:
     if host.exists(bootloader.KERNEL_CMDLINE) or has_bls:
         raise HostEnvironmentError(
             "systemd-boot/UKI host (/etc/kernel/cmdline): hostdev does not edit it",
-            fix=f"add '{shown}' to /etc/kernel/cmdline, then run: kernel-install add \"$(uname -r)\" "
+            fix=f"{add} '{shown}' {to} /etc/kernel/cmdline, then run: kernel-install add \"$(uname -r)\" "
                 "\"/usr/lib/modules/$(uname -r)/vmlinuz\" (or your UKI builder), and reboot")
     raise HostEnvironmentError("no boot configuration found (/etc/default/grub, BLS entries, /etc/kernel/cmdline)",
-                               fix=f"add '{shown}' to your boot loader's kernel command line and reboot")
+                               fix=f"{add} '{shown}' {to} your boot loader's kernel command line and reboot")
 
 
 # ---------------------------------------------------------------- which arguments
@@ -399,7 +402,7 @@ def plan_disable(host: Host) -> BootPlan:
     if not owned:
         plan.notes.append("hostdev has added no kernel arguments here (nothing recorded in " + STATE + ")")
         return BootPlan(plan, state.get("stack") or "none", [], [], [], {}, [], False)
-    stack = detect_stack(host, owned)
+    stack = detect_stack(host, owned, removing=True)
     files: Dict[str, Tuple[Optional[str], Optional[str]]] = {}
     commands: List[List[str]] = []
     removed: List[str] = []

@@ -202,6 +202,27 @@ def test_ostree_and_systemd_boot_get_the_exact_command(machine):
     assert m.read("/etc/kernel/cmdline") == "root=/dev/sda1 ro\n"
 
 
+def test_disable_on_ostree_and_systemd_boot_names_the_command_that_takes_the_arguments_out(machine):
+    # hostdev recorded its arguments on a GRUB host; the host boots another way now: the fix must
+    # take them out, never add them again (rpm-ostree's --append-if-missing would)
+    m = machine(grub=None, dropin_dir=False, tools=())
+    record = json.dumps({"version": 1, "args": ["intel_iommu=on", "iommu=pt"], "replaced": [], "stack": "grub",
+                         "file": "/etc/default/grub.d/hostdev.cfg"})
+    m.fr.write("/var/lib/hostdev/boot-args.json", record)
+    m.fr.write("/run/ostree-booted", "")
+    rc, _, err = m.invoke("iommu", "disable")
+    assert rc == 4 and "rpm-ostree kargs --delete-if-present=intel_iommu=on --delete-if-present=iommu=pt" in err
+    assert "append" not in err
+    os.unlink(m.fr.p("/run/ostree-booted"))
+    m.fr.write("/etc/kernel/cmdline", "root=/dev/sda1 ro intel_iommu=on iommu=pt\n")
+    rc, _, err = m.invoke("iommu", "disable")
+    assert rc == 4 and "remove 'intel_iommu=on iommu=pt' from /etc/kernel/cmdline" in err, err
+    os.unlink(m.fr.p("/etc/kernel/cmdline"))
+    rc, _, err = m.invoke("iommu", "disable")
+    assert rc == 4 and "remove 'intel_iommu=on iommu=pt' from your boot loader's kernel command line" in err, err
+    assert m.read("/var/lib/hostdev/boot-args.json") == record  # nothing forgotten
+
+
 def test_amd_needs_no_argument_and_amd_iommu_on_is_refused(machine):
     m = machine(vendor="amd")
     out = m.json("iommu", "enable")
