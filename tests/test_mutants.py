@@ -119,14 +119,18 @@ def test_unbind_dry_run_lists_each_step_and_changes_nothing(sim):
     assert not os.path.exists(os.path.join(sim.root, "var/lib/hostdev/bindings.json"))
 
 
-def _refuse_unbind(sim, monkeypatch, address):
-    """The kernel refuses to unbind ``address`` (EIO), as a driver's remove can fail."""
+def _refuse_unbind(sim, monkeypatch, address, error=errno.EIO):
+    """The kernel records the unbind of ``address`` and refuses it (``error``: EIO, as a driver's
+    remove can fail), or with ``error=None`` accepts it and leaves the device bound (ANCHORS.md:
+    the silent success)."""
     write = sim.kernel.write
 
     def refuse_unbind(path, value):
         if path.endswith("/unbind") and value == address:
             sim.kernel.writes.append((path, value))
-            raise OSError(errno.EIO, os.strerror(errno.EIO), path)
+            if error is None:
+                return None
+            raise OSError(error, os.strerror(error), path)
         return write(path, value)
 
     monkeypatch.setattr(sim.kernel, "write", refuse_unbind)
@@ -161,15 +165,7 @@ def test_an_unbind_the_kernel_ignores_is_an_error_and_rolled_back(sim, monkeypat
     """Kills x_plan_unbind__mutmut_77 (verify asking about no device, which has no driver, so it
     always passes): the unbind write is accepted but the QAT stays on 4xxx (ANCHORS.md: silent
     success); unbind must fail and leave no journal entry."""
-    write = sim.kernel.write
-
-    def ignore_unbind(path, value):
-        if path.endswith("/unbind") and value == sim.qat:
-            sim.kernel.writes.append((path, value))
-            return None
-        return write(path, value)
-
-    monkeypatch.setattr(sim.kernel, "write", ignore_unbind)
+    _refuse_unbind(sim, monkeypatch, sim.qat, error=None)
     code, _, err = sim.invoke("unbind", sim.qat)
     assert code != 0 and "is on 4xxx after the writes" in err
     text = Host(sim.root).read_text("/var/lib/hostdev/bindings.json")
@@ -541,15 +537,7 @@ def test_a_bind_the_driver_does_not_take_names_where_the_device_is(sim):
 def test_an_ignored_unbind_names_the_driver_the_device_is_still_on(sim, monkeypatch):
     """Kills x__verify__mutmut_8 (``now and 'no driver'``), _11–13 (the driver it should be on,
     none, misnamed)."""
-    write = sim.kernel.write
-
-    def ignore_unbind(path, value):
-        if path.endswith("/unbind") and value == sim.qat:
-            sim.kernel.writes.append((path, value))
-            return None
-        return write(path, value)
-
-    monkeypatch.setattr(sim.kernel, "write", ignore_unbind)
+    _refuse_unbind(sim, monkeypatch, sim.qat, error=None)
     code, out, err = sim.invoke("unbind", sim.qat, "-o", "json")
     assert code == 5, err
     error = _error(out)
