@@ -117,19 +117,28 @@ def _verify(address: str, driver: Optional[str], group: Optional[int]):
     return run
 
 
-def _load_driver(driver: str):
+def driver_module(host: Host, driver: Optional[str]) -> Optional[str]:
+    """The kernel module a loaded PCI driver belongs to (its ``module`` link, as lspci -k's
+    "Kernel driver in use" and modinfo agree), or None for no driver or a built-in one."""
+    return host.link_name(f"{DRIVERS}/{driver}/module") if driver else None
+
+
+def _load_driver(driver: str, module: Optional[str] = None):
+    """Load ``driver`` by its ``module`` (the driver's own name when none is known) unless it is loaded."""
+    module = module or driver
+
     def run(host: Host) -> None:
         if host.exists(f"{DRIVERS}/{driver}"):
             return
         from .errors import CommandError
 
         try:
-            host.run(["modprobe", driver])
+            host.run(["modprobe", module])
         except CommandError as exc:
             raise HostEnvironmentError(f"driver {driver} is not available: {exc.message}",
                                        fix=f"install the module that provides {driver} for this kernel") from None
         if not host.exists(f"{DRIVERS}/{driver}"):
-            raise HostEnvironmentError(f"modprobe {driver} succeeded but {DRIVERS}/{driver} did not appear",
+            raise HostEnvironmentError(f"modprobe {module} succeeded but {DRIVERS}/{driver} did not appear",
                                        fix="check the driver name: 'ls /sys/bus/pci/drivers'")
     return run
 
@@ -271,7 +280,7 @@ def plan_bind(host: Host, devices: List[PciDevice], driver: str = VFIO, force: b
         plan.add(f"load driver {driver} (modprobe {driver}) unless it is loaded", _load_driver(driver))
     for dev in todo:
         addr = dev.address
-        run, undo = journal.record(addr, dev.driver, dev.driver_override, driver)
+        run, undo = journal.record(addr, dev.driver, dev.driver_override, driver, driver_module(host, dev.driver))
         plan.add(f"record {addr}'s driver ({dev.driver or 'none'}) in {journal.JOURNAL}", run, undo, addr,
                  files=(("write", journal.JOURNAL),))
         plan.add(f"write {driver} to {pci.PCI_DEVICES}/{addr}/driver_override",
@@ -339,7 +348,8 @@ def plan_unbind(host: Host, devices: List[PciDevice], force: bool = False) -> Bi
             changes.append(DeviceChange(dev.address, None, None, "none", dev.iommu_group, "no driver"))
             continue
         _refuse_if_held(host, dev, force, use)
-        run, undo = journal.record(dev.address, dev.driver, dev.driver_override, None)
+        run, undo = journal.record(dev.address, dev.driver, dev.driver_override, None,
+                                   driver_module(host, dev.driver))
         plan.add(f"record {dev.address}'s driver ({dev.driver}) in {journal.JOURNAL}", run, undo, dev.address,
                  files=(("write", journal.JOURNAL),))
         plan.add(f"unbind {dev.address} from {dev.driver}", _unbind(dev.address, dev.driver),
@@ -385,7 +395,8 @@ def plan_restore(host: Host, addresses: Sequence[str], every: bool = False, forc
             continue
         _refuse_if_held(host, dev, force, use)
         if original and not host.exists(f"{DRIVERS}/{original}"):
-            plan.add(f"load driver {original}", _load_driver(original))
+            module = entry.get("module") or original
+            plan.add(f"load driver {original} (modprobe {module})", _load_driver(original, module))
         plan.add(f"give {addr} back to {original or 'no driver'}",
                  _give_back(addr, original, override, dev.driver, dev.driver_override),
                  _rebind(addr, dev.driver, dev.driver_override), addr)

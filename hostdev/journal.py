@@ -122,8 +122,11 @@ class Journal:
                         backup=False)
 
 
-def record(address: str, original_driver: Optional[str], original_override: Optional[str], target: Optional[str]):
-    """The journal step that comes before a device is touched. Its undo removes only the entry
+def record(address: str, original_driver: Optional[str], original_override: Optional[str], target: Optional[str],
+           module: Optional[str] = None):
+    """The journal step that comes before a device is touched. ``module`` is the kernel module of
+    the original driver (its ``module`` link; none for a built-in driver), which restore loads
+    when the driver is gone: a driver's name need not be its module's (4xxx is qat_4xxx). Its undo removes only the entry
     this run made, and only when the device is back exactly as it was (driver and override);
     when the rollback did not get it there, the entry is the only record of the driver to give
     it back to, and stays. An earlier run's entry is never removed by a failing run: only a
@@ -136,6 +139,8 @@ def record(address: str, original_driver: Optional[str], original_override: Opti
         before.append(dict(entry) if entry is not None else None)
         if entry is None:  # keep the FIRST original: a second bind must not forget it
             entry = {"driver": original_driver, "driver_override": original_override}
+            if module:
+                entry["module"] = module
         entry.update({"bound_to": target, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
         journal.devices[address] = entry
         journal.save(host)

@@ -1023,10 +1023,45 @@ def test_restore_loads_the_original_driver_when_its_module_is_gone(sim):
     assert not os.path.exists(os.path.join(sim.root, "sys/bus/pci/drivers/nvidia"))
     code, out, err = sim.invoke("restore", a10, "--dry-run", "-o", "json")
     assert code == 0, err
-    assert [a["action"] for a in json.loads(out)["actions"]][:2] == ["load driver nvidia", f"give {a10} back to nvidia"]
+    assert [a["action"] for a in json.loads(out)["actions"]][:2] == ["load driver nvidia (modprobe nvidia)",
+                                                                   f"give {a10} back to nvidia"]
     code, _, err = sim.invoke("restore", "--all")
     assert code == 0, err
     assert driver_of(sim, sim.t4) == driver_of(sim, a10) == "nvidia" and driver_of(sim, audio) == "snd_hda_intel"
+
+
+def test_restore_loads_the_module_of_a_driver_named_otherwise(sim):
+    """A bug: restore ran ``modprobe DRIVER``, but the QAT's driver 4xxx is the module qat_4xxx
+    (drivers/crypto/intel/qat/qat_4xxx: ``.name = ADF_4XXX_DEVICE_NAME``), and no module is called
+    4xxx: restore failed with "Module 4xxx not found". The journal now keeps the original driver's
+    module (its ``module`` link) and restore loads that."""
+    assert sim.invoke("bind", sim.qat)[0] == 0
+    entry = json.loads(Host(sim.root).read_text("/var/lib/hostdev/bindings.json"))["devices"][sim.qat]
+    assert entry["driver"] == "4xxx" and entry["module"] == "qat_4xxx"
+    assert sim.kernel.run(["modprobe", "-r", "qat_4xxx"]).rc == 0
+    assert not os.path.exists(os.path.join(sim.root, "sys/bus/pci/drivers/4xxx"))
+    code, out, err = sim.invoke("restore", sim.qat, "--dry-run", "-o", "json")
+    assert code == 0, err
+    assert json.loads(out)["actions"][0]["action"] == "load driver 4xxx (modprobe qat_4xxx)"
+    code, _, err = sim.invoke("restore", sim.qat)
+    assert code == 0, err
+    assert driver_of(sim, sim.qat) == "4xxx"
+    assert json.loads(Host(sim.root).read_text("/var/lib/hostdev/bindings.json"))["devices"] == {}
+
+
+def test_a_journal_without_the_module_loads_the_driver_by_its_name(sim):
+    """An entry written before the journal kept modules: restore runs ``modprobe nvidia`` (the
+    driver's own name) and says so; the kernel's answer decides."""
+    assert sim.invoke("bind", sim.t4)[0] == 0
+    host = Host(sim.root)
+    data = json.loads(host.read_text("/var/lib/hostdev/bindings.json"))
+    assert data["devices"][sim.t4].pop("module") == "nvidia"
+    host.write_file("/var/lib/hostdev/bindings.json", json.dumps(data), backup=False)
+    assert sim.kernel.run(["modprobe", "-r", "nvidia"]).rc == 0
+    code, out, err = sim.invoke("restore", sim.t4, "--dry-run", "-o", "json")
+    assert code == 0, err
+    assert json.loads(out)["actions"][0]["action"] == "load driver nvidia (modprobe nvidia)"
+    assert sim.invoke("restore", sim.t4)[0] == 0 and driver_of(sim, sim.t4) == "nvidia"
 
 
 def test_a_restore_whose_probe_fails_leaves_the_device_on_vfio_pci(sim):
