@@ -60,7 +60,7 @@ SUITES: Dict[str, Suite] = {
     "journal": Suite(("hostdev/journal.py",), ("tests/test_journal.py", "tests/test_survivors.py")),
     "binding": Suite(("hostdev/binding.py",), BINDING_TESTS + ("tests/test_rules.py", "tests/test_faults.py")),
     "host": Suite(("hostdev/host.py",), ("tests/test_host.py", "tests/test_host_safety.py", "tests/test_survivors.py",
-                                         "tests/test_mutants.py")),
+                                         "tests/test_mutants.py", "tests/test_record.py")),
     "bootloader": Suite(("hostdev/bootloader.py", "hostdev/bootargs.py"),
                         ("tests/test_bootloader.py", "tests/test_grub_edit.py", "tests/test_iommu_enable.py")),
     "kubevirt-names": Suite(("hostdev/kubevirt.py",), ("tests/test_kubevirt_names.py", "tests/test_nvidia_naming.py",

@@ -3,7 +3,8 @@ import os
 
 import pytest
 
-from hostdev.errors import CommandError, HostEnvironmentError, OutsideRootError, SysfsWriteError
+from hostdev.errors import (CommandError, ConfigWriteError, HostEnvironmentError, OutsideRootError, SysfsWriteError,
+                            UsageError)
 from hostdev.host import Host
 
 
@@ -84,6 +85,43 @@ def test_write_file_is_atomic_keeps_a_backup_and_skips_unchanged(tmp_path):
     assert oct(grub.stat().st_mode & 0o777) == "0o600"
     assert host.write_file("/etc/default/grub", "NEW\n") is False
     assert sorted(os.listdir(tmp_path / "etc/default")) == ["grub", "grub.hostdev.bak"]   # no temp files left
+
+
+def test_write_bytes_writes_once_with_mode_0644_into_new_or_existing_directories(tmp_path):
+    """Host.write_bytes (the guest's initramfs and kernel, vm test): a new file is 0644 (chmod'ed,
+    umask aside), the same bytes again are not written (False, the same inode), a directory that
+    exists already is used, and a failure is a ConfigWriteError naming the host path and the
+    reason."""
+    host = Host(str(tmp_path))
+    data = bytes(range(256))
+    assert host.write_bytes("/var/lib/hostdev/vmtest/initrd", data) is True
+    blob = tmp_path / "var/lib/hostdev/vmtest/initrd"
+    assert blob.read_bytes() == data and blob.stat().st_mode & 0o7777 == 0o644
+    inode = blob.stat().st_ino
+    assert host.write_bytes("/var/lib/hostdev/vmtest/initrd", data) is False
+    assert blob.stat().st_ino == inode
+    assert host.write_bytes("/var/lib/hostdev/vmtest/kernel", b"\x7fELF", mode=0o600) is True
+    assert (tmp_path / "var/lib/hostdev/vmtest/kernel").stat().st_mode & 0o7777 == 0o600
+    (tmp_path / "var/lib/file").write_text("not a directory\n")
+    with pytest.raises(ConfigWriteError) as info:
+        host.write_bytes("/var/lib/file/initrd", data)
+    assert info.value.message == "cannot write /var/lib/file/initrd: File exists"  # makedirs on the file
+    assert info.value.path == "/var/lib/file/initrd"
+
+
+def test_write_bytes_to_a_recording_is_refused_naming_what_it_would_write(tmp_path):
+    host = Host(str(tmp_path))
+    host.recording = "/srv/host1.hostdev.tar.gz"
+    with pytest.raises(UsageError) as info:
+        host.write_bytes("/var/lib/hostdev/vmtest/initrd", b"x")
+    assert str(info.value).startswith("writing /var/lib/hostdev/vmtest/initrd: --root /srv/host1.hostdev.tar.gz "
+                                      "is a recording")
+    assert not (tmp_path / "var").exists()
+
+
+def test_a_host_shows_its_root_and_whether_its_kernel_is_simulated(tmp_path):
+    assert repr(Host(str(tmp_path))) == f"Host(root={str(tmp_path)!r})"
+    assert repr(Host(str(tmp_path), kernel=object())) == f"Host(root={str(tmp_path)!r}, simulated)"
 
 
 def test_write_attr_reports_path_value_and_errno(tmp_path):
