@@ -163,7 +163,7 @@ def _load_state(host: Host) -> dict:
 
     text = host.read_config(STATE)
     if not text:
-        return {"args": [], "replaced": []}
+        return {"args": [], "replaced": [], "files": []}
     fix = f"inspect it, or move it aside ({STATE}.broken)"
     data = load_json(text, STATE, fix=fix)
     if not isinstance(data, dict):
@@ -175,8 +175,11 @@ def _load_state(host: Host) -> dict:
     for key in ("stack", "file"):
         if not isinstance(data.get(key), (str, type(None))):
             raise DocumentError(STATE, f"{key}: expected a string or null", fix=fix)
+    files = data.get("files", [data["file"]] if data.get("file") else [])  # "file": one, before 1 Dec 2026
+    if not (isinstance(files, list) and all(isinstance(f, str) and f.startswith("/") for f in files)):
+        raise DocumentError(STATE, "files: expected a list of absolute paths", fix=fix)
     return {"args": list(data.get("args", [])), "replaced": list(data.get("replaced", [])),
-            "stack": data.get("stack"), "file": data.get("file")}
+            "stack": data.get("stack"), "files": list(files)}
 
 
 def configured_args(host: Host, stack: Stack) -> List[str]:
@@ -332,7 +335,10 @@ def plan_enable(host: Host, args: Sequence[str], replace: bool = False, notes: S
             removed = sorted(set(removed) | set(conflicts), key=conflicts.index)
         if to_add:
             commands.append([stack.grubby, "--update-kernel=ALL", f"--args={' '.join(to_add)}"])
-    new_state = {"stack": stack.kind, "file": stack.edit_file,
+    # every file hostdev appended to, in order: a host that gains /etc/default/grub.d after a first
+    # enable keeps that enable's arguments in /etc/default/grub, and disable must find them there
+    written = state["files"] + ([stack.edit_file] if stack.edit_file and to_add else [])
+    new_state = {"stack": stack.kind, "files": list(dict.fromkeys(written)),
                  "args": owned + [a for a in to_add if a not in owned],
                  "replaced": state["replaced"] + [c for c in replaced if c not in state["replaced"]]}
     all_commands = _steps(plan, host, stack, files, commands, new_state if files or commands else None)
@@ -411,9 +417,9 @@ def plan_disable(host: Host) -> BootPlan:
         if dropin is not None:
             files[DROPIN] = (dropin, None)
             removed += [a for a in _dropin_args(dropin) if a in owned]
-        recorded = state.get("file") or bootloader.GRUB_DEFAULT
-        if recorded != DROPIN:
-            removed += _remove_from_grub(host, files, owned, only=recorded)
+        for recorded in state["files"] or [bootloader.GRUB_DEFAULT]:
+            if recorded != DROPIN:
+                removed += _remove_from_grub(host, files, owned, only=recorded)
     if stack.kind == "bls":
         commands.append([stack.grubby, "--update-kernel=ALL", f"--remove-args={' '.join(owned)}"])
         removed = owned

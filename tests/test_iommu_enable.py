@@ -202,6 +202,36 @@ def test_ostree_and_systemd_boot_get_the_exact_command(machine):
     assert m.read("/etc/kernel/cmdline") == "root=/dev/sda1 ro\n"
 
 
+def test_disable_takes_the_arguments_out_of_every_file_enable_wrote_to(machine):
+    """A bug: the record kept one file. A first enable on a host without /etc/default/grub.d
+    appends intel_iommu=on to /etc/default/grub; the directory appears (a package ships a drop-in)
+    and enable --passthrough writes iommu=pt to hostdev's drop-in and recorded only that; disable
+    then left intel_iommu=on in /etc/default/grub and said it was no longer there."""
+    m = machine(dropin_dir=False)
+    assert m.json("iommu", "enable")["added"] == ["intel_iommu=on"]
+    m.fr.mkdir("/etc/default/grub.d")
+    assert m.json("iommu", "enable", "--passthrough")["added"] == ["iommu=pt"]
+    assert json.loads(m.read("/var/lib/hostdev/boot-args.json"))["files"] == [
+        "/etc/default/grub", "/etc/default/grub.d/hostdev.cfg"]
+    out = m.json("iommu", "disable")
+    assert out["removed"] == ["intel_iommu=on", "iommu=pt"] and out["notes"] == []
+    assert m.read("/etc/default/grub") == DEBIAN_GRUB
+    assert not os.path.exists(m.fr.p("/etc/default/grub.d/hostdev.cfg"))
+    assert not os.path.exists(m.fr.p("/var/lib/hostdev/boot-args.json"))
+    assert "intel_iommu" not in m.read("/boot/grub/grub.cfg")
+
+
+def test_a_record_of_one_file_as_written_before_is_read(machine):
+    """boot-args.json as hostdev wrote it before it kept a list: "file", one path."""
+    m = machine(dropin_dir=False)
+    m.json("iommu", "enable")
+    record = json.loads(m.read("/var/lib/hostdev/boot-args.json"))
+    record["file"] = record.pop("files")[0]
+    m.fr.write("/var/lib/hostdev/boot-args.json", json.dumps(record))
+    assert m.json("iommu", "disable")["removed"] == ["intel_iommu=on"]
+    assert m.read("/etc/default/grub") == DEBIAN_GRUB
+
+
 def test_disable_on_ostree_and_systemd_boot_names_the_command_that_takes_the_arguments_out(machine):
     # hostdev recorded its arguments on a GRUB host; the host boots another way now: the fix must
     # take them out, never add them again (rpm-ostree's --append-if-missing would)
@@ -583,6 +613,8 @@ def test_a_later_failure_regenerates_grub_cfg_from_the_restored_files(machine):
     ('{"args": ["intel_iommu=on"], "replaced": [""]}', "replaced: expected a list of kernel arguments (strings)"),
     ('{"args": ["intel_iommu=on"], "stack": 1}', "stack: expected a string or null"),
     ('{"args": ["intel_iommu=on"], "file": ["/etc/default/grub"]}', "file: expected a string or null"),
+    ('{"args": ["intel_iommu=on"], "files": "/etc/default/grub"}', "files: expected a list of absolute paths"),
+    ('{"args": ["intel_iommu=on"], "files": ["etc/default/grub"]}', "files: expected a list of absolute paths"),
 ])
 def test_a_broken_record_of_added_arguments_is_refused_naming_it_and_the_way_out(machine, text, problem):
     m = machine()
@@ -626,7 +658,7 @@ def test_the_record_the_steps_and_the_commands_as_written(machine):
         "record the arguments hostdev added in /var/lib/hostdev/boot-args.json",
         "regenerate grub.cfg (update-grub)"]
     assert m.read("/var/lib/hostdev/boot-args.json") == (
-        '{\n  "version": 1,\n  "stack": "grub",\n  "file": "/etc/default/grub",\n  "args": [\n'
+        '{\n  "version": 1,\n  "stack": "grub",\n  "files": [\n    "/etc/default/grub"\n  ],\n  "args": [\n'
         '    "intel_iommu=on"\n  ],\n  "replaced": []\n}\n')
     # nothing to do the second time: nothing is run, not even the regeneration
     assert m.json("iommu", "enable")["commands"] == []
