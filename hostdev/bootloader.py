@@ -172,7 +172,7 @@ def _skip_command(text: str, i: int) -> int:
             return i
         if char in " \t\r&|<>()":
             i += 1
-        elif char == "#" and (i == 0 or text[i - 1] in " \t\r\n;"):
+        elif char == "#" and (i == 0 or text[i - 1] in " \t\r\n;&|<>()"):  # a word's start: after a blank or operator
             end = text.find("\n", i)
             return n if end < 0 else end
         else:

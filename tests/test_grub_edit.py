@@ -39,6 +39,8 @@ EXPECTED = {
     "empty-unquoted": ("GRUB_CMDLINE_LINUX=\n", 'GRUB_CMDLINE_LINUX="intel_iommu=on iommu=pt"\n'),
     "comments": ('GRUB_CMDLINE_LINUX="quiet" # keep it quiet\n',
                  'GRUB_CMDLINE_LINUX="quiet intel_iommu=on iommu=pt" # keep it quiet\n'),
+    # a comment right after an operator (bash: a word that starts with #), with a lone quote in it
+    "comment-after-operator": ('GRUB_CMDLINE_LINUX="quiet"\n', 'GRUB_CMDLINE_LINUX="quiet intel_iommu=on iommu=pt"\n'),
     "continuation": ('    console=tty0"\n', '    console=tty0 intel_iommu=on iommu=pt"\n'),
     "variable-reference": ('GRUB_CMDLINE_LINUX="$EXTRA quiet"\n',
                            'GRUB_CMDLINE_LINUX="$EXTRA quiet intel_iommu=on iommu=pt"\n'),
@@ -58,6 +60,7 @@ SOURCED = {
     "continuation": "root=/dev/sda1 console=tty0 intel_iommu=on iommu=pt",
     "variable-reference": "nomodeset quiet intel_iommu=on iommu=pt",
     "duplicates": "second intel_iommu=on iommu=pt", "crlf": "quiet intel_iommu=on iommu=pt",
+    "comment-after-operator": "quiet intel_iommu=on iommu=pt",
     "export-and-braces": "console=ttyS0 nosplash intel_iommu=on iommu=pt",
 }
 
