@@ -330,7 +330,7 @@ def _refuse_if_held(host: Host, dev: PciDevice, force: bool, use: hostuse.HostUs
             # never force this one: the kernel would block the unbind until the user lets go
             raise RefusedError(f"{dev.address} is in use: /dev/vfio/{dev.iommu_group} is held by {', '.join(holders)}",
                                fix="stop the VM or process first (virsh destroy …)")
-    if not is_vfio_driver(dev.driver):
+    if dev.driver is not None and not is_vfio_driver(dev.driver):  # no driver: nothing of the host's to take
         reasons = hostuse.interlocks(host, dev, use)
         if reasons and not force:
             raise RefusedError(f"refusing to take {reasons[0]}", fix="pass --force if you are sure")

@@ -792,6 +792,18 @@ def test_restore_gives_a_forced_boot_vga_back_without_force(sim):
     assert driver_of(sim, vga) == "mgag200"
 
 
+def test_restore_gives_a_boot_vga_unbound_by_force_back_without_force(sim):
+    """A bug: the boot VGA, left on no driver by ``unbind --force``, could not be restored
+    without --force (the interlocks were asked about a device that has no driver, so nothing of
+    the host to take away); giving the console back must not need --force."""
+    vga = sim.addresses["boot_vga"]
+    assert sim.invoke("unbind", vga)[0] == 3
+    assert sim.invoke("unbind", vga, "--force")[0] == 0 and driver_of(sim, vga) is None
+    code, _, err = sim.invoke("restore", vga)
+    assert code == 0, err
+    assert driver_of(sim, vga) == "mgag200"
+
+
 # ---------------------------------------------------------------- binding._rebind
 def test_a_rollback_to_a_driver_unloaded_meanwhile_asks_the_kernel_to_probe(sim, monkeypatch):
     """Kills x__rebind__mutmut_23–26: the QAT's bind fails at vfio-pci's probe, and qat_4xxx was
