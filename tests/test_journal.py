@@ -233,6 +233,34 @@ def test_a_journal_that_is_not_json_is_refused_naming_the_file(host):
                                 "(/var/lib/hostdev/bindings.json.broken)")
 
 
+def test_persisting_reports_every_file_it_writes_and_the_link(host):
+    """What ``bind --persist`` lists in files_changed (and as ``wrote:``/``linked:``): each
+    device's file, the udev rule, the unit and the enabling link."""
+    plan = Plan()
+    journal.persist_actions(plan, [EDU, "0000:00:11.0"], "vfio-pci")
+    plan.apply(host)
+    assert plan.files_changed() == [
+        {"path": f"{journal.PERSIST_DIR}/pci-{EDU}", "change": "write"},
+        {"path": f"{journal.PERSIST_DIR}/pci-0000:00:11.0", "change": "write"},
+        {"path": journal.UDEV_RULE, "change": "write"},
+        {"path": journal.UNIT, "change": "write"},
+        {"path": journal.UNIT_WANTS, "change": "link"}]
+
+
+def test_the_first_record_keeps_the_original_drivers_module_when_it_has_one(host):
+    """The module restore loads when the driver is gone (4xxx is qat_4xxx); a built-in driver or
+    no driver has none, and the entry has no such key."""
+    journal.record(EDU, "4xxx", None, "vfio-pci", "qat_4xxx")[0](host)
+    journal.record("0000:00:11.0", None, None, "vfio-pci", None)[0](host)
+    devices = json.loads(journal_text(host))["devices"]
+    assert devices[EDU] == {"driver": "4xxx", "driver_override": None, "module": "qat_4xxx",
+                            "bound_to": "vfio-pci", "time": "2026-11-30T16:05:09Z"}
+    assert "module" not in devices["0000:00:11.0"]
+    # a second record keeps the first original and its module
+    journal.record(EDU, "vfio-pci", "vfio-pci", "pci-stub", "vfio_pci")[0](host)
+    assert json.loads(journal_text(host))["devices"][EDU]["module"] == "qat_4xxx"
+
+
 def test_the_last_binding_gone_takes_back_the_rule_the_unit_and_its_link_and_undo_puts_them_back(host):
     plan = Plan()
     journal.persist_actions(plan, [EDU], "vfio-pci")
