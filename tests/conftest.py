@@ -15,7 +15,17 @@ def pytest_configure(config):
 
         from hypothesis.configuration import set_hypothesis_home_dir
 
-        set_hypothesis_home_dir(tempfile.mkdtemp(prefix="hostdev-hypothesis-"))
+        config._hostdev_hypothesis_home = tempfile.mkdtemp(prefix="hostdev-hypothesis-")
+        set_hypothesis_home_dir(config._hostdev_hypothesis_home)
+
+
+def pytest_unconfigure(config):
+    # the session's own hypothesis home, gone with it (every session left one in /tmp before)
+    home = getattr(config, "_hostdev_hypothesis_home", None)
+    if home:
+        import shutil
+
+        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture
