@@ -126,10 +126,10 @@ def record(address: str, original_driver: Optional[str], original_override: Opti
            module: Optional[str] = None):
     """The journal step that comes before a device is touched. ``module`` is the kernel module of
     the original driver (its ``module`` link; none for a built-in driver), which restore loads
-    when the driver is gone: a driver's name need not be its module's (4xxx is qat_4xxx). Its undo removes only the entry
-    this run made, and only when the device is back exactly as it was (driver and override);
-    when the rollback did not get it there, the entry is the only record of the driver to give
-    it back to, and stays. An earlier run's entry is never removed by a failing run: only a
+    when the driver is gone: a driver's name need not be its module's (4xxx is qat_4xxx). Its
+    undo removes only the entry this run made, and only when the device is back exactly as it
+    was (driver and override); when the rollback did not get it there, the entry is the only
+    record of the driver to give it back to, and stays. An earlier run's entry is never removed by a failing run: only a
     restore that succeeded forgets a device (``forget``)."""
     before: List[Optional[dict]] = []
 

@@ -3,8 +3,14 @@ import os
 
 import pytest
 
-from hostdev.errors import (CommandError, ConfigWriteError, HostEnvironmentError, OutsideRootError, SysfsWriteError,
-                            UsageError)
+from hostdev.errors import (
+    CommandError,
+    ConfigWriteError,
+    HostEnvironmentError,
+    OutsideRootError,
+    SysfsWriteError,
+    UsageError,
+)
 from hostdev.host import Host
 
 
