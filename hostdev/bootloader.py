@@ -170,9 +170,9 @@ def _skip_command(text: str, i: int) -> int:
         char = text[i]
         if char in "\n;":
             return i
-        if char in " \t\r&|<>()":
+        if char in _WORD_END:  # a blank or an operator ("\n" and ";" returned above)
             i += 1
-        elif char == "#" and (i == 0 or text[i - 1] in " \t\r\n;&|<>()"):  # a word's start: after a blank or operator
+        elif char == "#" and (i == 0 or text[i - 1] in _WORD_END):  # a word's start: a comment
             end = text.find("\n", i)
             return n if end < 0 else end
         else:
