@@ -132,3 +132,22 @@ def test_the_fast_path_knows_every_option_that_takes_a_value():
 
     assert valued(TREE) == set(listing.GLOBAL_OPTIONS)
     assert valued(TREE["commands"]["devices"]) == set(listing.DEVICES_OPTIONS)
+
+
+@pytest.mark.parametrize("collecting", [True, False])
+def test_the_fast_path_leaves_the_garbage_collector_as_it_found_it(collecting, pci_ids, capsys):
+    """The listing pauses the cyclic collector (a speed measure, docs/benchmarks.md); a caller in
+    the same process (a test, an embedding) gets it back as it was, after a success or an error."""
+    import gc
+
+    was = gc.isenabled()
+    (gc.enable if collecting else gc.disable)()
+    try:
+        assert listing.fast_main(["--root", str(RECORDED), "devices", "-o", "json", "--pci-ids", pci_ids]) == 0
+        assert gc.isenabled() is collecting
+        assert listing.fast_main(["--root", str(RECORDED), "devices", "--vendor", "nvidiax", "--pci-ids",
+                                  pci_ids]) == 2
+        assert gc.isenabled() is collecting
+    finally:
+        (gc.enable if was else gc.disable)()
+    assert '{"devices":[{"address":"0000:00:00.0",' in capsys.readouterr().out
