@@ -186,3 +186,163 @@ def test_a_recording_keeps_existing_mdevs_and_the_amd_iommu(tmp_path):
     mdevs = json.loads(hostdev("--root", archive, "mdev", "list", "-o", "json")[1])["mdevs"]
     assert [(m["uuid"], m["type_id"], m["iommu_group"], m["driver"]) for m in mdevs] == [
         (scenarios.EXISTING_VGPU_UUID, "nvidia-222", 8, "nvidia-vgpu-vfio")]
+
+
+# ---------------------------------------------------------------- host.write_archive, host.unpack_archive
+# The two archive primitives on their own: what the recording's unpacked tree holds (modes, links,
+# the manifest), in what order members are written, what the bounded checks are told, and each
+# error's text and fix (docs/json.md: Ansible reads both).
+FIX = "give a file made by 'hostdev record', or a directory"
+
+
+def _unpack(source, dest, totals=None, checked=None):
+    """host.unpack_archive with the manifest as recording.MANIFEST and every other member under root/."""
+    from hostdev.host import unpack_archive
+
+    def check_member(name, kind, size, target):
+        if checked is not None:
+            checked.append((name, kind, size, target))
+        return None if name == recording.MANIFEST else "/" + name.split("/", 1)[1]
+
+    def check_totals(count, total):
+        if totals is not None:
+            totals.append((count, total))
+
+    return unpack_archive(str(source), str(dest), check_member, check_totals, recording.MANIFEST)
+
+
+def _usage_error(source, dest):
+    from hostdev.errors import UsageError
+
+    with pytest.raises(UsageError) as caught:
+        _unpack(source, dest)
+    return caught.value
+
+
+def test_write_archive_writes_root_owned_pax_members_and_returns_its_size(tmp_path):
+    from hostdev.host import write_archive
+
+    path = tmp_path / "out.tgz"
+    size = write_archive(str(path), [
+        (recording.MANIFEST, recording.Member("file", b'{"format": 1}\n', mode=0o644)),
+        ("root/sys", recording.Member("dir", mode=0o755)),
+        ("root/sys/a", recording.Member("file", b"x" * 10, mode=0o600)),
+        ("root/sys/l", recording.Member("link", target="a", mode=0o777)),
+    ])
+    assert size == path.stat().st_size > 0
+    with open(path, "rb") as raw:
+        assert raw.read(2) == b"\x1f\x8b"  # gzip
+    with tarfile.open(path) as tar:
+        assert tar.format == tarfile.PAX_FORMAT
+        members = {m.name: m for m in tar.getmembers()}
+        assert list(members) == [recording.MANIFEST, "root/sys", "root/sys/a", "root/sys/l"]
+        # whoever records, the archive names no local user
+        assert {(m.uname, m.gname, m.uid, m.gid) for m in members.values()} == {("root", "root", 0, 0)}
+        assert members["root/sys"].isdir() and members["root/sys"].mode == 0o755
+        assert members["root/sys/a"].isreg() and members["root/sys/a"].mode == 0o600
+        assert tar.extractfile("root/sys/a").read() == b"x" * 10
+        assert members["root/sys/l"].issym() and members["root/sys/l"].linkname == "a"
+
+
+def test_write_archive_leaves_no_half_written_file_and_refuses_an_existing_one(tmp_path):
+    from hostdev.host import write_archive
+
+    def entries():
+        yield "root/sys/a", recording.Member("file", b"1", mode=0o644)
+        raise KeyboardInterrupt  # Ctrl-C half way
+
+    path = tmp_path / "out.tgz"
+    with pytest.raises(KeyboardInterrupt):
+        write_archive(str(path), entries())
+    assert not path.exists()
+    path.write_bytes(b"mine")
+    with pytest.raises(FileExistsError):
+        write_archive(str(path), [])
+    assert path.read_bytes() == b"mine"
+
+
+def test_unpack_archive_makes_the_tree_with_safe_modes_and_returns_the_manifest(tmp_path, monkeypatch):
+    source = tmp_path / "rec.tar"
+    with tarfile.open(source, "w") as tar:
+        for name, kind, mode, data in [("root/sys", "dir", 0o700, None), ("root/sys/deep/a", "file", 0o4755, b"a"),
+                                       ("root/sys/b", "file", 0o640, b"bb"), ("root/sys/c", "file", 0o777, b""),
+                                       (recording.MANIFEST, "file", 0o644, b'{"format": 1}\n')]:
+            info = tarfile.TarInfo(name)
+            info.mode = mode
+            if kind == "dir":
+                info.type = tarfile.DIRTYPE
+                tar.addfile(info)
+            else:
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+    dest = tmp_path / "out"
+    dest.mkdir()
+    old_umask = os.umask(0)  # hostdev's own modes, whatever the caller's umask lets through
+    try:
+        assert _unpack(source, dest) == b'{"format": 1}\n'  # the manifest last in the archive is read too
+    finally:
+        os.umask(old_umask)
+
+    def mode(rel):
+        return (dest / rel).stat().st_mode & 0o7777
+
+    # directories 0755 (the archive's 0700 is not taken); files keep their permission bits, never
+    # set-id or group/other write: & 0755
+    assert (mode("sys"), mode("sys/deep"), mode("sys/deep/a"), mode("sys/b"), mode("sys/c")) == (
+        0o755, 0o755, 0o755, 0o640, 0o755)
+    assert (dest / "sys/b").read_bytes() == b"bb" and (dest / "sys/deep/a").read_bytes() == b"a"
+    assert sorted(os.listdir(dest)) == ["sys"]  # the manifest is returned, not unpacked
+
+
+def test_unpack_archive_tells_the_checks_each_member_and_the_running_totals(tmp_path):
+    source = _archive(str(tmp_path / "rec.tgz"), [("root/sys", "dir", None), ("root/sys/a", "file", b"123"),
+                                                  ("root/sys/l", "symlink", "a"), ("root/sys/b", "file", b"45678")])
+    dest = tmp_path / "out"
+    dest.mkdir()
+    checked, totals = [], []
+    _unpack(source, dest, totals, checked)
+    assert checked == [(recording.MANIFEST, "file", 14, ""), ("root/sys", "dir", 0, ""),
+                       ("root/sys/a", "file", 3, ""), ("root/sys/l", "link", 0, "a"),
+                       ("root/sys/b", "file", 5, "")]
+    assert totals == [(1, 14), (2, 14), (3, 17), (4, 17), (5, 22)]
+    assert os.readlink(dest / "sys/l") == "a" and (dest / "sys/l").read_bytes() == b"123"
+
+
+def test_unpack_archive_makes_links_last_so_nothing_is_written_through_one(tmp_path):
+    """A link first in the archive and a file under the link's name after it: written in archive
+    order, the file would land in the link's target (root/sys/d/f). Links come last, so the file
+    makes a real directory and the link then finds its name taken: refused, nothing in d."""
+    source = _archive(str(tmp_path / "rec.tgz"), [("root/sys/d", "dir", None), ("root/sys/l", "symlink", "d"),
+                                                  ("root/sys/l/f", "file", b"x")])
+    dest = tmp_path / "out"
+    dest.mkdir()
+    error = _usage_error(source, dest)
+    assert error.message == f"--root {source}: cannot unpack it (File exists)" and error.fix == FIX
+    assert os.listdir(dest / "sys/d") == [] and not (dest / "sys/l").is_symlink()
+    assert (dest / "sys/l/f").read_bytes() == b"x"
+
+
+def test_unpack_archive_errors_name_the_file_and_what_is_wrong_with_one_fix(tmp_path):
+    dest = tmp_path / "out"
+    dest.mkdir()
+    text = tmp_path / "notes.txt"
+    text.write_text("hello\n")
+    missing = tmp_path / "none.tgz"
+    plain = _archive(str(tmp_path / "plain.tgz"), [("root/sys/x", "file", b"1")], manifest=False)
+    good = _archive(str(tmp_path / "good.tgz"), [("root/sys/x", "file", b"1" * 4000)])
+    truncated = tmp_path / "truncated.tgz"
+    truncated.write_bytes(open(good, "rb").read()[:-30])
+    cases = [
+        (text, "not a hostdev recording (not a tar archive)"),
+        (missing, "cannot read it (No such file or directory)"),
+        (plain, f"not a hostdev recording (no {recording.MANIFEST})"),
+    ]
+    for source, problem in cases:
+        error = _usage_error(source, dest)
+        assert (error.message, error.fix, error.exit_code) == (f"--root {source}: {problem}", FIX, 2), source
+    error = _usage_error(truncated, dest)
+    assert error.message.startswith(f"--root {truncated}: a damaged archive (") and error.fix == FIX
+    assert os.listdir(dest) == []  # every refusal comes before anything is written
+    exists = _archive(str(tmp_path / "twice.tgz"), [("root/sys/x", "file", b"1"), ("root/sys/x", "file", b"2")])
+    error = _usage_error(exists, dest)
+    assert error.message == f"--root {exists}: cannot unpack it (File exists)" and error.fix == FIX
