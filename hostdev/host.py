@@ -784,9 +784,9 @@ def unpack_archive(source: str, dest: str, check_member: Callable[..., Optional[
                     continue
                 real = os.path.join(dest, path.lstrip("/"))
                 if kind == "dir":
-                    os.makedirs(real, 0o755, exist_ok=True)
+                    _make_dirs(real)
                     continue
-                os.makedirs(os.path.dirname(real), 0o755, exist_ok=True)
+                _make_dirs(os.path.dirname(real))
                 if kind == "link":
                     os.symlink(info.linkname, real)
                     continue
@@ -796,6 +796,15 @@ def unpack_archive(source: str, dest: str, check_member: Callable[..., Optional[
         except (OSError, tarfile.TarError, EOFError) as exc:
             raise bad(f"cannot unpack it ({getattr(exc, 'strerror', None) or exc})") from None
         return data
+
+
+def _make_dirs(path: str) -> None:
+    """The directory ``path`` and each missing one above it, every one made 0755 (less the umask):
+    os.makedirs gives that mode to the last only, 0777 to the others."""
+    if os.path.isdir(path):
+        return
+    _make_dirs(os.path.dirname(path))
+    os.mkdir(path, 0o755)
 
 
 TEST_GUEST_TOKEN = "hostdev.testguest=1"

@@ -264,8 +264,10 @@ def test_write_archive_leaves_no_half_written_file_and_refuses_an_existing_one(t
 def test_unpack_archive_makes_the_tree_with_safe_modes_and_returns_the_manifest(tmp_path, monkeypatch):
     source = tmp_path / "rec.tar"
     with tarfile.open(source, "w") as tar:
-        for name, kind, mode, data in [("root/sys", "dir", 0o700, None), ("root/sys/deep/a", "file", 0o4755, b"a"),
+        # a directory after what is in it (another tool's order), a name starting with X
+        for name, kind, mode, data in [("root/sys/deep/a", "file", 0o4755, b"a"), ("root/sys", "dir", 0o700, None),
                                        ("root/sys/b", "file", 0o640, b"bb"), ("root/sys/c", "file", 0o777, b""),
+                                       ("root/X", "dir", 0o755, None), ("root/X/XX", "file", 0o644, b"X"),
                                        (recording.MANIFEST, "file", 0o644, b'{"format": 1}\n')]:
             info = tarfile.TarInfo(name)
             info.mode = mode
@@ -291,7 +293,8 @@ def test_unpack_archive_makes_the_tree_with_safe_modes_and_returns_the_manifest(
     assert (mode("sys"), mode("sys/deep"), mode("sys/deep/a"), mode("sys/b"), mode("sys/c")) == (
         0o755, 0o755, 0o755, 0o640, 0o755)
     assert (dest / "sys/b").read_bytes() == b"bb" and (dest / "sys/deep/a").read_bytes() == b"a"
-    assert sorted(os.listdir(dest)) == ["sys"]  # the manifest is returned, not unpacked
+    assert (dest / "X/XX").read_bytes() == b"X"
+    assert sorted(os.listdir(dest)) == ["X", "sys"]  # the manifest is returned, not unpacked
 
 
 def test_unpack_archive_tells_the_checks_each_member_and_the_running_totals(tmp_path):
@@ -343,6 +346,16 @@ def test_unpack_archive_errors_name_the_file_and_what_is_wrong_with_one_fix(tmp_
     error = _usage_error(truncated, dest)
     assert error.message.startswith(f"--root {truncated}: a damaged archive (") and error.fix == FIX
     assert os.listdir(dest) == []  # every refusal comes before anything is written
+    # an uncompressed archive cut inside its last member: refused while the headers are read
+    cut = tmp_path / "cut.tar"
+    with tarfile.open(cut, "w") as tar:
+        for name, data in ((recording.MANIFEST, b"{}"), ("root/sys/x", b"1" * 4000)):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    cut.write_bytes(cut.read_bytes()[:512 * 4 + 100])
+    error = _usage_error(cut, dest)
+    assert error.message == f"--root {cut}: a damaged archive (unexpected end of data)" and error.fix == FIX
     exists = _archive(str(tmp_path / "twice.tgz"), [("root/sys/x", "file", b"1"), ("root/sys/x", "file", b"2")])
     error = _usage_error(exists, dest)
     assert error.message == f"--root {exists}: cannot unpack it (File exists)" and error.fix == FIX
