@@ -323,13 +323,23 @@ def plan_persisted(host: Host, force: bool = False) -> BindingPlan:
     return BindingPlan(plan, changes)
 
 
-def _refuse_if_held(host: Host, dev: PciDevice, force: bool, use: hostuse.HostUse) -> None:
-    if is_vfio_driver(dev.driver) and dev.iommu_group is not None:
+def _refuse_if_held(host: Host, dev: PciDevice, force: bool, use: hostuse.HostUse,
+                    to: Optional[str] = None) -> None:
+    """Refuse to take ``dev`` from its driver (to ``to``, a restore's original driver; None: no
+    driver) when that would block or fail in the kernel, or take something the host uses (unless
+    ``force``). Never forced: a group a VFIO user holds. Raises RefusedError."""
+    leaving_vfio = is_vfio_driver(dev.driver)
+    joining = dev.driver is None and bool(to) and not is_vfio_driver(to)
+    if (leaving_vfio or joining) and dev.iommu_group is not None:
         holders = hostuse.vfio_group_holders(host, dev.iommu_group, use)
         if holders:
-            # never force this one: the kernel would block the unbind until the user lets go
-            raise RefusedError(f"{dev.address} is in use: /dev/vfio/{dev.iommu_group} is held by {', '.join(holders)}",
-                               fix="stop the VM or process first (virsh destroy …)")
+            held = f"/dev/vfio/{dev.iommu_group} is held by {', '.join(holders)}"
+            raise RefusedError(
+                # leaving: the kernel would block the unbind until the user lets go; joining: EBUSY
+                # (pci_dma_configure → iommu_device_use_default_domain: the group has a DMA owner)
+                f"{dev.address} is in use: {held}" if leaving_vfio else
+                f"{dev.address} cannot go back to {to} while {held}: the kernel refuses a host driver in a group a "
+                "VFIO user holds", fix="stop the VM or process first (virsh destroy …)")
     if dev.driver is not None and not is_vfio_driver(dev.driver):  # no driver: nothing of the host's to take
         reasons = hostuse.interlocks(host, dev, use)
         if reasons and not force:
@@ -393,7 +403,7 @@ def plan_restore(host: Host, addresses: Sequence[str], every: bool = False, forc
             changes.append(DeviceChange(addr, dev.driver, original, "none", dev.iommu_group,
                                         f"already on {original or 'no driver'}"))
             continue
-        _refuse_if_held(host, dev, force, use)
+        _refuse_if_held(host, dev, force, use, to=original)
         if original and not host.exists(f"{DRIVERS}/{original}"):
             module = entry.get("module") or original
             plan.add(f"load driver {original} (modprobe {module})", _load_driver(original, module))

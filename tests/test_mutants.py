@@ -1103,3 +1103,28 @@ def test_a_failed_restore_puts_the_persistent_binding_back(sim):
     assert code == 5, err
     assert os.listdir(os.path.join(sim.root, PERSIST_DIR)) == [f"pci-{sim.t4}"]
     assert Host(sim.root).read_text(f"/{PERSIST_DIR}/pci-{sim.t4}") == "vfio-pci\n"
+
+
+def test_restore_refuses_a_host_driver_into_a_group_a_vm_holds_before_any_write(sim):
+    """Found from x__refuse_if_held__mutmut_1 (the holders asked for a device on no driver too):
+    the A10 bound (its audio function with it), the audio then unbound, the A10 held by a VM; giving the audio back
+    to snd_hda_intel would make the kernel refuse the bind (EBUSY: a host driver cannot join a
+    group with a DMA owner, tests/test_simkernel_strict.py). restore says so before any write,
+    naming the holder; once the VM is gone the same restore works."""
+    a10, audio = sim.addresses["a10"], sim.addresses["a10_audio"]
+    assert sim.invoke("bind", a10)[0] == 0 and driver_of(sim, audio) == "vfio-pci"
+    assert sim.invoke("unbind", audio)[0] == 0 and driver_of(sim, audio) is None
+    pid = sim.kernel.hold(a10, pid=4242)
+    sim.kernel.writes.clear()
+    code, out, err = sim.invoke("restore", audio, "-o", "json")
+    assert code == 3, err
+    assert _error(out) == {
+        "error": "RefusedError",
+        "message": f"{audio} cannot go back to snd_hda_intel while /dev/vfio/{sim.groups['a10']} is held by "
+                   "qemu-system-x86 (pid 4242): the kernel refuses a host driver in a group a VFIO user holds",
+        "fix": "stop the VM or process first (virsh destroy …)", "exit_code": 3}
+    assert sim.kernel.writes == [] and driver_of(sim, audio) is None
+    # unbinding the held A10 is refused as before; a device that goes back to no driver is not held up
+    assert sim.invoke("unbind", a10)[0] == 3
+    sim.kernel.release(a10)
+    assert pid == 4242 and sim.invoke("restore", audio)[0] == 0 and driver_of(sim, audio) == "snd_hda_intel"
