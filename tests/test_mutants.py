@@ -1042,14 +1042,17 @@ def test_restore_loads_the_original_driver_when_its_module_is_gone(sim):
     assert driver_of(sim, sim.t4) == driver_of(sim, a10) == "nvidia" and driver_of(sim, audio) == "snd_hda_intel"
 
 
-def test_restore_loads_the_module_of_a_driver_named_otherwise(sim):
+@pytest.mark.parametrize("command", ["bind", "unbind"])
+def test_restore_loads_the_module_of_a_driver_named_otherwise(sim, command):
     """A bug: restore ran ``modprobe DRIVER``, but the QAT's driver 4xxx is the module qat_4xxx
     (drivers/crypto/intel/qat/qat_4xxx: ``.name = ADF_4XXX_DEVICE_NAME``), and no module is called
     4xxx: restore failed with "Module 4xxx not found". The journal now keeps the original driver's
-    module (its ``module`` link) and restore loads that."""
-    assert sim.invoke("bind", sim.qat)[0] == 0
+    module (its ``module`` link) and restore loads that; unbind records it too (kills
+    x_plan_unbind__mutmut_43, _47, _48, _50)."""
+    assert sim.invoke(command, sim.qat)[0] == 0
     entry = json.loads(Host(sim.root).read_text("/var/lib/hostdev/bindings.json"))["devices"][sim.qat]
     assert entry["driver"] == "4xxx" and entry["module"] == "qat_4xxx"
+    assert entry["bound_to"] == ("vfio-pci" if command == "bind" else None)
     assert sim.kernel.run(["modprobe", "-r", "qat_4xxx"]).rc == 0
     assert not os.path.exists(os.path.join(sim.root, "sys/bus/pci/drivers/4xxx"))
     code, out, err = sim.invoke("restore", sim.qat, "--dry-run", "-o", "json")
@@ -1128,3 +1131,38 @@ def test_restore_refuses_a_host_driver_into_a_group_a_vm_holds_before_any_write(
     assert sim.invoke("unbind", a10)[0] == 3
     sim.kernel.release(a10)
     assert pid == 4242 and sim.invoke("restore", audio)[0] == 0 and driver_of(sim, audio) == "snd_hda_intel"
+
+
+def test_restore_of_a_device_bound_from_no_driver_and_left_on_none_says_so(sim):
+    """Kills x_plan_restore__mutmut_110, _111 (the note's "no driver"): the QAT had no driver
+    when hostdev bound it; taken off vfio-pci by hand, it is where restore would put it."""
+    kernel_host = Host(sim.root, kernel=sim.kernel)
+    kernel_host.write_attr("/sys/bus/pci/drivers/4xxx/unbind", sim.qat)
+    assert sim.invoke("bind", sim.qat)[0] == 0 and driver_of(sim, sim.qat) == "vfio-pci"
+    kernel_host.write_attr("/sys/bus/pci/drivers/vfio-pci/unbind", sim.qat)
+    kernel_host.write_attr(f"/sys/bus/pci/devices/{sim.qat}/driver_override", "\n")
+    code, out, err = sim.invoke("restore", sim.qat, "-o", "json")
+    assert code == 0, err
+    assert json.loads(out)["devices"] == [
+        {"address": sim.qat, "from_driver": None, "to_driver": None, "action": "none",
+         "group": sim.groups["qat"], "changed": False, "note": "already on no driver"}]
+    assert json.loads(Host(sim.root).read_text("/var/lib/hostdev/bindings.json"))["devices"] == {}
+
+
+def test_a_failed_restore_puts_the_devices_given_back_before_it_on_vfio_pci_again(sim):
+    """Kills x_plan_restore__mutmut_139, _158–_160 (the undo of a give-back dropped or asking about
+    no device, driver or override): of two devices restored, the second's probe fails; the first,
+    already back on its driver, goes back on vfio-pci with its override, as before the restore."""
+    first, second = sorted([sim.t4, sim.qat])
+    assert sim.invoke("bind", first, second)[0] == 0
+    sim.kernel.fail_probe(second, driver_of_record(sim, second), errno.EIO)
+    code, _, err = sim.invoke("restore", first, second)
+    assert code == 5, err
+    for address in (first, second):
+        assert driver_of(sim, address) == "vfio-pci", address
+        assert Host(sim.root).read_attr(f"/sys/bus/pci/devices/{address}/driver_override") == "vfio-pci"
+    assert set(json.loads(Host(sim.root).read_text("/var/lib/hostdev/bindings.json"))["devices"]) == {first, second}
+
+
+def driver_of_record(sim, address):
+    return json.loads(Host(sim.root).read_text("/var/lib/hostdev/bindings.json"))["devices"][address]["driver"]
