@@ -1166,3 +1166,23 @@ def test_a_failed_restore_puts_the_devices_given_back_before_it_on_vfio_pci_agai
 
 def driver_of_record(sim, address):
     return json.loads(Host(sim.root).read_text("/var/lib/hostdev/bindings.json"))["devices"][address]["driver"]
+
+
+def test_restore_from_another_host_driver_asks_the_interlocks_and_gives_the_device_back(sim):
+    """Kills x_plan_restore__mutmut_113 (the interlocks asked with no host): the spare NVMe, bound
+    by hostdev, is then put on another host driver by hand (driver_override names it: the kernel
+    then matches that driver whatever its ID table, drivers/pci/pci-driver.c pci_match_device);
+    restore asks the interlocks on the way (the host's disks are looked up), finds nothing of the
+    host's on it and gives it back to nvme."""
+    spare = sim.addresses["nvme_spare"]
+    assert sim.invoke("bind", spare)[0] == 0
+    kernel_host = Host(sim.root, kernel=sim.kernel)
+    kernel_host.write_attr("/sys/bus/pci/drivers/vfio-pci/unbind", spare)
+    kernel_host.write_attr(f"/sys/bus/pci/devices/{spare}/driver_override", "snd_hda_intel")
+    kernel_host.write_attr("/sys/bus/pci/drivers/snd_hda_intel/bind", spare)
+    assert driver_of(sim, spare) == "snd_hda_intel"
+    code, out, err = sim.invoke("restore", spare, "-o", "json")
+    assert code == 0, err
+    assert [(d["from_driver"], d["to_driver"], d["action"]) for d in json.loads(out)["devices"]] == [
+        ("snd_hda_intel", "nvme", "restore")]
+    assert driver_of(sim, spare) == "nvme"
