@@ -1186,3 +1186,22 @@ def test_restore_from_another_host_driver_asks_the_interlocks_and_gives_the_devi
     assert [(d["from_driver"], d["to_driver"], d["action"]) for d in json.loads(out)["devices"]] == [
         ("snd_hda_intel", "nvme", "restore")]
     assert driver_of(sim, spare) == "nvme"
+
+
+def test_restore_from_another_host_driver_of_the_boot_vga_needs_force_and_takes_it(sim):
+    """Kills x_plan_restore__mutmut_115 (``force`` not passed on to the interlocks): the boot VGA,
+    bound with --force, put on another host driver by hand; taking it from that driver is an
+    interlock like any other (refused, exit 3), and restore --force gives it back to mgag200."""
+    vga = sim.addresses["boot_vga"]
+    assert sim.invoke("bind", vga, "--force")[0] == 0
+    kernel_host = Host(sim.root, kernel=sim.kernel)
+    kernel_host.write_attr("/sys/bus/pci/drivers/vfio-pci/unbind", vga)
+    kernel_host.write_attr(f"/sys/bus/pci/devices/{vga}/driver_override", "snd_hda_intel")
+    kernel_host.write_attr("/sys/bus/pci/drivers/snd_hda_intel/bind", vga)
+    code, out, err = sim.invoke("restore", vga, "-o", "json")
+    assert code == 3, err
+    assert _error(out)["message"] == f"refusing to take {vga} is the boot VGA device (the console is on it)"
+    assert driver_of(sim, vga) == "snd_hda_intel"
+    code, _, err = sim.invoke("restore", vga, "--force")
+    assert code == 0, err
+    assert driver_of(sim, vga) == "mgag200"
