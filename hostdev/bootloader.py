@@ -92,14 +92,12 @@ def _lex_word(text: str, i: int, variables: Dict[str, _Value]) -> _Word:
             if quote == '"' and nxt not in '$`"\\':
                 chars.append(char)  # not an escape inside double quotes: both characters stay
                 origin.append(i)
-                written_at = i + 1
-            else:
-                # an escape: the character is written at its backslash, so that it is never part of a
-                # literal run (remove_args would cut the character and leave the backslash, which then
-                # escapes whatever follows: the next blank, the line's newline)
-                written_at = i
+            # the character after a backslash, escaped or not, counts as written at the backslash, so
+            # that it is never part of a literal run: remove_args would cut it and leave the
+            # backslash, which then escapes whatever follows (the next blank, the closing quote,
+            # the line's newline)
             chars.append(nxt)
-            origin.append(written_at)
+            origin.append(i)
             i += 2
             continue
         if char == '"':

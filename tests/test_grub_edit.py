@@ -387,8 +387,18 @@ def test_an_added_assignment_ends_as_the_files_first_line(text, expected):
     ("GRUB_CMDLINE_LINUX=quiet\\ intel_iommu=off\nGRUB_TIMEOUT=5\n", "GRUB_CMDLINE_LINUX=quiet\\ \nGRUB_TIMEOUT=5\n"),
     # the argument's first character is escaped: it is not written literally, and is left alone
     ("GRUB_CMDLINE_LINUX=quiet\\ \\intel_iommu=off\nGRUB_TIMEOUT=5\n", None),
+    # inside double quotes "\ " is no escape: the backslash and the blank both stay in the value, but
+    # taking that blank would leave the backslash before the closing quote, escaping it (the file then
+    # no longer parsed: the removal was refused); the argument goes, the blank stays
+    ('GRUB_CMDLINE_LINUX="quiet\\ intel_iommu=off"\nGRUB_TIMEOUT=5\n',
+     'GRUB_CMDLINE_LINUX="quiet\\ "\nGRUB_TIMEOUT=5\n'),
+    ('GRUB_CMDLINE_LINUX="quiet\\\tintel_iommu=off splash"\nGRUB_TIMEOUT=5\n',
+     'GRUB_CMDLINE_LINUX="quiet\\\tsplash"\nGRUB_TIMEOUT=5\n'),  # the blank after it goes instead
 ])
 def test_removal_next_to_a_backslash_escape_never_leaves_the_backslash_alone(text, expected, tmp_path):
     undone, removed = bootloader.remove_args(text, VAR, ["intel_iommu=off"])
     assert (undone, removed) == ((expected, ["intel_iommu=off"]) if expected else (text, []))
     assert bash_value(undone, "GRUB_TIMEOUT", tmp_path) == "5"
+    words = bash_value(undone, VAR, tmp_path).split()
+    assert ("intel_iommu=off" in words) == (expected is None) and words[0].startswith("quiet")
+    assert "intel_iommu=off" not in bash_value(undone, VAR, tmp_path).split() or not expected
