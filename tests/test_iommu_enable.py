@@ -530,9 +530,17 @@ def test_disable_with_nothing_recorded_changes_nothing_and_says_so(machine):
     assert out["changed"] is False and out["stack"] == "grub"
 
 
-def test_disable_of_a_dropin_leaves_the_same_argument_in_the_administrators_file(machine):
+@pytest.mark.parametrize("old_record", [False, True])
+def test_disable_of_a_dropin_leaves_the_same_argument_in_the_administrators_file(machine, old_record):
+    """Also with boot-args.json as written before it kept a list ("file": the drop-in): that file
+    is read, not taken as no file, which would send disable to /etc/default/grub (kills
+    x__load_state__mutmut_64, _68-_70)."""
     m = machine()
     m.json("iommu", "enable")
+    if old_record:
+        record = json.loads(m.read("/var/lib/hostdev/boot-args.json"))
+        assert record.pop("files") == ["/etc/default/grub.d/hostdev.cfg"]
+        m.fr.write("/var/lib/hostdev/boot-args.json", json.dumps(dict(record, file="/etc/default/grub.d/hostdev.cfg")))
     # the administrator also writes it in /etc/default/grub afterwards: it is theirs, it stays
     m.fr.write("/etc/default/grub", DEBIAN_GRUB.replace('"console=ttyS0"', '"console=ttyS0 intel_iommu=on"'))
     out = m.json("iommu", "disable")
@@ -760,3 +768,30 @@ def test_bls_replace_reports_the_conflicts_in_the_order_the_entry_has_them(machi
                "title now\noptions root=/dev/sda1 iommu=nopt intel_iommu=off\n")
     out = m.json("iommu", "enable", "--passthrough", "--replace")
     assert out["removed"] == ["iommu=nopt", "intel_iommu=off"] and out["added"] == ["intel_iommu=on", "iommu=pt"]
+
+
+def test_replacing_two_values_already_replaced_in_the_running_kernel_needs_no_reboot(machine):
+    """Kills x_plan_enable__mutmut_213 (a reboot asked for when a replaced value is not running),
+    _216, _217 (the note naming every value replaced): the administrator's intel_iommu=off and
+    iommu=nopt in /etc/default/grub, the running kernel already booted with what hostdev wants."""
+    grub = 'GRUB_CMDLINE_LINUX="intel_iommu=off iommu=nopt quiet"\n'
+    m = machine(grub=grub, dropin_dir=False, cmdline="ro quiet intel_iommu=on iommu=pt")
+    out = m.json("iommu", "enable", "--passthrough", "--replace")
+    assert out["removed"] == ["intel_iommu=off", "iommu=nopt"] and out["added"] == ["intel_iommu=on", "iommu=pt"]
+    assert out["reboot_required"] is False
+    assert "replaced intel_iommu=off, iommu=nopt (the administrator's); 'hostdev iommu disable' will not put " \
+           "it back" in out["notes"]
+    assert m.read("/etc/default/grub") == 'GRUB_CMDLINE_LINUX="quiet intel_iommu=on iommu=pt"\n'
+
+
+def test_grubby_removes_every_replaced_value_in_one_command(machine):
+    """Kills x_plan_enable__mutmut_149 (the values of --remove-args joined otherwise than by a blank)."""
+    grub = 'GRUB_CMDLINE_LINUX="rhgb quiet intel_iommu=off iommu=nopt"\nGRUB_ENABLE_BLSCFG=true\n'
+    m = machine(grub=grub, dropin_dir=False, tools=("grubby", "grub2-mkconfig"))
+    entry = f"/boot/loader/entries/abc-{RELEASE}.conf"
+    m.fr.write(entry, f"title Fedora\nversion {RELEASE}\noptions root=/dev/sda1 ro intel_iommu=off iommu=nopt\n")
+    m.json("iommu", "enable", "--passthrough", "--replace")
+    assert [c[1:] for c in m.ran("grubby")] == [
+        ("--update-kernel=ALL", "--remove-args=intel_iommu=off iommu=nopt"),
+        ("--update-kernel=ALL", "--args=intel_iommu=on iommu=pt")]
+    assert "options root=/dev/sda1 ro intel_iommu=on iommu=pt\n" in m.read(entry)
