@@ -1205,3 +1205,23 @@ def test_restore_from_another_host_driver_of_the_boot_vga_needs_force_and_takes_
     code, _, err = sim.invoke("restore", vga, "--force")
     assert code == 0, err
     assert driver_of(sim, vga) == "mgag200"
+
+
+def test_restore_to_no_driver_goes_ahead_while_a_vm_holds_the_group(sim):
+    """Kills x__refuse_if_held__mutmut_4 (a device counted as joining its group whatever driver it
+    goes to): the A10's audio function had no driver when hostdev bound the A10 (it went along to
+    vfio-pci), was then taken off vfio-pci by hand, its override left; the A10 is held by a VM.
+    Giving the audio back means only clearing its override (no driver binds): nothing joins the
+    group, so restore goes ahead."""
+    a10, audio = sim.addresses["a10"], sim.addresses["a10_audio"]
+    kernel_host = Host(sim.root, kernel=sim.kernel)
+    kernel_host.write_attr("/sys/bus/pci/drivers/snd_hda_intel/unbind", audio)
+    assert sim.invoke("bind", a10)[0] == 0 and driver_of(sim, audio) == "vfio-pci"
+    kernel_host.write_attr("/sys/bus/pci/drivers/vfio-pci/unbind", audio)
+    sim.kernel.hold(a10, pid=4242)
+    code, out, err = sim.invoke("restore", audio, "-o", "json")
+    assert code == 0, err
+    assert [(d["from_driver"], d["to_driver"], d["action"]) for d in json.loads(out)["devices"]] == [
+        (None, None, "restore")]
+    assert driver_of(sim, audio) is None
+    assert Host(sim.root).read_attr(f"/sys/bus/pci/devices/{audio}/driver_override") == "(null)"
