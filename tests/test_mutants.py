@@ -1225,3 +1225,24 @@ def test_restore_to_no_driver_goes_ahead_while_a_vm_holds_the_group(sim):
         (None, None, "restore")]
     assert driver_of(sim, audio) is None
     assert Host(sim.root).read_attr(f"/sys/bus/pci/devices/{audio}/driver_override") == "(null)"
+
+
+def test_restore_to_vfio_pci_goes_ahead_while_a_vm_holds_the_group(sim):
+    """Kills x__refuse_if_held__mutmut_9 (any driver counted as a host driver joining the group):
+    the A10 and its audio function were on vfio-pci before hostdev came (an administrator's
+    driverctl, say); hostdev unbinds the audio, a VM then holds the A10's group. vfio-pci owns its
+    DMA (driver_managed_dma), so the kernel lets it back into the held group: restore goes ahead."""
+    a10, audio = sim.addresses["a10"], sim.addresses["a10_audio"]
+    kernel_host = Host(sim.root, kernel=sim.kernel)
+    assert sim.kernel.run(["modprobe", "vfio-pci"]).rc == 0
+    for address, driver in ((a10, "nvidia"), (audio, "snd_hda_intel")):
+        kernel_host.write_attr(f"/sys/bus/pci/drivers/{driver}/unbind", address)
+        kernel_host.write_attr(f"/sys/bus/pci/devices/{address}/driver_override", "vfio-pci")
+        kernel_host.write_attr("/sys/bus/pci/drivers/vfio-pci/bind", address)
+    assert sim.invoke("unbind", audio)[0] == 0 and driver_of(sim, audio) is None
+    sim.kernel.hold(a10, pid=4242)
+    code, out, err = sim.invoke("restore", audio, "-o", "json")
+    assert code == 0, err
+    assert [(d["from_driver"], d["to_driver"], d["action"]) for d in json.loads(out)["devices"]] == [
+        (None, "vfio-pci", "restore")]
+    assert driver_of(sim, audio) == "vfio-pci"
