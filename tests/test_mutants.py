@@ -748,6 +748,12 @@ def test_a_bridge_on_a_host_driver_in_the_group_cannot_be_bound_around(sim):
     assert error["fix"] == "nothing can make this group viable without taking a bridge from its driver"
 
 
+def _held(message):
+    """The error object of a refusal because a VFIO user holds the group (never forced)."""
+    return {"error": "RefusedError", "message": message, "fix": "stop the VM or process first (virsh destroy …)",
+            "exit_code": 3}
+
+
 def test_a_held_group_refuses_restore_naming_every_holder(sim):
     """Kills x__refuse_if_held__mutmut_11–19: the refusal of a restore while two VMs hold the
     A10's group (one each function), its message naming both and its fix."""
@@ -757,11 +763,8 @@ def test_a_held_group_refuses_restore_naming_every_holder(sim):
     sim.kernel.hold(audio, pid=4243, comm="qemu-kvm")
     code, out, err = sim.invoke("restore", a10, "-o", "json")
     assert code == 3, err
-    assert _error(out) == {
-        "error": "RefusedError",
-        "message": f"{a10} is in use: /dev/vfio/{sim.groups['a10']} is held by qemu-system-x86 (pid 4242), "
-                   "qemu-kvm (pid 4243)",
-        "fix": "stop the VM or process first (virsh destroy …)", "exit_code": 3}
+    assert _error(out) == _held(
+        f"{a10} is in use: /dev/vfio/{sim.groups['a10']} is held by qemu-system-x86 (pid 4242), qemu-kvm (pid 4243)")
     assert driver_of(sim, a10) == "vfio-pci"
 
 
@@ -1121,11 +1124,9 @@ def test_restore_refuses_a_host_driver_into_a_group_a_vm_holds_before_any_write(
     sim.kernel.writes.clear()
     code, out, err = sim.invoke("restore", audio, "-o", "json")
     assert code == 3, err
-    assert _error(out) == {
-        "error": "RefusedError",
-        "message": f"{audio} cannot go back to snd_hda_intel while /dev/vfio/{sim.groups['a10']} is held by "
-                   "qemu-system-x86 (pid 4242): the kernel refuses a host driver in a group a VFIO user holds",
-        "fix": "stop the VM or process first (virsh destroy …)", "exit_code": 3}
+    assert _error(out) == _held(
+        f"{audio} cannot go back to snd_hda_intel while /dev/vfio/{sim.groups['a10']} is held by "
+        "qemu-system-x86 (pid 4242): the kernel refuses a host driver in a group a VFIO user holds")
     assert sim.kernel.writes == [] and driver_of(sim, audio) is None
     # unbinding the held A10 is refused as before; a device that goes back to no driver is not held up
     assert sim.invoke("unbind", a10)[0] == 3
