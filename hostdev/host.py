@@ -456,7 +456,7 @@ class Host:
         self.require_mutable(f"writing {path}")
         real = self.path(path)
         try:
-            os.makedirs(os.path.dirname(real), exist_ok=True)
+            _make_dirs(os.path.dirname(real))
             if old is not None:
                 mode = os.stat(real).st_mode & 0o7777
                 if backup and not os.path.lexists(real + BACKUP_SUFFIX):
@@ -474,7 +474,7 @@ class Host:
         self.require_mutable(f"writing {path}")
         real = self.path(path)
         try:
-            os.makedirs(os.path.dirname(real), exist_ok=True)
+            _make_dirs(os.path.dirname(real))
             self._atomic_write(real, data, mode)
         except OSError as exc:
             raise ConfigWriteError(path, exc.strerror or str(exc)) from None
@@ -561,11 +561,11 @@ class Host:
 
         directory = self.path(LOCK_DIR)
         try:
-            os.makedirs(os.path.dirname(directory), exist_ok=True)
+            _make_dirs(os.path.dirname(directory))
             try:
                 os.mkdir(directory, 0o755)
             except FileExistsError:
-                pass
+                pass  # a file there: the open below says "Not a directory"
             dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
         except OSError as exc:
             raise HostEnvironmentError(f"cannot open the lock directory {LOCK_DIR}: {exc.strerror or exc}",
@@ -600,7 +600,7 @@ class Host:
         self.require_mutable(f"linking {path}")
         real = self.path(path, follow=False)
         try:
-            os.makedirs(os.path.dirname(real), exist_ok=True)
+            _make_dirs(os.path.dirname(real))
             if os.path.lexists(real):
                 os.unlink(real)
             os.symlink(target, real)
@@ -800,11 +800,16 @@ def unpack_archive(source: str, dest: str, check_member: Callable[..., Optional[
 
 def _make_dirs(path: str) -> None:
     """The directory ``path`` and each missing one above it, every one made 0755 (less the umask):
-    os.makedirs gives that mode to the last only, 0777 to the others."""
+    os.makedirs gives its mode to the last only, 0777 to the others. A real path (under the root,
+    resolved); one made meanwhile by another process is fine, as with ``exist_ok``."""
     if os.path.isdir(path):
         return
     _make_dirs(os.path.dirname(path))
-    os.mkdir(path, 0o755)
+    try:
+        os.mkdir(path, 0o755)
+    except FileExistsError:
+        if not os.path.isdir(path):
+            raise
 
 
 TEST_GUEST_TOKEN = "hostdev.testguest=1"

@@ -206,3 +206,21 @@ def test_commands_find_sbin_tools_even_from_a_narrow_path(monkeypatch):
     monkeypatch.setenv("PATH", "/usr/bin:/bin")
     out = Host("/").run(["sh", "-c", 'printf %s "$PATH"'], mutating=False).stdout
     assert out.split(":")[:2] == ["/usr/bin", "/bin"] and "/usr/sbin" in out.split(":") and "/sbin" in out.split(":")
+
+
+def test_the_directories_a_write_makes_are_0755_whatever_the_umask(tmp_path):
+    """write_file, write_bytes and symlink make the missing directories above the file, every
+    one 0755 (os.makedirs made all but the last 0777, world-writable under a umask of 0)."""
+    root = tmp_path / "root"
+    root.mkdir()
+    host = Host(str(root))
+    old_umask = os.umask(0)
+    try:
+        host.write_file("/etc/a/b/c.conf", "x\n")
+        host.write_bytes("/var/lib/d/e/f.bin", b"x")
+        host.symlink("/dev/null", "/etc/g/h/i.service")
+    finally:
+        os.umask(old_umask)
+    for directory in ("etc", "etc/a", "etc/a/b", "var", "var/lib", "var/lib/d", "var/lib/d/e", "etc/g", "etc/g/h"):
+        assert (root / directory).stat().st_mode & 0o7777 == 0o755, directory
+    assert (root / "etc/a/b/c.conf").read_text() == "x\n" and os.readlink(root / "etc/g/h/i.service") == "/dev/null"
