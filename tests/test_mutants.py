@@ -32,6 +32,11 @@ def driver_of(sim, address):
     return Host(sim.root).link_name(f"/sys/bus/pci/devices/{address}/driver")
 
 
+def _journal_devices(sim):
+    """The journal's devices (address → entry), as hostdev wrote /var/lib/hostdev/bindings.json."""
+    return json.loads(Host(sim.root).read_text("/var/lib/hostdev/bindings.json"))["devices"]
+
+
 def _persist(sim, address: str, driver: str = "vfio-pci") -> None:
     """A persistent binding as `bind --persist` leaves it: one file per device, the driver's name."""
     os.makedirs(os.path.join(sim.root, PERSIST_DIR), exist_ok=True)
@@ -1026,7 +1031,7 @@ def test_restore_goes_past_devices_it_has_nothing_to_do_for(sim):
          "group": sim.groups["t4"], "changed": True, "note": None},
     ]
     assert driver_of(sim, sim.t4) == "nvidia"
-    assert json.loads(Host(sim.root).read_text("/var/lib/hostdev/bindings.json"))["devices"] == {}
+    assert _journal_devices(sim) == {}
 
 
 def test_restore_loads_the_original_driver_when_its_module_is_gone(sim):
@@ -1053,7 +1058,7 @@ def test_restore_loads_the_module_of_a_driver_named_otherwise(sim, command):
     module (its ``module`` link) and restore loads that; unbind records it too (kills
     x_plan_unbind__mutmut_43, _47, _48, _50)."""
     assert sim.invoke(command, sim.qat)[0] == 0
-    entry = json.loads(Host(sim.root).read_text("/var/lib/hostdev/bindings.json"))["devices"][sim.qat]
+    entry = _journal_devices(sim)[sim.qat]
     assert entry["driver"] == "4xxx" and entry["module"] == "qat_4xxx"
     assert entry["bound_to"] == ("vfio-pci" if command == "bind" else None)
     assert sim.kernel.run(["modprobe", "-r", "qat_4xxx"]).rc == 0
@@ -1064,7 +1069,7 @@ def test_restore_loads_the_module_of_a_driver_named_otherwise(sim, command):
     code, _, err = sim.invoke("restore", sim.qat)
     assert code == 0, err
     assert driver_of(sim, sim.qat) == "4xxx"
-    assert json.loads(Host(sim.root).read_text("/var/lib/hostdev/bindings.json"))["devices"] == {}
+    assert _journal_devices(sim) == {}
 
 
 def test_a_journal_without_the_module_loads_the_driver_by_its_name(sim):
@@ -1094,7 +1099,7 @@ def test_a_restore_whose_probe_fails_leaves_the_device_on_vfio_pci(sim):
     assert driver_of(sim, sim.t4) == "vfio-pci"
     assert Host(sim.root).read_attr(f"/sys/bus/pci/devices/{sim.t4}/driver_override") == "vfio-pci"
     assert sim.groups["t4"] is not None and os.path.exists(os.path.join(sim.root, f"dev/vfio/{sim.groups['t4']}"))
-    assert sim.t4 in json.loads(Host(sim.root).read_text("/var/lib/hostdev/bindings.json"))["devices"]
+    assert sim.t4 in _journal_devices(sim)
 
 
 def test_a_failed_restore_puts_the_persistent_binding_back(sim):
@@ -1147,7 +1152,7 @@ def test_restore_of_a_device_bound_from_no_driver_and_left_on_none_says_so(sim):
     assert json.loads(out)["devices"] == [
         {"address": sim.qat, "from_driver": None, "to_driver": None, "action": "none",
          "group": sim.groups["qat"], "changed": False, "note": "already on no driver"}]
-    assert json.loads(Host(sim.root).read_text("/var/lib/hostdev/bindings.json"))["devices"] == {}
+    assert _journal_devices(sim) == {}
 
 
 def test_a_failed_restore_puts_the_devices_given_back_before_it_on_vfio_pci_again(sim):
@@ -1156,17 +1161,13 @@ def test_a_failed_restore_puts_the_devices_given_back_before_it_on_vfio_pci_agai
     already back on its driver, goes back on vfio-pci with its override, as before the restore."""
     first, second = sorted([sim.t4, sim.qat])
     assert sim.invoke("bind", first, second)[0] == 0
-    sim.kernel.fail_probe(second, driver_of_record(sim, second), errno.EIO)
+    sim.kernel.fail_probe(second, _journal_devices(sim)[second]["driver"], errno.EIO)
     code, _, err = sim.invoke("restore", first, second)
     assert code == 5, err
     for address in (first, second):
         assert driver_of(sim, address) == "vfio-pci", address
         assert Host(sim.root).read_attr(f"/sys/bus/pci/devices/{address}/driver_override") == "vfio-pci"
-    assert set(json.loads(Host(sim.root).read_text("/var/lib/hostdev/bindings.json"))["devices"]) == {first, second}
-
-
-def driver_of_record(sim, address):
-    return json.loads(Host(sim.root).read_text("/var/lib/hostdev/bindings.json"))["devices"][address]["driver"]
+    assert set(_journal_devices(sim)) == {first, second}
 
 
 def test_restore_from_another_host_driver_asks_the_interlocks_and_gives_the_device_back(sim):
