@@ -138,3 +138,49 @@ def test_parse_vendor_by_id_or_name_and_refusals():
         parse_vendor("nvidia", pciids.PciIds.empty())
     with pytest.raises(UsageError, match="vendor names need a pci.ids"):
         parse_vendor("nvidia")
+
+
+def _big_ids(order):
+    """A pci.ids of 3,000 vendors (about 200 KB: far more than one narrowed search) in ``order``,
+    each vendor XXXX with two devices, one of them a device line that reads like vendor 0001's."""
+    blocks = [f"{v:04x}  Vendor {v:04x}\n\t0001  Device one of {v:04x}\n\t{v:04x}  Same ID as its vendor\n"
+              for v in order]
+    return ("# vendors\n" + "".join(blocks) + "\n# classes\nC 02  Network controller\n\t00  Ethernet controller\n"
+            ).encode()
+
+
+@pytest.mark.parametrize("shuffled", [False, True], ids=["sorted", "out-of-order"])
+def test_vendor_lookups_in_a_large_file_sorted_or_not(shuffled):
+    """Vendors are found by a binary search over a sorted file; a file out of order is searched
+    whole, so every vendor is still found, and an absent one is absent either way."""
+    import random
+
+    order = list(range(0x1000, 0x1000 + 6000, 2))  # even IDs only: the odd ones are absent
+    if shuffled:
+        random.Random(7).shuffle(order)
+    db = pciids.PciIds(_big_ids(order), "big")
+    assert len(db.text()) > 10 * pciids._NARROW
+    for v in order[::7] + [order[0], order[-1], 0x1000, 0x1000 + 5998]:
+        assert db.vendor(f"{v:04x}") == f"Vendor {v:04x}"
+        assert db.device(f"{v:04x}", "0001") == f"Device one of {v:04x}"
+        assert db.device(f"{v:04x}", f"{v:04x}") == "Same ID as its vendor"
+    for absent in ("0fff", "1001", "2001", "1777", "ffff", "0000"):
+        assert db.vendor(absent) is None and db.device(absent, "0001") is None
+    assert db.class_name("020000") == "Ethernet controller"
+    assert [v for v, _ in db.vendors()] == [f"{v:04x}" for v in order]
+    if not shuffled:  # found in the narrowed window, not by the whole-file search behind it
+        for v in order[::5]:
+            low, high = db._vendor_window(f"{v:04x}".encode())
+            assert high - low <= pciids._NARROW
+            assert low <= db._data.find(f"\n{v:04x}  ".encode()) <= high
+
+
+def test_class_lookups_never_read_a_vendor_line_and_the_last_vendor_ends_at_the_classes():
+    data = b"0c03  Vendor whose ID reads like a class\n\t0300  Device\nffff  Last vendor\n\t0001  Its device\n" \
+           b"C 03  Display controller\n\t00  VGA compatible controller\nC 0c  Serial bus controller\n"
+    db = pciids.PciIds(data, "x")
+    assert db.class_name("030000") == "VGA compatible controller"
+    assert db.class_name("0c0300") == "Serial bus controller"  # no subclass 03 line: the class
+    assert db.device("ffff", "0001") == "Its device"
+    assert db.device("ffff", "0300") is None                   # the class section is no vendor's block
+    assert db.vendors() == [("0c03", "Vendor whose ID reads like a class"), ("ffff", "Last vendor")]
