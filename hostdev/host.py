@@ -112,6 +112,7 @@ class Host:
         self._links: Optional[Dict[str, Optional[str]]] = None  # link targets while links_unchanged()
         self._resolved: Dict[str, str] = {}  # host path → resolved host path, while links_unchanged()
         self._followed: Dict[str, int] = {}  # host path → links its lookup follows (none: absent), likewise
+        self._link_dirs: Dict[Tuple[str, str], Optional[str]] = {}  # see _dir_path_unchecked, likewise
         self.recording: Optional[str] = None  # the archive ``root`` was unpacked from (read-only)
 
     def __repr__(self) -> str:
@@ -264,27 +265,46 @@ class Host:
                 self._followed[path] = links
             self._resolved[path] = resolved
             return self._under_root(resolved), True
-        followed = _link_target(parent, target)
-        if followed is None or followed == "/":
+        cut = target.rfind("/") + 1
+        followed_name = target[cut:]
+        if followed_name in ("", ".", ".."):
+            return self.path(path), True  # the walk
+        # the directory the target's name is in, as a real path ending in "/", is the same for
+        # every link of this directory whose target starts the same way (a bus's links to the
+        # functions of one card): worked out once
+        key = (head, target[:cut])
+        within = self._link_dirs.get(key, _UNKNOWN)
+        if within is _UNKNOWN:
+            within = self._link_dirs[key] = self._link_dir(head, parent, target[:cut])
+        if within is None:
             return self.path(path), True
-        followed_head, _, followed_name = followed.rpartition("/")
-        followed_parent = self._resolve_remembered(followed_head or "/", 1)
+        return within + followed_name, False
+
+    def _link_dir(self, head: str, parent: str, prefix: str) -> Optional[str]:
+        """For _dir_path_unchecked: the real path, ending in "/", of the directory that a link in
+        host directory ``head`` (resolved: ``parent``) whose target starts with ``prefix`` (all
+        of it up to the last "/") names its last component in; None where only path() answers."""
+        followed_head = _link_target(parent, prefix)
+        if followed_head is None:
+            return None
+        followed_parent = self._resolve_remembered(followed_head, 1)
+        links = self._followed.get(head, 0)  # the links the lookup of the link's directory follows
         if followed_parent is None or links + 1 + self._followed.get(followed_head, 0) > _MAX_LINKS:
-            return self.path(path), True  # the walk: the kernel counts every link of the lookup
-        return self._under_root((followed_parent if followed_parent != "/" else "") + "/" + followed_name), False
+            return None  # the walk: the kernel counts every link of the lookup
+        return self._root_prefix + (followed_parent if followed_parent != "/" else "") + "/"
 
     @contextlib.contextmanager
     def links_unchanged(self) -> Iterator[None]:
         """Inside, each link under the root is read once (``resolve`` remembers its target):
         for a read-only scan such as the listing, where nothing can change a link (4,096
         functions: ~10 link lookups each, most of them shared). Nothing may be written inside."""
-        outer = self._links, self._resolved, self._followed
+        outer = self._links, self._resolved, self._followed, self._link_dirs
         if self._links is None:
-            self._links, self._resolved, self._followed = {}, {}, {}
+            self._links, self._resolved, self._followed, self._link_dirs = {}, {}, {}, {}
         try:
             yield
         finally:
-            self._links, self._resolved, self._followed = outer
+            self._links, self._resolved, self._followed, self._link_dirs = outer
 
     # ---------------------------------------------------------------- reads
     def exists(self, path: str) -> bool:
@@ -336,62 +356,80 @@ class Host:
         target = self.readlink(path)
         return os.path.basename(target.rstrip("/")) if target else None
 
-    def scan_attrs(self, directory: str, names: Iterable[str], links: Iterable[str] = (),
-                   entries: Iterable[str] = ()
+    def scan_attrs(self, directory: str, names: Sequence[str], links: Sequence[str] = (),
+                   entries: Sequence[str] = ()
                    ) -> Tuple[Dict[str, Optional[str]], Dict[str, Optional[str]], Dict[str, bool]]:
-        """Read many small attributes of one directory quickly (the listing hot path).
+        """``scan_dirs`` of one directory, as dicts: (attribute → stripped text or None, link →
+        target basename or None, entry → exists); all None/False when the directory is not there."""
+        row = self.scan_dirs((directory,), names, links, entries)[0]
+        if row is None:
+            return dict.fromkeys(names), dict.fromkeys(links), dict.fromkeys(entries, False)
+        values = dict(zip(names, row))
+        targets = dict(zip(links, row[len(names):]))
+        present = dict(zip(entries, row[len(names) + len(links):]))
+        return values, targets, present  # type: ignore[return-value]
 
-        The directory is resolved once (``path``: every link in it inside the root) and opened;
+    def scan_dirs(self, directories: Iterable[str], names: Sequence[str], links: Sequence[str] = (),
+                  entries: Sequence[str] = ()) -> List[Optional[list]]:
+        """Read many small attributes of many directories quickly (the listing hot path).
+
+        Each directory is resolved once (``path``: every link in it inside the root) and opened;
         each attribute is then one ``openat``/``read``/``close`` relative to it, each link one
         ``readlinkat`` (its target's basename), each entry one ``faccessat``: about 16 system
         calls per PCI function, never ``config``, and the kernel walks one name per call instead
         of the whole path again (on a tree under a deep --root, a fifth of the listing's time).
-        Returns (attribute → stripped text or None, link → target basename or None, entry →
-        exists); all None/False when the directory is not there.
+        One loop for all directories: a listing pays no call per function for it.
+
+        Returns, per directory in order, one list: the attributes' stripped texts (None: not
+        there or unreadable), then the links' target basenames (None: not a link), then whether
+        each entry is there; None for a directory that is not there.
         """
-        values: Dict[str, Optional[str]] = {}
-        targets: Dict[str, Optional[str]] = {}
-        present: Dict[str, bool] = {}
-        open_, read, close = os.open, os.read, os.close
-        # every link up to the directory is resolved inside the root; the directory itself, when
-        # not checked, is opened with O_NOFOLLOW: a link there is refused, then resolved by path()
-        real, checked = self._dir_path_unchecked(directory)
-        try:
-            at = open_(real, _OPEN_DIRECTORY if checked else _OPEN_DIRECTORY_NOFOLLOW)
-        except OSError:
-            at = -1
-        if at < 0 and not checked:
+        open_, read, close, readlink, access = os.open, os.read, os.close, os.readlink, os.access
+        exists = os.F_OK
+        rows: List[Optional[list]] = []
+        for directory in directories:
+            # every link up to the directory is resolved inside the root; the directory itself, when
+            # not checked, is opened with O_NOFOLLOW: a link there is refused, then resolved by path()
+            real, checked = self._dir_path_unchecked(directory)
             try:
-                at = open_(self.path(directory), _OPEN_DIRECTORY)
+                at = open_(real, _OPEN_DIRECTORY if checked else _OPEN_DIRECTORY_NOFOLLOW)
             except OSError:
-                pass
-        if at < 0:
-            return dict.fromkeys(names), dict.fromkeys(links), dict.fromkeys(entries, False)
-        try:
-            for name in names:
+                at = -1
+            if at < 0 and not checked:
                 try:
-                    # attributes are never links; a link planted in a tree must not lead out
-                    fd = open_(name, _READ_NOFOLLOW, dir_fd=at)
+                    at = open_(self.path(directory), _OPEN_DIRECTORY)
                 except OSError:
-                    values[name] = None
-                    continue
-                try:
-                    values[name] = read(fd, _READ_CHUNK).decode("utf-8", "replace").strip()
-                except OSError:
-                    values[name] = None
-                finally:
-                    close(fd)
-            for name in links:
-                try:
-                    targets[name] = os.readlink(name, dir_fd=at).rstrip("/").rpartition("/")[2]  # the basename
-                except OSError:
-                    targets[name] = None
-            for name in entries:
-                # faccessat: no stat result and no exception for the usual answer, "not there"
-                present[name] = os.access(name, os.F_OK, dir_fd=at, follow_symlinks=False)
-        finally:
-            close(at)
-        return values, targets, present
+                    pass
+            if at < 0:
+                rows.append(None)
+                continue
+            row: list = []
+            try:
+                for name in names:
+                    try:
+                        # attributes are never links; a link planted in a tree must not lead out
+                        fd = open_(name, _READ_NOFOLLOW, dir_fd=at)
+                    except OSError:
+                        row.append(None)
+                        continue
+                    try:
+                        row.append(read(fd, _READ_CHUNK).decode("utf-8", "replace").strip())
+                    except OSError:
+                        row.append(None)
+                    finally:
+                        close(fd)
+                for name in links:
+                    try:
+                        row.append(readlink(name, dir_fd=at).rstrip("/").rpartition("/")[2])  # the basename
+                    except OSError:
+                        row.append(None)
+                for name in entries:
+                    # faccessat: no stat result and no exception for the usual answer, "not there"
+                    row.append(access(name, exists, dir_fd=at, follow_symlinks=False))
+            finally:
+                close(at)
+            rows.append(row)
+        return rows
 
     # ---------------------------------------------------------------- writes
     def require_mutable(self, action: str) -> None:

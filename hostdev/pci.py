@@ -7,7 +7,7 @@ the hypervisor or the device and costs ~250 µs, which lspci pays and we do not)
 from __future__ import annotations
 
 import re
-from typing import Dict, Iterable, List, NamedTuple, Optional
+from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence
 
 from .errors import DeviceNotFoundError, UsageError
 from .host import Host
@@ -105,6 +105,8 @@ _LINKS = ("iommu_group", "physfn")
 # sriov_totalvfs is read only where it is there (a PF): a probe that finds nothing costs a third
 # of a failed open (docs/benchmarks.md)
 _ENTRIES = ("mdev_supported_types", "sriov_totalvfs")
+# read where _ENTRIES shows sriov_totalvfs (a PF), or the class is VGA
+_SOME_ATTRS = ("sriov_totalvfs", "sriov_numvfs", "boot_vga")
 _SYSFS_NAME = re.compile(r"[0-9a-f]{4,8}:[0-9a-f]{2}:[01][0-9a-f]\.[0-7]\Z")
 
 # --class names → class-code prefixes (PCI Code and Assignment Specification).
@@ -161,9 +163,22 @@ def _ids_from_uevent(text: Optional[str]) -> Optional[dict]:
 def read_device(host: Host, address: str, names: Optional[PciIds] = None) -> Optional[PciDevice]:
     """One function from ``/sys/bus/pci/devices/ADDR``, or None when it is not there.
     With ``names``, the vendor/device/class names are filled in."""
-    base = f"{PCI_DEVICES}/{address}"
-    values, links, entries = host.scan_attrs(base, _ATTRS, _LINKS, _ENTRIES)
-    ids = _ids_from_uevent(values["uevent"])
+    return _read_devices(host, (address,), names)[0]
+
+
+def _read_devices(host: Host, addresses: Sequence[str], names: Optional[PciIds]) -> List[Optional[PciDevice]]:
+    """read_device of each address, in one scan (Host.scan_dirs)."""
+    bases = [f"{PCI_DEVICES}/{address}" for address in addresses]
+    rows = host.scan_dirs(bases, _ATTRS, _LINKS, _ENTRIES)
+    return [_device(host, address, base, row, names) for address, base, row in zip(addresses, bases, rows)]
+
+
+def _device(host: Host, address: str, base: str, row: Optional[list], names: Optional[PciIds]) -> Optional[PciDevice]:
+    """The function at ``base`` from its scan_dirs row (_ATTRS, _LINKS, _ENTRIES in order)."""
+    if row is None:
+        return None  # not there
+    uevent, override, numa_text, group_text, physfn, mdev_parent, has_total_vfs = row
+    ids = _ids_from_uevent(uevent)
     if ids is not None:
         class_id = ids["class"]  # already 6 hex digits
     else:
@@ -178,19 +193,19 @@ def read_device(host: Host, address: str, names: Optional[PciIds] = None) -> Opt
     if vendor is None:
         return None
     device_id = _hex4(ids["device"]) or "0000"
-    override = values["driver_override"]
-    numa = int_or_none(values["numa_node"])
-    group = int_or_none(links["iommu_group"])
-    sriov = None
-    if links["physfn"]:
-        sriov = Sriov("vf", physfn=links["physfn"])
-    elif entries["sriov_totalvfs"]:
-        total, _, _ = host.scan_attrs(base, ("sriov_totalvfs",))
-        if total["sriov_totalvfs"] is not None:
-            sriov = Sriov("pf", total_vfs=int_or_none(total["sriov_totalvfs"]),
-                          num_vfs=int_or_none(host.read_attr(f"{base}/sriov_numvfs")))
+    numa = int_or_none(numa_text)
     # boot_vga exists only for VGA-class devices (drivers/pci/pci-sysfs.c pci_dev_attrs_are_visible)
-    boot_vga = host.read_attr(f"{base}/boot_vga") if class_id.startswith("0300") else None
+    vga = class_id.startswith("0300")
+    total_vfs = num_vfs = boot_vga = None
+    if has_total_vfs or vga:  # what only some functions have: one more scan of the directory
+        total_vfs, num_vfs, boot_vga = host.scan_dirs((base,), _SOME_ATTRS)[0] or (None, None, None)
+    sriov = None
+    if physfn:
+        sriov = Sriov("vf", physfn=physfn)
+    elif total_vfs is not None:
+        sriov = Sriov("pf", total_vfs=int_or_none(total_vfs), num_vfs=int_or_none(num_vfs))
+    if not vga:
+        boot_vga = None  # a tree's boot_vga where the kernel shows none
     return PciDevice(
         address=address,
         vendor_id=vendor,
@@ -201,10 +216,10 @@ def read_device(host: Host, address: str, names: Optional[PciIds] = None) -> Opt
         driver=ids["driver"],
         # the kernel shows an unset override as "(null)" (drivers/pci/pci-sysfs.c)
         driver_override=None if override in (None, "", "(null)") else override,
-        iommu_group=group,
+        iommu_group=int_or_none(group_text),
         numa_node=numa if numa is not None and numa >= 0 else None,
         sriov=sriov,
-        mdev_parent=entries["mdev_supported_types"],
+        mdev_parent=mdev_parent,
         boot_vga=None if boot_vga is None else boot_vga == "1",
         vendor_name=names.vendor(vendor) if names else None,
         device_name=names.device(vendor, device_id) if names else None,
@@ -230,13 +245,9 @@ def list_addresses(host: Host) -> List[str]:
 
 def list_devices(host: Host, names: Optional[PciIds] = None) -> List[PciDevice]:
     """All functions, with names filled in from ``names`` when given."""
-    devices = []
     with host.links_unchanged():  # a read-only scan: the shared link prefixes are read once
-        for address in list_addresses(host):
-            device = read_device(host, address, names)
-            if device is not None:
-                devices.append(device)
-    return devices
+        devices = _read_devices(host, list_addresses(host), names)
+    return [device for device in devices if device is not None]
 
 
 def get_device(host: Host, address: str, names: Optional[PciIds] = None) -> PciDevice:

@@ -79,6 +79,28 @@ def test_scan_attrs_reads_values_links_and_entries(tmp_path):
     assert entries == {"mdev_supported_types": True, "nothing": False}
 
 
+def test_the_scan_opens_each_links_own_directory_however_alike_the_links_are(tmp_path):
+    """Inside links_unchanged, scan_dirs works out once the directory that links of one directory
+    with targets that start alike lead into: links whose targets differ only before the name, or
+    links alike in different directories, each reach their own ``X`` (all four are there, so a
+    mix-up would read a neighbour's value, not fail and be retried)."""
+    for where, value in (("t1/X", "1"), ("t2/X", "2"), ("h2/t1/X", "3"), ("t1/Y", "4")):
+        (tmp_path / where).mkdir(parents=True)
+        (tmp_path / where / "value").write_text(value + "\n")
+    (tmp_path / "h1").mkdir()
+    os.symlink("../t1/X", tmp_path / "h1/a")   # → /t1/X
+    os.symlink("../t2/X", tmp_path / "h1/b")   # same name, other directory → /t2/X
+    os.symlink("../t1/Y", tmp_path / "h1/c")   # same directory as a, other name → /t1/Y
+    (tmp_path / "h2/sub").mkdir(parents=True)
+    os.symlink("../t1/X", tmp_path / "h2/sub/a")  # a's very target, from elsewhere → /h2/t1/X
+    paths = ["/h1/a", "/h1/b", "/h1/c", "/h2/sub/a"]
+    host = Host(str(tmp_path))
+    for order in (paths, paths[::-1]):
+        with host.links_unchanged():
+            rows = host.scan_dirs(order, ["value"])
+        assert dict(zip(order, rows)) == {"/h1/a": ["1"], "/h1/b": ["2"], "/h1/c": ["4"], "/h2/sub/a": ["3"]}
+
+
 def test_write_file_is_atomic_keeps_a_backup_and_skips_unchanged(tmp_path):
     host = Host(str(tmp_path))
     (tmp_path / "etc/default").mkdir(parents=True)
