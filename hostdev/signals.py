@@ -25,11 +25,6 @@ def signals_roll_back() -> Iterator[None]:
     applied rolls back as after any failure; outside the main thread (no handlers there)
     nothing changes."""
     import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
 
     def handler(signum, frame):
         name = signal.Signals(signum).name
@@ -38,8 +33,14 @@ def signals_roll_back() -> Iterator[None]:
             raise Interrupted(name)
         _Signals.caught = _Signals.caught or name
 
-    wanted = (signal.SIGINT, signal.SIGTERM)
-    previous = {sig: signal.signal(sig, handler) for sig in wanted}
+    try:
+        previous = {signal.SIGINT: signal.signal(signal.SIGINT, handler)}
+    except ValueError:  # not the main thread: signal.signal works only there (no threading import)
+        previous = {}
+    if not previous:
+        yield
+        return
+    previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, handler)
     _Signals.armed, _Signals.caught = True, None
     try:
         yield

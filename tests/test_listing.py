@@ -19,8 +19,12 @@ RECORDED = ROOT / "tests" / "data" / "dev-vm-firecracker"  # the dev VM (tests/d
 SNAPSHOT = ROOT / "tests" / "data" / "pci.ids-2023.04.10.xz"
 
 # cli/main.py's entry point, telling (in PROBE_OUT) whether typer was imported: the fast path never does
+# (it leaves by os._exit, without atexit handlers: the probe is written there too)
 FAST = ("import atexit, os, sys\n"
-        "atexit.register(lambda: open(os.environ['PROBE_OUT'], 'w').write(str('typer' in sys.modules)))\n"
+        "probe = lambda: open(os.environ['PROBE_OUT'], 'w').write(str('typer' in sys.modules))\n"
+        "atexit.register(probe)\n"
+        "leave = os._exit\n"
+        "os._exit = lambda code: (probe(), leave(code))\n"
         "sys.argv[0] = 'hostdev'\n"
         "from hostdev.cli.main import main\n"
         "main()\n")

@@ -21,8 +21,21 @@ def main() -> None:
 
         code = fast_main(sys.argv[1:])
         if code is not None:
-            sys.exit(code)
+            leave(code)
         # any other devices line (help, a bad option, a recording …): the typer app
     from .app import main as run
 
     run()
+
+
+def leave(code: int) -> None:
+    """Exit with ``code`` once stdout and stderr are flushed, without the interpreter's teardown,
+    which frees a listing's objects one by one (~4 ms at 4,096 functions): nothing of the fast
+    paths needs it (no atexit handler, no file left open). A flush that fails leaves the usual
+    way, which reports it as every other command does."""
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BaseException:  # noqa: BLE001 - reported by the usual exit below
+        sys.exit(code)
+    os._exit(code)
