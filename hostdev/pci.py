@@ -123,14 +123,21 @@ def _hex4(text: Optional[str]) -> Optional[str]:
     """``0x10de`` → ``10de``; None for missing or malformed values."""
     if not text:
         return None
+    known = _HEX4.get(text)
+    if known is not None:
+        return known
     if len(text) == 4:  # the common case (uevent's 10DE): no int round trip
         lower = text.lower()
         if not lower.strip("0123456789abcdef"):
+            _HEX4[text] = lower
             return lower
     try:
         return f"{int(text, 16):04x}"
     except ValueError:
         return None
+
+
+_HEX4: Dict[str, str] = {}  # _hex4's answers for four-digit IDs (a listing sees few distinct ones)
 
 
 def int_or_none(text: Optional[str]) -> Optional[int]:
@@ -141,8 +148,9 @@ def int_or_none(text: Optional[str]) -> Optional[int]:
         return None
 
 
-def _ids_from_uevent(text: Optional[str]) -> Optional[dict]:
-    """vendor/device/subsystem/class from a PCI uevent (``PCI_ID=10DE:1EB8`` …), or None."""
+def _ids_from_uevent(text: Optional[str]) -> Optional[tuple]:
+    """(vendor, device, subsystem vendor, subsystem device, class as 6 hex digits, driver) from a
+    PCI uevent (``PCI_ID=10DE:1EB8`` …), IDs as written there; None without PCI_ID and PCI_CLASS."""
     if not text:
         return None
     fields = {}
@@ -156,8 +164,20 @@ def _ids_from_uevent(text: Optional[str]) -> Optional[dict]:
     except (KeyError, ValueError):
         return None
     sub_vendor, _, sub_device = fields.get("PCI_SUBSYS_ID", "").partition(":")
-    return {"vendor": vendor, "device": device, "subsystem_vendor": sub_vendor or None,
-            "subsystem_device": sub_device or None, "class": class_id, "driver": fields.get("DRIVER") or None}
+    return vendor, device, sub_vendor or None, sub_device or None, class_id, fields.get("DRIVER") or None
+
+
+def _ids_from_attributes(host: Host, base: str) -> tuple:
+    """_ids_from_uevent's tuple from the single attributes and the driver link (a tree without
+    uevent: older recordings)."""
+    ids, _, _ = host.scan_attrs(base, _ID_ATTRS)
+    class_text = ids["class"]
+    try:
+        class_id = f"{int(class_text, 16):06x}" if class_text else "000000"
+    except ValueError:
+        class_id = "000000"
+    return (ids["vendor"], ids["device"], ids["subsystem_vendor"], ids["subsystem_device"], class_id,
+            host.link_name(f"{base}/driver"))
 
 
 def read_device(host: Host, address: str, names: Optional[PciIds] = None) -> Optional[PciDevice]:
@@ -178,21 +198,12 @@ def _device(host: Host, address: str, base: str, row: Optional[list], names: Opt
     if row is None:
         return None  # not there
     uevent, override, numa_text, group_text, physfn, mdev_parent, has_total_vfs = row
-    ids = _ids_from_uevent(uevent)
-    if ids is not None:
-        class_id = ids["class"]  # already 6 hex digits
-    else:
-        ids, _, _ = host.scan_attrs(base, _ID_ATTRS)
-        ids["driver"] = host.link_name(f"{base}/driver")
-        class_text = ids["class"]
-        try:
-            class_id = f"{int(class_text, 16):06x}" if class_text else "000000"
-        except ValueError:
-            class_id = "000000"
-    vendor = _hex4(ids["vendor"])
+    vendor_text, device_text, sub_vendor, sub_device, class_id, driver = (
+        _ids_from_uevent(uevent) or _ids_from_attributes(host, base))
+    vendor = _hex4(vendor_text)
     if vendor is None:
         return None
-    device_id = _hex4(ids["device"]) or "0000"
+    device_id = _hex4(device_text) or "0000"
     numa = int_or_none(numa_text)
     # boot_vga exists only for VGA-class devices (drivers/pci/pci-sysfs.c pci_dev_attrs_are_visible)
     vga = class_id.startswith("0300")
@@ -201,30 +212,35 @@ def _device(host: Host, address: str, base: str, row: Optional[list], names: Opt
         total_vfs, num_vfs, boot_vga = host.scan_dirs((base,), _SOME_ATTRS)[0] or (None, None, None)
     sriov = None
     if physfn:
-        sriov = Sriov("vf", physfn=physfn)
+        sriov = Sriov("vf", None, None, physfn)
     elif total_vfs is not None:
-        sriov = Sriov("pf", total_vfs=int_or_none(total_vfs), num_vfs=int_or_none(num_vfs))
+        sriov = Sriov("pf", int_or_none(total_vfs), int_or_none(num_vfs))
     if not vga:
         boot_vga = None  # a tree's boot_vga where the kernel shows none
+    vendor_name, device_name, class_name = names.names(vendor, device_id, class_id) if names else _NO_NAMES
+    # positional, in PciDevice's field order (a keyword call costs twice as much: 4,096 of them a listing)
     return PciDevice(
-        address=address,
-        vendor_id=vendor,
-        device_id=device_id,
-        subsystem_vendor_id=_hex4(ids["subsystem_vendor"]),
-        subsystem_device_id=_hex4(ids["subsystem_device"]),
-        class_id=class_id,
-        driver=ids["driver"],
-        # the kernel shows an unset override as "(null)" (drivers/pci/pci-sysfs.c)
-        driver_override=None if override in (None, "", "(null)") else override,
-        iommu_group=int_or_none(group_text),
-        numa_node=numa if numa is not None and numa >= 0 else None,
-        sriov=sriov,
-        mdev_parent=mdev_parent,
-        boot_vga=None if boot_vga is None else boot_vga == "1",
-        vendor_name=names.vendor(vendor) if names else None,
-        device_name=names.device(vendor, device_id) if names else None,
-        class_name=names.class_name(class_id) if names else None,
+        address,
+        vendor,
+        device_id,
+        _hex4(sub_vendor),
+        _hex4(sub_device),
+        class_id,
+        driver,
+        # driver_override: the kernel shows an unset override as "(null)" (drivers/pci/pci-sysfs.c)
+        None if override in (None, "", "(null)") else override,
+        int_or_none(group_text),  # iommu_group
+        numa if numa is not None and numa >= 0 else None,  # numa_node
+        sriov,
+        mdev_parent,
+        None if boot_vga is None else boot_vga == "1",
+        vendor_name,
+        device_name,
+        class_name,
     )
+
+
+_NO_NAMES = (None, None, None)
 
 
 def list_addresses(host: Host) -> List[str]:

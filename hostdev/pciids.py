@@ -37,6 +37,7 @@ class PciIds:
         self._vendor_cache: Dict[str, Optional[Tuple[int, int]]] = {}
         self._name_cache: Dict[Tuple[str, str], Optional[str]] = {}
         self._class_section: Optional[int] = None  # see _class_start
+        self._kinds: Dict[Tuple[str, str, str], Tuple[Optional[str], Optional[str], Optional[str]]] = {}
 
     def text(self) -> str:
         """The whole file as text (for lookups that scan every line, kubevirt.nvidia_plugin_text)."""
@@ -135,6 +136,17 @@ class PciIds:
             return None
         pos = self._data.find(b"\n\t" + device_id.lower().encode() + b"  ", block[0], block[1])
         return self._line_text(self._data, pos, 7) if pos >= 0 else None
+
+    def names(self, vendor_id: str, device_id: str, class_id: str
+              ) -> Tuple[Optional[str], Optional[str], Optional[str]]:
+        """(vendor, device, class_name) at once, remembered: a listing asks for the same few kinds
+        of function thousands of times."""
+        key = (vendor_id, device_id, class_id)
+        known = self._kinds.get(key)
+        if known is None:
+            known = self._kinds[key] = (self.vendor(vendor_id), self.device(vendor_id, device_id),
+                                        self.class_name(class_id))
+        return known
 
     def class_name(self, class_id: str) -> Optional[str]:
         """Subclass name (``3D controller``) for a 6-digit class code; the class name as fallback."""

@@ -184,3 +184,16 @@ def test_class_lookups_never_read_a_vendor_line_and_the_last_vendor_ends_at_the_
     assert db.device("ffff", "0001") == "Its device"
     assert db.device("ffff", "0300") is None                   # the class section is no vendor's block
     assert db.vendors() == [("0c03", "Vendor whose ID reads like a class"), ("ffff", "Last vendor")]
+
+
+def test_names_at_once_are_the_three_lookups_for_each_kind_of_function():
+    db = pciids.PciIds(SAMPLE, "sample")
+    kinds = [("10de", "1eb8", "030200"), ("10de", "1eb8", "030000"), ("10df", "1eb8", "030200"),
+             ("10de", "25b6", "020000"), ("abcd", "0001", "ff0000")]
+    for _ in range(2):  # asked again: remembered, the same
+        for vendor, device, class_id in kinds:
+            assert db.names(vendor, device, class_id) == (db.vendor(vendor), db.device(vendor, device),
+                                                          db.class_name(class_id))
+    assert db.names("10de", "1eb8", "030000") == ("NVIDIA Corporation", "TU104GL [Tesla T4]",
+                                                  "VGA compatible controller")
+    assert db.names("abcd", "0001", "ff0000") == (None, None, None)
