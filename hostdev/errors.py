@@ -135,6 +135,27 @@ class CommandError(HostdevError):
             super().__init__(f"'{' '.join(argv)}' exited {rc}: {last[0]}".rstrip(": "))
 
 
+class OutputError(HostdevError):
+    """Standard output could not be written (a full disk or quota behind ``>``): the result is
+    lost, not what the command did, which stays done (exit 5)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"cannot write standard output: {reason}",
+                         fix="free space where the output goes, or send it elsewhere, and run it again")
+
+    @classmethod
+    def of(cls, exc: BaseException) -> Optional[OutputError]:
+        """The OutputError for ``exc`` when it is a write of standard output that failed: an
+        OSError of write(2) (no file name) that a full or failing file gives; else None. The
+        commands' own files never get here (ConfigWriteError, SysfsWriteError)."""
+        if not isinstance(exc, OSError) or exc.filename is not None or exc.errno not in _WRITE_ERRNOS:
+            return None
+        return cls(exc.strerror or str(exc))
+
+
+_WRITE_ERRNOS = (_errno.ENOSPC, _errno.EDQUOT, _errno.EFBIG, _errno.EIO)
+
+
 class Interrupted(HostdevError):
     """SIGINT or SIGTERM arrived while a plan was being applied: it is rolled back like any
     failure (exit 130)."""

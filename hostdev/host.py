@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import errno as _errno
 import os
+import sys
 from typing import Any, Callable, Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 from .errors import (
@@ -848,6 +849,21 @@ def _make_dirs(path: str) -> None:
     except FileExistsError:
         if not os.path.isdir(path):
             raise
+
+
+def discard_output() -> None:
+    """Send standard output to /dev/null from here on: after errors.OutputError, so that nothing
+    more fails there, the interpreter's last flush included (it would print a traceback and
+    exit 120)."""
+    try:
+        out = sys.stdout.fileno()
+    except (AttributeError, ValueError, OSError):  # not a file (a test's capture): nothing to do
+        return
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, out)
+    finally:
+        os.close(null)
 
 
 TEST_GUEST_TOKEN = "hostdev.testguest=1"

@@ -153,10 +153,16 @@ def emit(data: Any, fmt: Format, out: Optional[IO[str]] = None) -> bool:
 
 def error(exc: Any, fmt: Format) -> None:
     """An error (a HostdevError) as hostdev renders every error: one line on stderr; with json
-    also the error object (``exc.to_dict()``) on stdout, which Ansible reads."""
+    also the error object (``exc.to_dict()``) on stdout, which Ansible reads (where it can be
+    written: the line on stderr is the error's record)."""
     if fmt == Format.json:
-        sys.stdout.write(dump_json(exc.to_dict()))
+        try:
+            sys.stdout.write(dump_json(exc.to_dict()))
+            sys.stdout.flush()
+        except OSError:
+            pass
     message("hostdev: error: " + " ".join(str(exc).splitlines()), "error")  # one line, always
+
 
 
 def message(text: str, style: Optional[str] = None) -> None:

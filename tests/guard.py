@@ -7,7 +7,8 @@ PermissionError, so code under test sees an ordinary EPERM), and the test fails 
 path or program named, even when the code under test swallowed the exception.
 
 Allowed: tempfile.gettempdir() and pytest's basetemp (after resolving symlinks), /dev/null,
-/dev/tty, /dev/pts/*, and ``__pycache__/*.pyc`` (bytecode caches, import machinery).
+/dev/full (every write fails: a full disk), /dev/tty, /dev/pts/*, and ``__pycache__/*.pyc``
+(bytecode caches, import machinery).
 
 Also sets HOSTDEV_TEST_GUARD=1 for the session: hostdev.host.Host refuses live-host changes in
 every process the tests start, which this hook cannot see.
@@ -129,7 +130,7 @@ def _resolve(path, dir_fd: Optional[int], follow: bool = True) -> Optional[str]:
 
 
 def _allowed_path(real: str) -> bool:
-    if real in ("/dev/null", "/dev/tty", "/dev/ptmx") or real.startswith("/dev/pts/"):
+    if real in ("/dev/null", "/dev/full", "/dev/tty", "/dev/ptmx") or real.startswith("/dev/pts/"):
         return True
     if real.startswith(("pipe:[", "socket:[", "anon_inode:")):
         return True  # an fd-based call on a pipe or socket (subprocess input=...): no file is written

@@ -121,3 +121,25 @@ def test_vendor_by_name_in_bind_and_kubevirt_uses_the_host_pci_ids(tmp_path):
                  json.loads(permitted.stdout)["document"]["spec"]["configuration"]["permittedHostDevices"]
                  ["pciHostDevices"]]
     assert sorted(selectors) == ["10DE:1AEF", "10DE:1EB8", "10DE:2236"]
+
+
+@pytest.mark.parametrize("args", [
+    ["devices", "-o", "json"],                   # the listing's fast path, one large write
+    ["devices"],                                 # its plain table
+    ["devices", "show", "0000:65:00.0", "-o", "json"],   # a command of the typer app
+    ["check"],
+    ["check", "-o", "json"],                     # the JSON error object cannot go to stdout either
+    ["--version"],
+    ["--help"],                                  # click writes the help
+])
+def test_standard_output_on_a_full_disk_is_one_line_and_exit_5(intel, args):
+    """``hostdev … > file`` on a full disk (/dev/full answers every write with ENOSPC): one line
+    on stderr and exit 5 (docs/exit-codes.md), not a traceback, "internal error" or exit 120."""
+    with open("/dev/full", "w") as full:
+        result = subprocess.run([sys.executable, "-m", "hostdev", "--root", intel.root, *args], stdout=full,
+                                stderr=subprocess.PIPE, text=True)
+    # (the tree has no pci.ids: the listing's note comes first)
+    assert [line for line in result.stderr.splitlines() if not line.startswith("note: no pci.ids")] == [
+        "hostdev: error: cannot write standard output: No space left on device (free space where the output "
+        "goes, or send it elsewhere, and run it again)"], result.stderr
+    assert result.returncode == 5

@@ -12,8 +12,8 @@ import click
 import typer
 from typer.core import TyperGroup
 
-from ..errors import EXIT_BUG, EXIT_USAGE, BugError, HostdevError, UsageError
-from ..host import Host, host_from_env
+from ..errors import EXIT_BUG, EXIT_USAGE, BugError, HostdevError, OutputError, UsageError
+from ..host import Host, discard_output, host_from_env
 from ..render import Format, error, message
 
 # Tests replace this to hand the CLI a Host with a simulated kernel.
@@ -283,6 +283,11 @@ def command(fn: Callable[..., Optional[int]]) -> Callable[..., None]:
         except (typer.Exit, typer.Abort, click.exceptions.ClickException):
             raise
         except Exception as exc:  # noqa: BLE001 - the one place a bug is turned into an exit code
+            failed = OutputError.of(exc)
+            if failed is not None:  # stdout could not be written: no bug
+                discard_output()
+                render_error(failed)
+                raise typer.Exit(failed.exit_code) from None
             if os.environ.get("HOSTDEV_DEBUG") == "1":
                 raise
             first = (str(exc).splitlines() or [""])[0]
@@ -355,6 +360,13 @@ class HostdevGroup(TyperGroup):
         except click.Abort:
             message("Aborted!", "error")
             code = 1
+        except OSError as exc:  # the help or --version written to a full disk, say
+            failed = OutputError.of(exc)
+            if failed is None:
+                raise
+            discard_output()
+            render_error(failed, _output_in(argv))
+            code = failed.exit_code
         if standalone_mode:
             sys.exit(code)
         return code

@@ -112,8 +112,8 @@ def fast_main(argv: Sequence[str], environ: Mapping[str, str] = os.environ) -> O
     if root is not None and not os.path.isdir(root):
         return None
     from .. import pciids
-    from ..errors import HostdevError
-    from ..host import host_from_env
+    from ..errors import HostdevError, OutputError
+    from ..host import discard_output, host_from_env
     from ..render import error
     from ..signals import signals_roll_back
 
@@ -139,7 +139,12 @@ def fast_main(argv: Sequence[str], environ: Mapping[str, str] = os.environ) -> O
         return exc.exit_code
     except BrokenPipeError:
         return 0
-    except Exception:  # noqa: BLE001 - a bug: the typer path runs again and reports it as one
-        return None
+    except Exception as exc:  # noqa: BLE001 - a bug: the typer path runs again and reports it as one
+        failed = OutputError.of(exc)
+        if failed is None:
+            return None
+        discard_output()
+        error(failed, output)  # stdout could not be written (a full disk): as the typer path says it
+        return failed.exit_code
     return 0
 
