@@ -65,7 +65,7 @@ SUITES: Dict[str, Suite] = {
                         ("tests/test_bootloader.py", "tests/test_grub_edit.py", "tests/test_iommu_enable.py")),
     # the listing's reading and naming (issue 18's speed work changed them)
     "pci": Suite(("hostdev/pci.py", "hostdev/pciids.py"),
-                 ("tests/test_pci.py", "tests/test_pciids.py", "tests/test_fakesys.py", "tests/test_cli.py",
+                 ("tests/test_pci.py", "tests/test_pciids.py", "tests/test_cli.py", "tests/test_cli_output.py",
                   "tests/test_survivors.py", "tests/test_mutants.py")),
     "kubevirt-names": Suite(("hostdev/kubevirt.py",), ("tests/test_kubevirt_names.py", "tests/test_nvidia_naming.py",
                                                       "tests/test_kubevirt.py"),
