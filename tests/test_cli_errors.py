@@ -1,6 +1,7 @@
 """Usage errors and global options as users meet them (hostdev in a child process): one line,
 exit 2, the JSON error object with -o json (docs/exit-codes.md); -o before the command."""
 import json
+import os
 import subprocess
 import sys
 
@@ -123,23 +124,50 @@ def test_vendor_by_name_in_bind_and_kubevirt_uses_the_host_pci_ids(tmp_path):
     assert sorted(selectors) == ["10DE:1AEF", "10DE:1EB8", "10DE:2236"]
 
 
+@pytest.mark.parametrize("buffered", [True, False], ids=["buffered", "unbuffered"])
 @pytest.mark.parametrize("args", [
-    ["devices", "-o", "json"],                   # the listing's fast path, one large write
+    ["devices", "-o", "json"],                   # no pci.ids in the tree: the typer path
     ["devices"],                                 # its plain table
+    ["devices", "--pci-ids", "IDS", "-o", "json"],   # the listing's fast path
+    ["devices", "--pci-ids", "IDS", "--vendor", "10de"],  # a small table: all of it still buffered
     ["devices", "show", "0000:65:00.0", "-o", "json"],   # a command of the typer app
     ["check"],
     ["check", "-o", "json"],                     # the JSON error object cannot go to stdout either
     ["--version"],
     ["--help"],                                  # click writes the help
 ])
-def test_standard_output_on_a_full_disk_is_one_line_and_exit_5(intel, args):
+def test_standard_output_on_a_full_disk_is_one_line_and_exit_5(intel, tmp_path, args, buffered):
     """``hostdev … > file`` on a full disk (/dev/full answers every write with ENOSPC): one line
-    on stderr and exit 5 (docs/exit-codes.md), not a traceback, "internal error" or exit 120."""
+    on stderr and exit 5 (docs/exit-codes.md), not a traceback, "internal error" or exit 120 —
+    whether the write fails at once or only at the last flush (a short output, buffered)."""
+    ids = tmp_path / "pci.ids"
+    ids.write_text("10de  NVIDIA Corporation\n\t1eb8  TU104GL [Tesla T4]\nC 03  Display controller\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    if not buffered:
+        env["PYTHONUNBUFFERED"] = "1"
+    args = [str(ids) if a == "IDS" else a for a in args]
     with open("/dev/full", "w") as full:
         result = subprocess.run([sys.executable, "-m", "hostdev", "--root", intel.root, *args], stdout=full,
-                                stderr=subprocess.PIPE, text=True)
+                                stderr=subprocess.PIPE, text=True, env=env)
     # (the tree has no pci.ids: the listing's note comes first)
-    assert [line for line in result.stderr.splitlines() if not line.startswith("note: no pci.ids")] == [
+    assert [line for line in result.stderr.splitlines() if not line.startswith(("note: no pci.ids", "WARN "))
+            and "ready" not in line] == [
         "hostdev: error: cannot write standard output: No space left on device (free space where the output "
         "goes, or send it elsewhere, and run it again)"], result.stderr
     assert result.returncode == 5
+
+
+def test_a_reader_that_goes_away_is_no_error(intel):
+    """``hostdev … | head -1``: what could not be written is dropped silently, with the command's
+    own exit code (not 120 and a traceback from the interpreter's last flush)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    for args in (["devices"], ["check"], ["--version"]):
+        read, write = os.pipe()
+        os.close(read)  # nobody reads: every write gets EPIPE
+        with os.fdopen(write, "w") as gone:
+            result = subprocess.run([sys.executable, "-m", "hostdev", "--root", intel.root, *args], stdout=gone,
+                                    stderr=subprocess.PIPE, text=True, env=env)
+        assert "Traceback" not in result.stderr and "Exception ignored" not in result.stderr, (args, result.stderr)
+        read = subprocess.run([sys.executable, "-m", "hostdev", "--root", intel.root, *args],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        assert result.returncode == read.returncode, args  # the command's own verdict

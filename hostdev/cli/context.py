@@ -15,6 +15,7 @@ from typer.core import TyperGroup
 from ..errors import EXIT_BUG, EXIT_USAGE, BugError, HostdevError, OutputError, UsageError
 from ..host import Host, discard_output, host_from_env
 from ..render import Format, error, message
+from .main import finish_output
 
 # Tests replace this to hand the CLI a Host with a simulated kernel.
 host_factory: Callable[[Optional[str]], Host] = host_from_env
@@ -365,6 +366,10 @@ class HostdevGroup(TyperGroup):
             if failed is None:
                 raise
             discard_output()
+            render_error(failed, _output_in(argv))
+            code = failed.exit_code
+        failed = finish_output()  # what is still buffered: its failure is reported here, not at exit
+        if failed is not None:
             render_error(failed, _output_in(argv))
             code = failed.exit_code
         if standalone_mode:

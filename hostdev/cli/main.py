@@ -3,8 +3,14 @@ cli/complete.py without importing typer or any command, a plain ``devices`` list
 cli/listing.py (the command's own code, without typer's start-up); everything else runs the typer
 app."""
 
+from __future__ import annotations
+
 import os
 import sys
+from typing import TYPE_CHECKING, Optional
+
+if TYPE_CHECKING:
+    from ..errors import HostdevError
 
 
 def main() -> None:
@@ -29,13 +35,38 @@ def main() -> None:
 
 
 def leave(code: int) -> None:
-    """Exit with ``code`` once stdout and stderr are flushed, without the interpreter's teardown,
-    which frees a listing's objects one by one (~4 ms at 4,096 functions): nothing of the fast
-    paths needs it (no atexit handler, no file left open). A flush that fails leaves the usual
-    way, which reports it as every other command does."""
+    """Exit with ``code`` once stdout and stderr are flushed (finish_output), without the
+    interpreter's teardown, which frees a listing's objects one by one (~4 ms at 4,096 functions):
+    nothing of the fast paths needs it (no atexit handler, no file left open)."""
+    failed = finish_output()
+    if failed is not None:
+        from ..render import Format, error
+
+        error(failed, Format.table)  # stdout is gone: the line on stderr
+        code = failed.exit_code
+    try:
+        sys.stderr.flush()
+    except OSError:
+        pass
+    os._exit(code)
+
+
+def finish_output() -> Optional[HostdevError]:
+    """Flush standard output, where the end of what a command wrote may still wait: a failure
+    here is stdout's. A reader that went away (BrokenPipeError: ``| head``) is no error, as in the
+    commands themselves; any other failure (``> file`` on a full disk) is an OutputError (exit 5).
+    After a failure stdout goes to /dev/null (host.discard_output), so that the interpreter's own
+    last flush does not fail again (a traceback and exit 120)."""
     try:
         sys.stdout.flush()
-        sys.stderr.flush()
-    except BaseException:  # noqa: BLE001 - reported by the usual exit below
-        sys.exit(code)
-    os._exit(code)
+        return None
+    except BrokenPipeError:
+        failed = None
+    except OSError as exc:
+        from ..errors import OutputError
+
+        failed = OutputError(exc.strerror or str(exc))
+    from ..host import discard_output
+
+    discard_output()
+    return failed
