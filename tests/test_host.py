@@ -79,6 +79,49 @@ def test_scan_attrs_reads_values_links_and_entries(tmp_path):
     assert entries == {"mdev_supported_types": True, "nothing": False}
 
 
+def test_scan_dirs_answers_every_directory_in_order_a_missing_one_included(tmp_path):
+    """A directory that is not there is None in its place; the ones after it are still read
+    (a device that went away in the middle of a listing hides none of the others)."""
+    for name, value in (("a", "1"), ("c", "3")):
+        (tmp_path / "sys" / name).mkdir(parents=True)
+        (tmp_path / "sys" / name / "value").write_text(value + "\n")
+    host = Host(str(tmp_path))
+    for scan in (host.scan_dirs, lambda *args: _inside_links_unchanged(host, *args)):
+        assert scan(["/sys/a", "/sys/b", "/sys/c", "/sys/b"], ["value"]) == [["1"], None, ["3"], None]
+
+
+def _inside_links_unchanged(host, *args):
+    with host.links_unchanged():
+        return host.scan_dirs(*args)
+
+
+def test_scan_dirs_takes_descriptor_0_for_a_directory_when_stdin_is_closed(tmp_path):
+    """With standard input closed (a daemon's child, ``<&-``) open() can give descriptor 0: a
+    directory opened there is read, not taken for one that is not there."""
+    (tmp_path / "sys/a").mkdir(parents=True)
+    (tmp_path / "sys/a/value").write_text("1\n")
+    os.symlink("a", tmp_path / "sys/link")  # inside links_unchanged: opened unchecked, O_NOFOLLOW
+    host = Host(str(tmp_path))
+    saved = os.dup(0)
+    rows, leaked = [], []
+    try:
+        os.close(0)
+        for path in ("/sys/a", "/sys/link"):
+            rows.append(host.scan_dirs([path], ["value"]))
+            with host.links_unchanged():
+                rows.append(host.scan_dirs([path], ["value"]))
+            try:  # closed again: no descriptor left open
+                os.fstat(0)
+                leaked.append(path)
+                os.close(0)
+            except OSError:
+                pass
+    finally:
+        os.dup2(saved, 0)
+        os.close(saved)
+    assert rows == [[["1"]]] * 4 and leaked == []
+
+
 def test_the_scan_opens_each_links_own_directory_however_alike_the_links_are(tmp_path):
     """Inside links_unchanged, scan_dirs works out once the directory that links of one directory
     with targets that start alike lead into: links whose targets differ only before the name, or
