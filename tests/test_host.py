@@ -136,12 +136,19 @@ def test_the_scan_opens_each_links_own_directory_however_alike_the_links_are(tmp
     os.symlink("../t1/Y", tmp_path / "h1/c")   # same directory as a, other name → /t1/Y
     (tmp_path / "h2/sub").mkdir(parents=True)
     os.symlink("../t1/X", tmp_path / "h2/sub/a")  # a's very target, from elsewhere → /h2/t1/X
-    paths = ["/h1/a", "/h1/b", "/h1/c", "/h2/sub/a"]
+    # the name is all that follows the target's last "/": t1/Yz, not t1/Y/z (there too)
+    for where, value in (("t1/Yz", "5"), ("t1/Y/z", "6")):
+        (tmp_path / where).mkdir(parents=True)
+        (tmp_path / where / "value").write_text(value + "\n")
+    os.symlink("../t1/Yz", tmp_path / "h1/d")
+    paths = ["/h1/a", "/h1/b", "/h1/c", "/h2/sub/a", "/h1/d"]
+    expected = {"/h1/a": ["1"], "/h1/b": ["2"], "/h1/c": ["4"], "/h2/sub/a": ["3"], "/h1/d": ["5"]}
     host = Host(str(tmp_path))
+    assert dict(zip(paths, host.scan_dirs(paths, ["value"]))) == expected  # each path walked
     for order in (paths, paths[::-1]):
         with host.links_unchanged():
             rows = host.scan_dirs(order, ["value"])
-        assert dict(zip(order, rows)) == {"/h1/a": ["1"], "/h1/b": ["2"], "/h1/c": ["4"], "/h2/sub/a": ["3"]}
+        assert dict(zip(order, rows)) == expected
 
 
 def test_write_file_is_atomic_keeps_a_backup_and_skips_unchanged(tmp_path):
