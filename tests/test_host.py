@@ -79,6 +79,27 @@ def test_scan_attrs_reads_values_links_and_entries(tmp_path):
     assert entries == {"mdev_supported_types": True, "nothing": False}
 
 
+def test_a_links_directory_is_worked_out_without_a_readlink_of_its_own(tmp_path):
+    """Inside links_unchanged, _dir_path_unchecked answers a link's directory from the link's
+    target alone (checked False: the caller opens it with O_NOFOLLOW), the listing's saving of one
+    failing readlink a function; a directory that is no link is answered as checked."""
+    (tmp_path / "sys/devices/pci0000:00/0000:00:01.0").mkdir(parents=True)
+    (tmp_path / "top").mkdir()
+    (tmp_path / "sys/bus").mkdir(parents=True)
+    os.symlink("../devices/pci0000:00/0000:00:01.0", tmp_path / "sys/bus/fn")  # relative
+    os.symlink("/sys/devices/pci0000:00", tmp_path / "sys/bus/abs")             # absolute: from the root
+    os.symlink("../../top", tmp_path / "sys/bus/top")                          # a directory right under the root
+    host = Host(str(tmp_path))
+    root = str(tmp_path)
+    with host.links_unchanged():
+        for _ in range(2):  # worked out, then remembered
+            assert host._dir_path_unchecked("/sys/bus/fn") == (f"{root}/sys/devices/pci0000:00/0000:00:01.0", False)
+            assert host._dir_path_unchecked("/sys/bus/abs") == (f"{root}/sys/devices/pci0000:00", False)
+            assert host._dir_path_unchecked("/sys/bus/top") == (f"{root}/top", False)
+            assert host._dir_path_unchecked("/sys/devices/pci0000:00") == (f"{root}/sys/devices/pci0000:00", True)
+    assert host._dir_path_unchecked("/sys/bus/fn") == (f"{root}/sys/devices/pci0000:00/0000:00:01.0", True)
+
+
 def test_scan_dirs_answers_every_directory_in_order_a_missing_one_included(tmp_path):
     """A directory that is not there is None in its place; the ones after it are still read
     (a device that went away in the middle of a listing hides none of the others)."""
