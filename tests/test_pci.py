@@ -1,5 +1,7 @@
 import os
 
+import pytest
+
 from hostdev import pci
 from hostdev.host import Host
 from tests.fakesys import scenarios
@@ -44,3 +46,53 @@ def test_vf_counts_and_boot_vga_are_read_only_where_the_kernel_shows_them(tmp_pa
     os.unlink(host.path(f"{pf}/sriov_numvfs"))
     os.symlink("sriov_totalvfs", host.path(f"{pf}/sriov_numvfs"))
     assert pci.read_device(host, info.nic_pf).sriov.to_dict() == {"role": "pf", "total_vfs": 8, "num_vfs": None}
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("10DE", "10de"), ("10de", "10de"), ("0x10de", "10de"), ("0X10DE", "10de"), ("1f", "001f"),
+    ("010de", "10de"), ("zzzz", None), ("    ", None), ("", None), (None, None), ("0xzz", None),
+])
+def test_hex4_gives_four_lower_case_digits_or_none(text, expected):
+    for _ in range(2):  # the second time from what _hex4 remembers
+        assert pci._hex4(text) == expected
+
+
+def _function(tmp_path, address, files):
+    """A function directory at /sys/bus/pci/devices/ADDR with only ``files`` in it."""
+    d = tmp_path / "sys/bus/pci/devices" / address
+    d.mkdir(parents=True)
+    for name, text in files.items():
+        (d / name).write_text(text)
+    return Host(str(tmp_path))
+
+
+def test_a_function_with_uevent_alone_is_read_from_it(tmp_path):
+    """IDs, class and driver come from uevent; the single attributes are read only without it."""
+    host = _function(tmp_path, "0000:65:00.0", {
+        "uevent": "DRIVER=nvidia\nPCI_CLASS=30200\nPCI_ID=10DE:1EB8\nPCI_SUBSYS_ID=10DE:12A2\n"
+                  "PCI_SLOT_NAME=0000:65:00.0\nMODALIAS=pci:v000010DEd00001EB8sv000010DEsd000012A2bc03sc02i00\n"})
+    dev = pci.read_device(host, "0000:65:00.0")
+    assert (dev.vendor_id, dev.device_id, dev.subsystem_vendor_id, dev.subsystem_device_id, dev.class_id,
+            dev.driver) == ("10de", "1eb8", "10de", "12a2", "030200", "nvidia")
+    assert pci.list_devices(host) == [dev]
+
+
+def test_a_uevent_without_subsystem_or_driver(tmp_path):
+    host = _function(tmp_path, "0000:00:1f.0", {"uevent": "PCI_CLASS=60100\nPCI_ID=8086:A1C8\n"})
+    dev = pci.read_device(host, "0000:00:1f.0")
+    assert (dev.pci_id, dev.class_id, dev.subsystem_vendor_id, dev.subsystem_device_id, dev.driver) == (
+        "8086:a1c8", "060100", None, None, None)
+
+
+@pytest.mark.parametrize("files, expected", [
+    ({"vendor": "0x8086\n", "device": "0x1593\n", "class": "0x020000\n"}, ("8086:1593", "020000")),
+    ({"vendor": "0x8086\n", "device": "0x1593\n"}, ("8086:1593", "000000")),           # no class
+    ({"vendor": "0x8086\n", "device": "0x1593\n", "class": "garbage\n"}, ("8086:1593", "000000")),
+    ({"vendor": "0x8086\n", "class": "0x020000\n"}, ("8086:0000", "020000")),           # no device
+    ({"vendor": "0x8086\n", "device": "junk\n", "class": "0x020000\n"}, ("8086:0000", "020000")),
+    ({"device": "0x1593\n", "class": "0x020000\n"}, None),                              # no vendor: no function
+])
+def test_the_single_attributes_without_uevent(tmp_path, files, expected):
+    host = _function(tmp_path, "0000:17:00.0", files)
+    dev = pci.read_device(host, "0000:17:00.0")
+    assert (dev.pci_id, dev.class_id) == expected if expected else dev is None
