@@ -96,3 +96,16 @@ def test_the_single_attributes_without_uevent(tmp_path, files, expected):
     host = _function(tmp_path, "0000:17:00.0", files)
     dev = pci.read_device(host, "0000:17:00.0")
     assert (dev.pci_id, dev.class_id) == expected if expected else dev is None
+
+
+@pytest.mark.parametrize("override, numa, expected", [
+    ("(null)\n", "-1\n", (None, None)),     # as the kernel shows "no override" and "no NUMA node"
+    ("\n", "0\n", (None, 0)),               # an empty override is none either
+    ("vfio-pci\n", "1\n", ("vfio-pci", 1)),
+    ("vfio-pci\n", "junk\n", ("vfio-pci", None)),
+])
+def test_driver_override_and_numa_node_as_the_kernel_shows_them(tmp_path, override, numa, expected):
+    host = _function(tmp_path, "0000:17:00.0", {"uevent": "PCI_CLASS=20000\nPCI_ID=8086:1593\n",
+                                                "driver_override": override, "numa_node": numa})
+    dev = pci.read_device(host, "0000:17:00.0")
+    assert (dev.driver_override, dev.numa_node) == expected

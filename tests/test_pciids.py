@@ -197,3 +197,45 @@ def test_names_at_once_are_the_three_lookups_for_each_kind_of_function():
     assert db.names("10de", "1eb8", "030000") == ("NVIDIA Corporation", "TU104GL [Tesla T4]",
                                                   "VGA compatible controller")
     assert db.names("abcd", "0001", "ff0000") == (None, None, None)
+
+
+def test_names_with_bytes_that_are_not_utf8_are_read_with_replacement_characters():
+    data = b"10de  NVIDIA \xe9 Corporation\n\t1eb8  TU104GL \xff\n" \
+           b"C 03  Display \xfe controller\n\t02  3D \xfd controller\n"
+    db = pciids.PciIds(data, "latin")
+    assert db.vendor("10de") == "NVIDIA \ufffd Corporation"
+    assert db.device("10de", "1eb8") == "TU104GL \ufffd"
+    assert db.class_name("030200") == "3D \ufffd controller" and db.class_name("030000") == "Display \ufffd controller"
+    assert db.vendors() == [("10de", "NVIDIA \ufffd Corporation")]
+    assert db.text() == data.decode("utf-8", "replace")
+
+
+def test_a_file_that_starts_with_a_vendor_and_ends_without_a_newline_or_classes():
+    db = pciids.PciIds(b"10de  NVIDIA Corporation\n\t1eb8  TU104GL [Tesla T4]\n\t25b6  GA107GL", "short")
+    assert db.vendor("10de") == "NVIDIA Corporation"
+    assert db.device("10de", "1eb8") == "TU104GL [Tesla T4]"
+    assert db.device("10de", "25b6") == "GA107GL"          # the last line, no newline after it
+    assert db.class_name("030200") is None and db.vendors() == [("10de", "NVIDIA Corporation")]
+    classes = pciids.PciIds(b"C 03  Display controller\n\t00  VGA compatible controller", "classes only")
+    assert classes.class_name("030000") == "VGA compatible controller"  # the file's first and last lines
+    assert classes.class_name("038000") == "Display controller" and classes.vendor("0003") is None
+
+
+def test_a_class_name_comes_from_its_own_class_block():
+    """A subclass missing from its class is not taken from a later class's block; subclasses
+    with hex letters are found; prog-if lines (two tabs) are no subclasses."""
+    db = pciids.PciIds(b"C 06  Bridge\n\t04  PCI bridge\n\t\t00  Normal decode\n\t0a  InfiniBand to PCI host bridge\n"
+                       b"C 0c  Serial bus controller\n\t03  USB controller\n\t\t30  XHCI\n"
+                       b"C 0d  Wireless controller\n\t30  Not a USB controller\n\t11  Bluetooth\n"
+                       b"C 12  Processing accelerators\n", "classes")
+    assert db.class_name("060a00") == "InfiniBand to PCI host bridge"
+    assert db.class_name("060400") == "PCI bridge"
+    assert db.class_name("060000") == "Bridge"              # "\t\t00" is a prog-if of 0604, not subclass 00
+    assert db.class_name("0c1100") == "Serial bus controller"  # 0d has an 11, 0c has none
+    assert db.class_name("0c3000") == "Serial bus controller"
+    assert db.class_name("0d1100") == "Bluetooth" and db.class_name("120000") == "Processing accelerators"
+
+
+def test_the_empty_database_has_no_text_and_no_vendors():
+    db = pciids.PciIds.empty()
+    assert db.text() == "" and db.vendors() == [] and db.path is None
