@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from hostdev import pci
+from hostdev import pci, pciids
 from hostdev.host import Host
 from tests.fakesys import scenarios
 
@@ -109,3 +109,16 @@ def test_driver_override_and_numa_node_as_the_kernel_shows_them(tmp_path, overri
                                                 "driver_override": override, "numa_node": numa})
     dev = pci.read_device(host, "0000:17:00.0")
     assert (dev.driver_override, dev.numa_node) == expected
+
+
+def test_read_device_and_get_device_fill_in_names_as_the_listing_does(tmp_path):
+    info = scenarios.intel_host_t4(str(tmp_path / "root"))
+    host = Host(info.root)
+    names = pciids.PciIds(b"10de  NVIDIA Corporation\n\t1eb8  TU104GL [Tesla T4]\nC 03  Display controller\n"
+                          b"\t02  3D controller\n", "sample")
+    listed = {d.address: d for d in pci.list_devices(host, names)}
+    t4 = pci.read_device(host, info.t4, names)
+    assert (t4.vendor_name, t4.device_name, t4.class_name) == ("NVIDIA Corporation", "TU104GL [Tesla T4]",
+                                                               "3D controller")
+    assert t4 == listed[info.t4] == pci.get_device(host, info.t4[5:], names)
+    assert pci.read_device(host, info.t4).vendor_name is None
