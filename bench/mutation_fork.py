@@ -105,6 +105,9 @@ def child(argv) -> int:
     here = os.getcwd()
     sys.path.insert(0, here)
     os.environ.update(MUTANT_UNDER_TEST="", PYTHONDONTWRITEBYTECODE="1")
+    # hostdev run by a test in a child process (python -m hostdev) imports the mutants' copy too;
+    # such a test still runs for a mutant only if the coverage pass saw it call the function in process
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p)
     os.environ.pop("HOSTDEV_REQUIRE_REALKERNEL", None)  # unit tests only: nothing to boot here
     import mutmut.mutation.trampoline as trampoline
     import pytest
