@@ -255,8 +255,10 @@ def list_addresses(host: Host) -> List[str]:
         except UsageError:
             continue
     # every field is fixed-width lower-case hex except the domain (4 to 8 digits), so
-    # (length, text) is numeric order
-    return sorted(valid, key=lambda a: (len(a), a))
+    # (length, text) is numeric order: by text, then (a stable sort) by length
+    valid.sort()
+    valid.sort(key=len)
+    return valid
 
 
 def list_devices(host: Host, names: Optional[PciIds] = None) -> List[PciDevice]:
