@@ -166,7 +166,6 @@ def error(exc: Any, fmt: Format) -> None:
     message("hostdev: error: " + " ".join(str(exc).splitlines()), "error")  # one line, always
 
 
-
 def message(text: str, style: Optional[str] = None) -> None:
     """A message for people, on stderr (never stdout: stdout carries data)."""
     stream = sys.stderr

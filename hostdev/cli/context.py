@@ -12,10 +12,10 @@ import click
 import typer
 from typer.core import TyperGroup
 
-from ..errors import EXIT_BUG, EXIT_USAGE, BugError, HostdevError, OutputError, UsageError
-from ..host import Host, discard_output, host_from_env
+from ..errors import EXIT_BUG, EXIT_USAGE, BugError, HostdevError, UsageError
+from ..host import Host, host_from_env
 from ..render import Format, error, message
-from .main import finish_output
+from .main import finish_output, output_failed
 
 # Tests replace this to hand the CLI a Host with a simulated kernel.
 host_factory: Callable[[Optional[str]], Host] = host_from_env
@@ -284,9 +284,8 @@ def command(fn: Callable[..., Optional[int]]) -> Callable[..., None]:
         except (typer.Exit, typer.Abort, click.exceptions.ClickException):
             raise
         except Exception as exc:  # noqa: BLE001 - the one place a bug is turned into an exit code
-            failed = OutputError.of(exc)
+            failed = output_failed(exc)
             if failed is not None:  # stdout could not be written: no bug
-                discard_output()
                 render_error(failed)
                 raise typer.Exit(failed.exit_code) from None
             if os.environ.get("HOSTDEV_DEBUG") == "1":
@@ -362,10 +361,9 @@ class HostdevGroup(TyperGroup):
             message("Aborted!", "error")
             code = 1
         except OSError as exc:  # the help or --version written to a full disk, say
-            failed = OutputError.of(exc)
+            failed = output_failed(exc)
             if failed is None:
                 raise
-            discard_output()
             render_error(failed, _output_in(argv))
             code = failed.exit_code
         failed = finish_output()  # what is still buffered: its failure is reported here, not at exit

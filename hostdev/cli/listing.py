@@ -112,10 +112,11 @@ def fast_main(argv: Sequence[str], environ: Mapping[str, str] = os.environ) -> O
     if root is not None and not os.path.isdir(root):
         return None
     from .. import pciids
-    from ..errors import HostdevError, OutputError
-    from ..host import discard_output, host_from_env
+    from ..errors import HostdevError
+    from ..host import host_from_env
     from ..render import error
     from ..signals import signals_roll_back
+    from .main import output_failed
 
     output = FORMATS[str(given.pop("output"))]
     pci_ids = given.pop("pci_ids", None)
@@ -140,10 +141,9 @@ def fast_main(argv: Sequence[str], environ: Mapping[str, str] = os.environ) -> O
     except BrokenPipeError:
         return 0
     except Exception as exc:  # noqa: BLE001 - a bug: the typer path runs again and reports it as one
-        failed = OutputError.of(exc)
+        failed = output_failed(exc)
         if failed is None:
             return None
-        discard_output()
         error(failed, output)  # stdout could not be written (a full disk): as the typer path says it
         return failed.exit_code
     return 0

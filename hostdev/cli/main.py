@@ -51,6 +51,20 @@ def leave(code: int) -> None:
     os._exit(code)
 
 
+def output_failed(exc: BaseException) -> Optional[HostdevError]:
+    """errors.OutputError.of(exc): where ``exc`` is standard output's write failing, the error to
+    report, with stdout sent to /dev/null from here on (host.discard_output), so that nothing more
+    fails there; else None."""
+    from ..errors import OutputError
+
+    failed = OutputError.of(exc)
+    if failed is not None:
+        from ..host import discard_output
+
+        discard_output()
+    return failed
+
+
 def finish_output() -> Optional[HostdevError]:
     """Flush standard output, where the end of what a command wrote may still wait: a failure
     here is stdout's. A reader that went away (BrokenPipeError: ``| head``) is no error, as in the
